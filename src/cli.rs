@@ -1,0 +1,246 @@
+//! The `partner-gateway` commands: `serve`, `sandbox`, `check-config`, `healthcheck`, `openapi`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::app::{self, Shutdown};
+use crate::clock::{self, SharedClock};
+use crate::config::{self, Credentials, Settings, Sources};
+use crate::sandbox::{Sandbox, SandboxConfig, SandboxKey};
+use crate::{env, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(name = "partner-gateway", version, about = "A signed, quota-exact REST gateway to the Tencent Cloud International partner API")]
+pub struct Cli {
+    /// A TOML configuration file; repeat to layer several (later wins). Default: config/default.toml.
+    #[arg(long = "config", value_name = "FILE", global = true)]
+    config: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Talk to an embedded simulator of Tencent Cloud instead of the real API (no account needed).
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Run the Tencent Cloud simulator alone (for SDK clients and experiments).
+    Sandbox {
+        /// Address to listen on (default: sandbox.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Validate the configuration and print the effective values, secrets redacted.
+    CheckConfig,
+    /// Exit 0 when the local gateway's /readyz answers 200 (for container health checks).
+    Healthcheck {
+        /// The URL to probe (default: /readyz on server.listen, via loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = Sources { files: cli.config.clone(), env: None };
+    if let Command::Openapi = cli.command {
+        println!("{}", app::openapi().to_pretty_json().expect("the document serializes"));
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(&sources) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("partner-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { sandbox } => serve(settings, sandbox).await,
+            Command::Sandbox { listen } => sandbox_alone(settings, listen).await,
+            Command::CheckConfig => check_config(&settings),
+            Command::Healthcheck { url } => healthcheck(&settings, url).await,
+            Command::Openapi => unreachable!("handled above"),
+        }
+    })
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("partner-gateway: {message}");
+    ExitCode::FAILURE
+}
+
+fn missing_credentials(missing: &[&str]) -> String {
+    format!(
+        "missing credentials: set {} (or run `partner-gateway serve --sandbox` to try it without a Tencent Cloud account)",
+        missing.join(" and ")
+    )
+}
+
+/// The simulator's settings, from `[sandbox]` and the quotas the gateway is configured with.
+pub fn sandbox_config(settings: &Settings, credentials: &Credentials, clock: SharedClock) -> SandboxConfig {
+    let mut config = SandboxConfig::new(
+        SandboxKey {
+            secret_id: credentials.secret_id.clone(),
+            secret_key: credentials.secret_key.clone(),
+            token: credentials.token.clone(),
+        },
+        clock,
+    );
+    config.latency = config::ms(settings.sandbox.latency_ms);
+    config.partner_credit_cents = (settings.sandbox.partner_credit * 100.0).round() as i64;
+    config
+}
+
+async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
+    let credentials = if sandbox {
+        Credentials::generate_sandbox()
+    } else {
+        match Credentials::from_env() {
+            Ok(c) => c,
+            Err(missing) => return fail(missing_credentials(&missing)),
+        }
+    };
+    telemetry::init(&settings.log, std::io::stdout);
+    let clock = clock::system();
+    let mut simulator_addr = None;
+    if sandbox {
+        let listener = match TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => return fail(format!("cannot start the sandbox: {e}")),
+        };
+        let addr = listener.local_addr().expect("bound");
+        let simulator = Sandbox::new(sandbox_config(&settings, &credentials, clock.clone()));
+        tokio::spawn(simulator.serve(listener, std::future::pending()));
+        settings.upstream.endpoint = format!("http://{addr}");
+        simulator_addr = Some(addr);
+    }
+    let listener = match TcpListener::bind(&settings.server.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot listen on {} (server.listen): {e}", settings.server.listen)),
+    };
+    let local = listener.local_addr().expect("bound");
+    let app = match app::build(settings, &credentials, clock) {
+        Ok(app) => app,
+        Err(e) => return fail(e),
+    };
+    tracing::info!(listen = %local, sandbox, secret_id = %config::redact_id(&credentials.secret_id), "partner-gateway started");
+    if let Some(sim) = simulator_addr {
+        let base = format!("http://127.0.0.1:{}", local.port());
+        eprintln!(
+            "\npartner-gateway is running in SANDBOX mode: calls go to a local simulator, not Tencent Cloud.\n\
+             \n  gateway     {base}   (API docs: {base}/docs)\n  simulator   http://{sim}   (stats: http://{sim}/_sandbox/stats)\n\
+             \nTry:\n  curl -i -X POST {base}/customers/invitations -H 'content-type: application/json' -d '{{\"email\":\"new.customer@example.com\"}}'\n  \
+             curl -i -X POST {base}/customers/800000232018/credit -H 'content-type: application/json' -d '{{\"amount\":100.5,\"remark\":\"first top-up\"}}'\n\
+             \nStop with Ctrl-C.\n"
+        );
+    }
+    match app.run_until_stopped(listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
+    telemetry::init(&settings.log, std::io::stdout);
+    let (credentials, generated) = match Credentials::from_env() {
+        Ok(c) => (c, false),
+        Err(_) => (Credentials::generate_sandbox(), true),
+    };
+    let addr = listen.unwrap_or_else(|| settings.sandbox.listen.clone());
+    let listener = match TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot listen on {addr}: {e}")),
+    };
+    let local = listener.local_addr().expect("bound");
+    let simulator = Sandbox::new(sandbox_config(&settings, &credentials, clock::system()));
+    if generated {
+        // Throwaway credentials of a local simulator: an SDK client needs them to call it.
+        eprintln!(
+            "Tencent Cloud simulator on http://{local}\n  {}={}\n  {}={}\n(set both variables before starting to choose your own)",
+            env::SECRET_ID,
+            credentials.secret_id,
+            env::SECRET_KEY,
+            credentials.secret_key.expose_secret()
+        );
+    } else {
+        eprintln!("Tencent Cloud simulator on http://{local}, accepting the key in {}", env::SECRET_ID);
+    }
+    let stop = async {
+        shutdown_signal().await;
+    };
+    match simulator.serve(listener, stop).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn check_config(settings: &Settings) -> ExitCode {
+    println!("# effective configuration (defaults < files < {}__* variables)", env::CONFIG_PREFIX);
+    println!("{}", toml::to_string_pretty(settings).expect("settings serialize"));
+    println!("# credentials (from the environment)");
+    match Credentials::from_env() {
+        Ok(c) => {
+            println!("# {} = {}", env::SECRET_ID, config::redact_id(&c.secret_id));
+            println!("# {} = [set, redacted]", env::SECRET_KEY);
+            println!("# {} = {}", env::TOKEN, if c.token.is_some() { "[set, redacted]" } else { "[not set]" });
+            ExitCode::SUCCESS
+        }
+        Err(missing) => fail(missing_credentials(&missing)),
+    }
+}
+
+async fn healthcheck(settings: &Settings, url: Option<String>) -> ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let addr: std::net::SocketAddr = settings.server.listen.parse().expect("validated");
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+            ip if ip.is_unspecified() => "[::1]".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("http://{host}:{}/readyz", addr.port())
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("client builds");
+    match client.get(&url).send().await {
+        Ok(r) if r.status() == reqwest::StatusCode::OK => ExitCode::SUCCESS,
+        Ok(r) => fail(format!("{url} answered {}", r.status())),
+        Err(e) => fail(format!("{url}: {e}")),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() -> Shutdown {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => Shutdown::Interrupt,
+            _ = term.recv() => Shutdown::Terminate,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        Shutdown::Interrupt
+    }
+}

@@ -1,0 +1,462 @@
+//! Typed settings: built-in defaults, then TOML files, then `GATEWAY__SECTION__KEY` variables.
+//!
+//! Every key has a default here and a commented entry in `config/default.toml`; unknown keys are
+//! rejected so a typo cannot silently fall back to a default. [`Settings::validate`] names the
+//! offending key in its message. Credentials are not settings: they come from the variables in
+//! [`crate::env`] only, and live in [`Credentials`] as `SecretString`s.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::CreditAmount;
+use crate::env;
+
+/// The file read when no `--config` is given (relative to the working directory; optional).
+pub const DEFAULT_FILE: &str = "config/default.toml";
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub upstream: UpstreamSettings,
+    pub quotas: QuotaSettings,
+    pub credit: CreditSettings,
+    pub log: LogSettings,
+    pub sandbox: SandboxSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the REST API listens on.
+    pub listen: String,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Deadline of one gateway call, quota wait and upstream retries included.
+    pub request_timeout_ms: u64,
+    /// After SIGTERM: how long `/readyz` reports 503 while still serving, so load balancers stop
+    /// sending new calls before the listener closes. SIGINT skips it.
+    pub shutdown_delay_ms: u64,
+    /// After the listener closes: how long in-flight calls may take to finish.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            max_body_bytes: 16 * 1024,
+            request_timeout_ms: 30_000,
+            shutdown_delay_ms: 5_000,
+            shutdown_grace_ms: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// Base URL of the partner API.
+    pub endpoint: String,
+    /// Sent as `X-TC-Region` when set.
+    pub region: Option<String>,
+    /// Total time one upstream attempt may take, from connect to the last byte of the answer.
+    pub timeout_ms: u64,
+    /// Time to establish a connection (TCP and TLS).
+    pub connect_timeout_ms: u64,
+    /// Retries after `RequestLimitExceeded` or a failure to connect (never after a request may
+    /// have been received).
+    pub max_retries: u32,
+    /// First retry backoff; doubles each retry, with jitter.
+    pub retry_backoff_ms: u64,
+    /// While Tencent rejects the credentials (`AuthFailure*`), how often to re-check them.
+    pub auth_recheck_ms: u64,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            endpoint: "https://intlpartnersmgt.intl.tencentcloudapi.com".into(),
+            region: None,
+            timeout_ms: 10_000,
+            connect_timeout_ms: 3_000,
+            max_retries: 3,
+            retry_backoff_ms: 100,
+            auth_recheck_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaSettings {
+    /// Tencent's quota for `CreateAndSendClientInvitationMail`.
+    pub invitations_per_second: u32,
+    /// Tencent's quota for `AllocateCustomerCredit`.
+    pub credit_per_second: u32,
+    /// Quota for the read-only credit queries (history, balances).
+    pub queries_per_second: u32,
+    /// Longest a call waits for a quota slot before it is refused with 429.
+    pub max_wait_ms: u64,
+    /// Added to the one-second window to absorb jitter between here and Tencent.
+    pub guard_ms: u64,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        Self {
+            invitations_per_second: 20,
+            credit_per_second: 5,
+            queries_per_second: 5,
+            max_wait_ms: 2_000,
+            guard_ms: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreditSettings {
+    /// Largest |amount| one allocation may move.
+    pub max_amount: f64,
+}
+
+impl Default for CreditSettings {
+    fn default() -> Self {
+        Self { max_amount: 100_000.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `json` (one object per line) or `pretty`.
+    pub format: LogFormat,
+    /// Default filter when `RUST_LOG` is not set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Address `partner-gateway sandbox` listens on (`serve --sandbox` picks a free loopback port).
+    pub listen: String,
+    /// Latency added to every simulated answer.
+    pub latency_ms: u64,
+    /// Credit the simulated partner may allocate.
+    pub partner_credit: f64,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9100".into(),
+            latency_ms: 0,
+            partner_credit: 1_000_000.0,
+        }
+    }
+}
+
+/// A setting that cannot be used, named by its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot load configuration: {0}")]
+    Load(String),
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Where settings come from: files in order (or the default file), and environment overrides.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    pub files: Vec<PathBuf>,
+    /// `None` reads the process environment; tests pass their own map.
+    pub env: Option<HashMap<String, String>>,
+}
+
+impl Settings {
+    /// Loads and validates.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut builder = Config::builder();
+        if sources.files.is_empty() {
+            builder = builder.add_source(
+                File::new(DEFAULT_FILE, FileFormat::Toml).required(false),
+            );
+        }
+        for file in &sources.files {
+            builder = builder.add_source(File::from(file.as_path()).format(FileFormat::Toml));
+        }
+        let env = Environment::with_prefix(env::CONFIG_PREFIX)
+            .prefix_separator(env::CONFIG_SEPARATOR)
+            .separator(env::CONFIG_SEPARATOR)
+            .try_parsing(true)
+            .source(sources.env.clone());
+        let settings: Settings = builder
+            .add_source(env)
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every value a typed field cannot rule out.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| invalid("server.listen", "must be an address such as 0.0.0.0:8080"))?;
+        if !(64..=1024 * 1024).contains(&self.server.max_body_bytes) {
+            return Err(invalid("server.max_body_bytes", "must be between 64 and 1048576"));
+        }
+        positive("server.request_timeout_ms", self.server.request_timeout_ms)?;
+        let endpoint = url::Url::parse(&self.upstream.endpoint)
+            .map_err(|e| invalid("upstream.endpoint", format!("not a URL: {e}")))?;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
+            return Err(invalid("upstream.endpoint", "must be an http(s) URL with a host"));
+        }
+        if endpoint.path() != "/" || endpoint.query().is_some() {
+            return Err(invalid("upstream.endpoint", "must not have a path or query"));
+        }
+        if let Some(region) = &self.upstream.region
+            && !region.is_empty()
+            && !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(invalid("upstream.region", "must be a region id such as ap-singapore"));
+        }
+        positive("upstream.timeout_ms", self.upstream.timeout_ms)?;
+        positive("upstream.connect_timeout_ms", self.upstream.connect_timeout_ms)?;
+        if self.upstream.max_retries > 10 {
+            return Err(invalid("upstream.max_retries", "must be at most 10"));
+        }
+        positive("upstream.auth_recheck_ms", self.upstream.auth_recheck_ms)?;
+        for (key, value) in [
+            ("quotas.invitations_per_second", self.quotas.invitations_per_second),
+            ("quotas.credit_per_second", self.quotas.credit_per_second),
+            ("quotas.queries_per_second", self.quotas.queries_per_second),
+        ] {
+            if !(1..=10_000).contains(&value) {
+                return Err(invalid(key, "must be between 1 and 10000"));
+            }
+        }
+        if self.quotas.guard_ms > 500 {
+            return Err(invalid("quotas.guard_ms", "must be at most 500"));
+        }
+        self.max_amount_cents()?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", e.to_string()))?;
+        self.sandbox
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| invalid("sandbox.listen", "must be an address such as 127.0.0.1:9100"))?;
+        cents("sandbox.partner_credit", self.sandbox.partner_credit)?;
+        Ok(())
+    }
+
+    /// `credit.max_amount` in cents.
+    pub fn max_amount_cents(&self) -> Result<i64, ConfigError> {
+        cents("credit.max_amount", self.credit.max_amount)
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        self.upstream.region.as_deref().filter(|r| !r.is_empty())
+    }
+}
+
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn cents(key: &'static str, value: f64) -> Result<i64, ConfigError> {
+    let cents = (value * 100.0).round();
+    if !value.is_finite() || value <= 0.0 || (value * 100.0 - cents).abs() > 1e-6 {
+        return Err(invalid(key, "must be a positive amount with at most 2 decimal places"));
+    }
+    CreditAmount::from_cents(cents as i64)
+        .map(CreditAmount::cents)
+        .ok_or_else(|| invalid(key, "must be at most 10000000000000"))
+}
+
+/// Milliseconds from settings as a `Duration`.
+pub fn ms(value: u64) -> Duration {
+    Duration::from_millis(value)
+}
+
+/// The partner's Tencent Cloud API credentials, from the environment only.
+#[derive(Clone)]
+pub struct Credentials {
+    pub secret_id: String,
+    pub secret_key: SecretString,
+    pub token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("secret_id", &redact_id(&self.secret_id))
+            .field("secret_key", &"[REDACTED]")
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+/// Keeps the first four characters of a key id, enough to tell keys apart.
+pub fn redact_id(id: &str) -> String {
+    let head: String = id.chars().take(4).collect();
+    format!("{head}…")
+}
+
+impl Credentials {
+    /// Reads the credentials; the error lists every missing variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<&'static str>> {
+        let get = |name| lookup(name).filter(|v| !v.trim().is_empty());
+        let id = get(env::SECRET_ID);
+        let key = get(env::SECRET_KEY);
+        match (id, key) {
+            (Some(secret_id), Some(key)) => Ok(Self {
+                secret_id: secret_id.trim().to_owned(),
+                secret_key: SecretString::from(key.trim().to_owned()),
+                token: get(env::TOKEN).map(|t| SecretString::from(t.trim().to_owned())),
+            }),
+            (id, key) => Err([(env::SECRET_ID, id.is_none()), (env::SECRET_KEY, key.is_none())]
+                .into_iter()
+                .filter_map(|(name, missing)| missing.then_some(name))
+                .collect()),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, Vec<&'static str>> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Fresh random credentials for the sandbox.
+    pub fn generate_sandbox() -> Self {
+        use rand::distr::{Alphanumeric, SampleString};
+        let mut rng = rand::rng();
+        Self {
+            secret_id: format!("AKIDsandbox{}", Alphanumeric.sample_string(&mut rng, 24)),
+            secret_key: SecretString::from(Alphanumeric.sample_string(&mut rng, 32)),
+            token: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_env(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(&Sources {
+            files: vec![],
+            env: Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let s = load_env(&[]).unwrap();
+        assert_eq!(s.server.listen, "0.0.0.0:8080");
+        assert_eq!(s.server.max_body_bytes, 16 * 1024);
+        assert_eq!(s.upstream.endpoint, "https://intlpartnersmgt.intl.tencentcloudapi.com");
+        assert_eq!(s.quotas.invitations_per_second, 20);
+        assert_eq!(s.quotas.credit_per_second, 5);
+        assert_eq!(s.region(), None);
+    }
+
+    #[test]
+    fn environment_overrides_with_double_underscores() {
+        let s = load_env(&[
+            ("GATEWAY__UPSTREAM__ENDPOINT", "http://127.0.0.1:9"),
+            ("GATEWAY__QUOTAS__CREDIT_PER_SECOND", "3"),
+            ("GATEWAY__UPSTREAM__REGION", "ap-singapore"),
+        ])
+        .unwrap();
+        assert_eq!(s.upstream.endpoint, "http://127.0.0.1:9");
+        assert_eq!(s.quotas.credit_per_second, 3);
+        assert_eq!(s.region(), Some("ap-singapore"));
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        for (var, value, key) in [
+            ("GATEWAY__SERVER__LISTEN", "nowhere", "server.listen"),
+            ("GATEWAY__UPSTREAM__ENDPOINT", "ftp://x", "upstream.endpoint"),
+            ("GATEWAY__UPSTREAM__ENDPOINT", "https://h/path", "upstream.endpoint"),
+            ("GATEWAY__QUOTAS__CREDIT_PER_SECOND", "0", "quotas.credit_per_second"),
+            ("GATEWAY__CREDIT__MAX_AMOUNT", "0.001", "credit.max_amount"),
+            ("GATEWAY__SERVER__MAX_BODY_BYTES", "1", "server.max_body_bytes"),
+        ] {
+            let err = load_env(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_rejected() {
+        let err = load_env(&[("GATEWAY__QUOTAS__CREDIT_PER_SECCOND", "3")]).unwrap_err();
+        assert!(err.to_string().contains("credit_per_seccond"), "{err}");
+        let err = load_env(&[("GATEWAY__QUOTAS__CREDIT_PER_SECOND", "many")]).unwrap_err();
+        assert!(err.to_string().contains("credit_per_second"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_default_file_loads_and_equals_the_built_in_defaults() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_FILE);
+        let from_file = Settings::load(&Sources { files: vec![path], env: Some(HashMap::new()) }).unwrap();
+        let built_in = Settings::default();
+        assert_eq!(toml::to_string(&from_file).unwrap(), toml::to_string(&built_in).unwrap());
+    }
+
+    #[test]
+    fn missing_credentials_are_named() {
+        let missing = Credentials::from_lookup(|_| None).unwrap_err();
+        assert_eq!(missing, vec![env::SECRET_ID, env::SECRET_KEY]);
+        let missing = Credentials::from_lookup(|n| (n == env::SECRET_ID).then(|| "AKID".into())).unwrap_err();
+        assert_eq!(missing, vec![env::SECRET_KEY]);
+    }
+
+    #[test]
+    fn credentials_debug_is_redacted() {
+        let c = Credentials::from_lookup(|n| match n {
+            "TENCENTCLOUD_SECRET_ID" => Some("AKIDabcdef".into()),
+            "TENCENTCLOUD_SECRET_KEY" => Some("super-secret-key".into()),
+            "TENCENTCLOUD_TOKEN" => Some("tok-123".into()),
+            _ => None,
+        })
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("super-secret-key") && !dbg.contains("tok-123") && !dbg.contains("AKIDabcdef"), "{dbg}");
+    }
+}

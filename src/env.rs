@@ -1,0 +1,14 @@
+//! Every environment variable the gateway reads, in one greppable place.
+
+/// Tencent Cloud API key id (the name the official SDKs use).
+pub const SECRET_ID: &str = "TENCENTCLOUD_SECRET_ID";
+/// Tencent Cloud API secret key.
+pub const SECRET_KEY: &str = "TENCENTCLOUD_SECRET_KEY";
+/// Optional temporary (STS) token, sent as `X-TC-Token` (the CLI's name).
+pub const TOKEN: &str = "TENCENTCLOUD_TOKEN";
+/// Prefix of configuration overrides: `GATEWAY__SECTION__KEY`.
+pub const CONFIG_PREFIX: &str = "GATEWAY";
+/// Separator between prefix, section and key in configuration overrides.
+pub const CONFIG_SEPARATOR: &str = "__";
+/// Log filter in `tracing_subscriber::EnvFilter` syntax; overrides `log.level`.
+pub const LOG_FILTER: &str = "RUST_LOG";

@@ -1,0 +1,74 @@
+//! Readiness: the checks `/readyz` reports, shared by the parts of the gateway that can fail them.
+//!
+//! Missing credentials are not a readiness state: the gateway refuses to start without them.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What `/readyz` answers from. Each check is `Ok` or a short reason.
+#[derive(Debug, Default)]
+pub struct Health {
+    shutting_down: AtomicBool,
+    /// The last `AuthFailure*` code Tencent answered, until a call succeeds again.
+    upstream_auth: Mutex<Option<String>>,
+}
+
+/// A readiness answer: `ready` is true when every check is `"ok"`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// Each check and its state: `ok` or why it fails.
+    pub checks: BTreeMap<&'static str, String>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
+    }
+}
+
+impl Health {
+    pub fn set_shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Tencent rejected the gateway's credentials.
+    pub fn report_auth_failure(&self, code: &str) {
+        *self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.to_owned());
+    }
+
+    /// Tencent accepted the credentials (any answer that is not `AuthFailure*`).
+    pub fn report_auth_ok(&self) {
+        let mut state = self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner());
+        if state.is_some() {
+            tracing::info!("Tencent accepts the gateway's credentials again");
+            *state = None;
+        }
+    }
+
+    pub fn upstream_auth_failed(&self) -> bool {
+        self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        let mut checks = BTreeMap::new();
+        let shutting_down = self.shutting_down.load(Ordering::SeqCst);
+        checks.insert(
+            "shutdown",
+            if shutting_down { "shutting down".into() } else { "ok".into() },
+        );
+        let auth = self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        checks.insert(
+            "upstream_auth",
+            auth.map(|code| format!("Tencent rejected the credentials: {code}"))
+                .unwrap_or_else(|| "ok".into()),
+        );
+        let ready = checks.values().all(|v| v == "ok");
+        Readiness {
+            status: if ready { "ready" } else { "not ready" },
+            checks,
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! partner-gateway: a REST gateway in front of the Tencent Cloud International partner API.
+//!
+//! Internal frontends and services call friendly routes; the gateway validates the input, keeps
+//! the whole fleet within Tencent's per-action quota, signs with TC3-HMAC-SHA256, forwards, maps
+//! the answer to a clear HTTP response (RFC 9457 problems on failure), and logs what happened.
+//!
+//! Data flows one way: route → domain types → quota → tencent client → problem/response.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`cli`] | the `partner-gateway` commands |
+//! | [`config`] | typed settings (files + `GATEWAY__…` variables) and credentials |
+//! | [`env`] | every environment variable name |
+//! | [`app`] | router, middleware, graceful shutdown |
+//! | [`routes`] | one module per resource |
+//! | [`domain`] | newtypes that parse: `Email`, `ClientUin`, `CreditAmount`, `Remark` |
+//! | [`problem`] | the one HTTP error type and its problem+json rendering |
+//! | [`quota`] | the reservation-log limiter |
+//! | [`tencent`] | signing, typed actions, error codes, transport |
+//! | [`sandbox`] | the upstream simulator |
+//! | [`health`], [`request_id`], [`telemetry`], [`clock`] | cross-cutting pieces |
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod env;
+pub mod health;
+pub mod problem;
+pub mod quota;
+pub mod request_id;
+pub mod routes;
+pub mod sandbox;
+pub mod telemetry;
+pub mod tencent;

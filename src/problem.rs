@@ -1,0 +1,355 @@
+//! The one error type of the HTTP layer and its RFC 9457 `application/problem+json` rendering.
+//!
+//! When to use what: handlers return `Result<_, ApiError>`. Build an [`ApiError`] from a
+//! [`ProblemType`] (the stable `type`, `title` and default status) plus what varies per call
+//! (`detail`, field errors, upstream code and RequestId, `Retry-After`). Failures of the upstream
+//! call go through [`ApiError::from_call`], the single place Tencent's outcomes become statuses.
+//! Internal causes are logged where they happen, never put in a response.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+use crate::domain::FieldError;
+use crate::tencent::{CallError, ErrorClass};
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+macro_rules! problem_types {
+    ($($variant:ident => $slug:literal, $status:literal, $title:literal, $meaning:literal, $todo:literal;)*) => {
+        /// Every kind of problem the gateway answers. The `type` URI, `title` and default status
+        /// of each never change: callers may match on them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ProblemType { $($variant,)* }
+
+        impl ProblemType {
+            pub const ALL: &'static [ProblemType] = &[$(Self::$variant,)*];
+
+            /// The last segment of the `type` URI, e.g. `quota-exceeded`.
+            pub fn slug(self) -> &'static str { match self { $(Self::$variant => $slug,)* } }
+            pub fn title(self) -> &'static str { match self { $(Self::$variant => $title,)* } }
+            pub fn status(self) -> StatusCode {
+                match self { $(Self::$variant => StatusCode::from_u16($status).expect("valid status"),)* }
+            }
+            /// What the problem means, for its page.
+            pub fn meaning(self) -> &'static str { match self { $(Self::$variant => $meaning,)* } }
+            /// What a caller should do about it, for its page.
+            pub fn what_to_do(self) -> &'static str { match self { $(Self::$variant => $todo,)* } }
+        }
+    };
+}
+
+problem_types! {
+    MalformedRequest => "malformed-request", 400, "Malformed request",
+        "The body is not valid JSON, or a required header is missing or malformed.",
+        "Send a JSON object matching the route's schema (see /docs).";
+    UnsupportedMediaType => "unsupported-media-type", 415, "Unsupported media type",
+        "The request body was not sent as application/json.",
+        "Send the body with Content-Type: application/json.";
+    PayloadTooLarge => "payload-too-large", 413, "Payload too large",
+        "The request body is larger than the gateway accepts (server.max_body_bytes).",
+        "Send a smaller body; these routes need only a few hundred bytes.";
+    ValidationFailed => "validation-failed", 422, "Validation failed",
+        "One or more fields are invalid. Nothing was sent to Tencent Cloud.",
+        "Fix the fields listed in `errors` and send the request again.";
+    NotFound => "not-found", 404, "Not found",
+        "No route matches this path.",
+        "Check the path against the API document at /openapi.json.";
+    MethodNotAllowed => "method-not-allowed", 405, "Method not allowed",
+        "The route exists but does not accept this HTTP method.",
+        "Use the method listed for the route in /openapi.json.";
+    QuotaExceeded => "quota-exceeded", 429, "Quota exceeded",
+        "Tencent Cloud admits only a fixed number of calls per second for this action, shared by every caller of this gateway. The next free slot is further away than the gateway lets a call wait. Nothing was sent to Tencent Cloud.",
+        "Retry after the number of seconds in the Retry-After header.";
+    UpstreamRateLimited => "upstream-rate-limited", 429, "Upstream rate limit",
+        "Tencent Cloud refused the call with RequestLimitExceeded even after the gateway retried; another client may be using the same partner account. The call was not executed.",
+        "Retry after the number of seconds in the Retry-After header.";
+    MailCooldown => "invitation-cooldown", 429, "Invitation cooldown",
+        "An invitation was sent to this address less than 180 seconds ago; Tencent Cloud allows one per address every 180 seconds. No mail was sent.",
+        "Retry after the number of seconds in the Retry-After header.";
+    UpstreamUnavailable => "upstream-unavailable", 503, "Tencent Cloud is busy",
+        "Tencent Cloud answered that the service is busy or unavailable. The call was not executed.",
+        "Retry after the number of seconds in the Retry-After header.";
+    UpstreamRejectedInput => "upstream-rejected-input", 422, "Rejected by Tencent Cloud",
+        "Tencent Cloud rejected a parameter; its message is in `detail` and its code in `upstreamCode`.",
+        "Correct the input as the message says. If the input looks right, report it with the upstreamRequestId.";
+    InsufficientCredit => "insufficient-credit", 422, "Insufficient partner credit",
+        "The partner account does not have enough allocable credit for this allocation. Nothing was allocated.",
+        "Allocate a smaller amount, or raise the partner account's credit with Tencent Cloud first.";
+    EmailAlreadyRegistered => "email-already-registered", 409, "E-mail already registered",
+        "This address already belongs to a Tencent Cloud account, so it cannot be invited.",
+        "Ask the customer for their account id and manage them through it instead.";
+    CustomerNotAuthorized => "customer-not-authorized", 403, "Not your customer",
+        "Tencent Cloud says the partner account may not act on this customer (for example UnauthorizedOperation.UinNoAuth).",
+        "Check the customer UIN; only customers bound to this partner account can be managed.";
+    UpstreamAuthFailed => "upstream-auth-failed", 502, "Gateway credentials rejected",
+        "Tencent Cloud rejected the gateway's own API credentials (AuthFailure). The call was not executed. Operators are alerted through /readyz.",
+        "Nothing to change on your side; retry later. Operators: check TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY.";
+    UpstreamError => "upstream-error", 502, "Upstream error",
+        "Tencent Cloud answered with an error the gateway cannot map, a non-200 status, or an answer it could not read.",
+        "Retry later; if it persists, report it with the requestId and upstreamRequestId.";
+    UpstreamTimeout => "upstream-timeout", 504, "Upstream timeout",
+        "Tencent Cloud did not answer in time.",
+        "Retry later. For invitations a retry may send a second mail.";
+    CreditOutcomeUnknown => "credit-outcome-unknown", 502, "Credit outcome unknown",
+        "The allocation may or may not have been applied: the request may have reached Tencent Cloud, but no definite answer came back. The gateway never retries it blindly.",
+        "Do not simply resend: check the customer's credit history first (QueryCreditAllocationHistory), then allocate again only if the allocation is missing.";
+    Internal => "internal", 500, "Internal error",
+        "The gateway failed unexpectedly. The failure is logged with the request id.",
+        "Retry; if it persists, report the requestId.";
+}
+
+impl ProblemType {
+    /// The stable relative URI callers match on, e.g. `/problems/quota-exceeded`.
+    pub fn uri(self) -> String {
+        format!("/problems/{}", self.slug())
+    }
+
+    pub fn from_slug(slug: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.slug() == slug)
+    }
+}
+
+/// The JSON body of a problem.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    /// Stable relative URI naming the kind of problem; it serves a page explaining it.
+    #[schema(example = "/problems/validation-failed")]
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Never varies for a given `type`.
+    #[schema(example = "Validation failed")]
+    pub title: String,
+    #[schema(example = 422)]
+    pub status: u16,
+    /// What happened in this occurrence.
+    #[schema(example = "1 field is invalid")]
+    pub detail: String,
+    /// The request id, also in the `X-Request-Id` header.
+    pub request_id: Option<String>,
+    /// Tencent's error code, when Tencent answered one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_code: Option<String>,
+    /// Tencent's `RequestId`, for support cases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_request_id: Option<String>,
+    /// The rejected fields, for validation problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// A failed request, ready to be rendered as problem+json.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub kind: ProblemType,
+    pub status: StatusCode,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub upstream_code: Option<String>,
+    pub upstream_request_id: Option<String>,
+    pub retry_after_secs: Option<u64>,
+    /// `(policy name, quota, remaining, seconds to reset)` for the `RateLimit*` headers.
+    pub rate_limit: Option<RateLimitInfo>,
+}
+
+/// What the IETF `RateLimit-Policy` and `RateLimit` headers say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitInfo {
+    pub policy: &'static str,
+    pub quota: u32,
+    pub remaining: u32,
+    pub reset_secs: u64,
+}
+
+impl RateLimitInfo {
+    /// Writes `RateLimit-Policy: "name";q=N;w=1` and `RateLimit: "name";r=R;t=T`.
+    pub fn write(&self, headers: &mut http::HeaderMap) {
+        let policy = format!("\"{}\";q={};w=1", self.policy, self.quota);
+        let state = format!("\"{}\";r={};t={}", self.policy, self.remaining, self.reset_secs);
+        headers.insert("ratelimit-policy", HeaderValue::from_str(&policy).expect("ascii"));
+        headers.insert("ratelimit", HeaderValue::from_str(&state).expect("ascii"));
+    }
+}
+
+impl ApiError {
+    pub fn new(kind: ProblemType, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            status: kind.status(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            upstream_code: None,
+            upstream_request_id: None,
+            retry_after_secs: None,
+            rate_limit: None,
+        }
+    }
+
+    /// 422 listing every rejected field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => format!("`{}` {}", errors[0].field, errors[0].message),
+            n => format!("{n} fields are invalid"),
+        };
+        Self { errors, ..Self::new(ProblemType::ValidationFailed, detail) }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
+    }
+
+    fn with_upstream(mut self, code: &str, request_id: Option<String>) -> Self {
+        self.upstream_code = Some(code.to_owned());
+        self.upstream_request_id = request_id;
+        self
+    }
+
+    /// Maps a failed upstream call to the problem the caller gets. `money` marks calls whose
+    /// outcome matters (credit): anything that may have executed becomes `credit-outcome-unknown`.
+    pub fn from_call(error: CallError, money: bool) -> Self {
+        use ProblemType as P;
+        if money && error.outcome_unknown() {
+            let timed_out = matches!(error, CallError::Timeout { .. });
+            let mut problem = Self::new(
+                P::CreditOutcomeUnknown,
+                format!("{}; the allocation may or may not have been applied", public_detail(&error)),
+            )
+            .with_status(if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY });
+            if let CallError::Upstream(e) = &error {
+                problem = problem.with_upstream(&e.code, e.request_id.clone());
+            }
+            return problem;
+        }
+        match error {
+            CallError::QuotaExceeded { action, exceeded } => {
+                let secs = exceeded.retry_after_secs();
+                let mut problem = Self::new(
+                    P::QuotaExceeded,
+                    format!(
+                        "{action} is limited to {} calls per second for the whole gateway fleet; the next free slot is beyond the wait budget",
+                        exceeded.limit
+                    ),
+                )
+                .retry_after(secs);
+                problem.rate_limit = Some(RateLimitInfo {
+                    policy: action,
+                    quota: exceeded.limit,
+                    remaining: 0,
+                    reset_secs: secs,
+                });
+                problem
+            }
+            CallError::Upstream(e) => {
+                let request_id = e.request_id.clone();
+                let problem = match e.class() {
+                    ErrorClass::RateLimited => Self::new(P::UpstreamRateLimited, e.message).retry_after(1),
+                    ErrorClass::MailCooldown => Self::new(P::MailCooldown, e.message).retry_after(180),
+                    ErrorClass::Busy => Self::new(P::UpstreamUnavailable, e.message).retry_after(5),
+                    ErrorClass::InvalidInput => Self::new(P::UpstreamRejectedInput, e.message),
+                    ErrorClass::BalanceInsufficient => Self::new(P::InsufficientCredit, e.message),
+                    ErrorClass::MailRegistered => Self::new(P::EmailAlreadyRegistered, e.message),
+                    ErrorClass::Unauthorized => Self::new(P::CustomerNotAuthorized, e.message),
+                    ErrorClass::AuthFailure => Self::new(
+                        P::UpstreamAuthFailed,
+                        "Tencent Cloud rejected the gateway's credentials",
+                    ),
+                    ErrorClass::Internal | ErrorClass::Other => Self::new(
+                        P::UpstreamError,
+                        format!("Tencent Cloud answered {}: {}", e.code, e.message),
+                    ),
+                };
+                problem.with_upstream(&e.code, request_id)
+            }
+            CallError::Timeout { .. } | CallError::DeadlineExceeded => {
+                Self::new(P::UpstreamTimeout, public_detail(&error))
+            }
+            CallError::Transport { .. } | CallError::Status { .. } | CallError::Unparsable { .. } => {
+                Self::new(P::UpstreamError, public_detail(&error))
+            }
+        }
+    }
+
+    pub fn body(&self) -> Problem {
+        Problem {
+            type_uri: self.kind.uri(),
+            title: self.kind.title().to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            request_id: crate::request_id::current(),
+            upstream_code: self.upstream_code.clone(),
+            upstream_request_id: self.upstream_request_id.clone(),
+            errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(rate_limit) = &self.rate_limit {
+            rate_limit.write(headers);
+        }
+        response.extensions_mut().insert(ProblemMarker(self.kind));
+        response
+    }
+}
+
+/// What a caller may learn of a failed call: the kind of failure, never hosts, addresses or
+/// library messages (those are in the log line of the request).
+fn public_detail(error: &CallError) -> String {
+    match error {
+        CallError::Timeout { .. } => "Tencent Cloud did not answer in time".into(),
+        CallError::DeadlineExceeded => "the request deadline passed before Tencent Cloud could be called".into(),
+        CallError::Transport { sent: false, .. } => "the connection to Tencent Cloud could not be established".into(),
+        CallError::Transport { sent: true, .. } => "the connection to Tencent Cloud broke before a complete answer".into(),
+        CallError::Status { status } => format!("Tencent Cloud answered HTTP {status}"),
+        CallError::Unparsable { .. } => "Tencent Cloud's answer could not be read".into(),
+        CallError::Upstream(e) => format!("Tencent Cloud answered {}: {}", e.code, e.message),
+        CallError::QuotaExceeded { .. } => "quota exceeded".into(),
+    }
+}
+
+/// Marks a response as a problem of a kind, for the request log line.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemMarker(pub ProblemType);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for p in ProblemType::ALL {
+            assert!(seen.insert(p.slug()), "duplicate slug {}", p.slug());
+            assert_eq!(ProblemType::from_slug(p.slug()), Some(*p));
+            assert!(p.uri().starts_with("/problems/"));
+        }
+    }
+
+    #[test]
+    fn credit_failures_that_may_have_executed_are_outcome_unknown() {
+        let timeout = ApiError::from_call(CallError::Timeout { sent: true }, true);
+        assert_eq!((timeout.kind, timeout.status), (ProblemType::CreditOutcomeUnknown, StatusCode::GATEWAY_TIMEOUT));
+        let status = ApiError::from_call(CallError::Status { status: 500 }, true);
+        assert_eq!((status.kind, status.status), (ProblemType::CreditOutcomeUnknown, StatusCode::BAD_GATEWAY));
+        // The same failure of an invitation is a plain upstream problem.
+        assert_eq!(ApiError::from_call(CallError::Timeout { sent: true }, false).kind, ProblemType::UpstreamTimeout);
+        // A connect failure never reached Tencent: not unknown even for credit.
+        let refused = ApiError::from_call(CallError::Transport { sent: false, detail: "refused".into() }, true);
+        assert_eq!(refused.kind, ProblemType::UpstreamError);
+    }
+}

@@ -1,0 +1,132 @@
+//! `POST /customers/{uin}/credit` → `AllocateCustomerCredit`.
+//!
+//! Credit moves money: an allocation whose answer is lost is reported as
+//! `credit-outcome-unknown` and never retried blindly.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::extract::JsonBody;
+use crate::domain::{ClientUin, CreditAmount, FieldError, Remark};
+use crate::problem::{ApiError, Problem};
+use crate::tencent::CallContext;
+use crate::tencent::actions::AllocateCustomerCredit;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(allocate_credit))
+}
+
+/// A change to a customer's credit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"amount": 100.5, "remark": "Q3 top-up"}))]
+pub struct CreditRequest {
+    /// The increment: non-zero, at most 2 decimal places, |amount| ≤ `credit.max_amount`.
+    /// Negative takes credit back (available credit never goes below 0).
+    #[schema(value_type = f64, example = 100.5)]
+    pub amount: Box<RawValue>,
+    /// Stored with the allocation in Tencent's history; at most 256 characters, no control characters.
+    #[serde(default)]
+    pub remark: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditResponse {
+    /// The customer's account id, as a string so JavaScript keeps every digit.
+    #[schema(example = "800000232018")]
+    pub uin: String,
+    /// The increment applied.
+    #[schema(example = 100.5)]
+    pub amount: f64,
+    /// The customer's total credit after the allocation.
+    pub total_credit: f64,
+    /// The customer's available credit after the allocation.
+    pub remaining_credit: f64,
+    /// Tencent's `RequestId`.
+    pub request_id: String,
+}
+
+/// The allocation, parsed: only valid allocations exist past this point.
+struct Allocation {
+    uin: ClientUin,
+    amount: CreditAmount,
+    remark: Option<Remark>,
+}
+
+impl Allocation {
+    fn parse(uin: &str, req: &CreditRequest, max_cents: i64) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let uin = ClientUin::parse(uin).map_err(|m| errors.push(FieldError::new("uin", m)));
+        let amount = CreditAmount::parse_json(req.amount.get(), max_cents)
+            .map_err(|e| errors.push(FieldError::new("amount", e.to_string())));
+        let remark = match req.remark.as_deref() {
+            None | Some("") => Ok(None),
+            Some(raw) => Remark::parse(raw)
+                .map(Some)
+                .map_err(|m| errors.push(FieldError::new("remark", m))),
+        };
+        match (uin, amount, remark) {
+            (Ok(uin), Ok(amount), Ok(remark)) => Ok(Self { uin, amount, remark }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Allocate credit to a customer (or take it back with a negative amount).
+#[utoipa::path(
+    post,
+    path = "/customers/{uin}/credit",
+    tag = "customers",
+    params(("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros", example = "800000232018")),
+    request_body = CreditRequest,
+    responses(
+        (status = 200, description = "The allocation was applied", body = CreditResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The customer is not bound to this partner", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, or the partner lacks allocable credit", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Quota exceeded; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Tencent failed, or the outcome is unknown (`credit-outcome-unknown`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Tencent is busy; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer in time; for an allocation the outcome is unknown", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(name = "allocate_credit", skip_all)]
+pub async fn allocate_credit(
+    State(app): State<AppState>,
+    Path(uin): Path<String>,
+    JsonBody(req): JsonBody<CreditRequest>,
+) -> Result<Json<CreditResponse>, ApiError> {
+    let allocation = Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
+    tracing::info!(uin = %allocation.uin, amount = %allocation.amount, "allocating credit");
+    let ctx = CallContext {
+        request_id: crate::request_id::current().unwrap_or_default(),
+        deadline: app.deadline(),
+    };
+    let action = AllocateCustomerCredit {
+        client_uin: allocation.uin.get(),
+        added_credit: allocation.amount.as_f64(),
+        remark: allocation.remark.map(|r| r.as_str().to_owned()),
+    };
+    let answer = app.tencent.call(&action, &ctx).await.map_err(|e| {
+        let problem = ApiError::from_call(e, true);
+        if problem.kind == crate::problem::ProblemType::CreditOutcomeUnknown {
+            tracing::error!(uin = %allocation.uin, amount = %allocation.amount, "credit allocation outcome unknown: check the customer's allocation history before retrying");
+        }
+        problem
+    })?;
+    Ok(Json(CreditResponse {
+        uin: allocation.uin.to_string(),
+        amount: allocation.amount.as_f64(),
+        total_credit: answer.data.total_credit,
+        remaining_credit: answer.data.remaining_credit,
+        request_id: answer.request_id,
+    }))
+}

@@ -1,0 +1,140 @@
+//! The JSON body extractor: every way a body can be wrong becomes a problem naming the field.
+//!
+//! Not JSON media type → 415; over `server.max_body_bytes` → 413; not JSON → 400; JSON of the
+//! wrong shape (unknown or duplicate field, wrong type, missing field) → 422 with the field's path.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use http::header::CONTENT_TYPE;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::domain::FieldError;
+use crate::problem::{ApiError, ProblemType};
+
+/// A request body parsed as `T`, or the problem that says why it could not be.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        if !content_type.is_some_and(is_json) {
+            return Err(ApiError::new(
+                ProblemType::UnsupportedMediaType,
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ProblemType::PayloadTooLarge, "the body is larger than the gateway accepts")
+            } else {
+                ApiError::new(ProblemType::MalformedRequest, "the body could not be read")
+            }
+        })?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a body; pure, so tests and fuzzers can call it directly.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            Category::Data => ApiError::validation(vec![data_error(&path, &inner)]),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::new(ProblemType::MalformedRequest, format!("the body is not valid JSON: {inner}"))
+            }
+        }
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(ProblemType::MalformedRequest, format!("the body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
+}
+
+/// Names the field of a shape error: serde reports unknown and missing fields in its message.
+fn data_error(path: &str, error: &serde_json::Error) -> FieldError {
+    let message = error.to_string();
+    let quoted = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    // For unknown and duplicate fields the path already ends in the field; for missing ones it
+    // is the parent object.
+    let join = |field: String| match path {
+        "." | "" => field,
+        p if p == field || p.ends_with(&format!(".{field}")) => p.to_owned(),
+        parent => format!("{parent}.{field}"),
+    };
+    if let Some(field) = quoted("unknown field `") {
+        return FieldError::new(join(field), "is not a known field");
+    }
+    if let Some(field) = quoted("missing field `") {
+        return FieldError::new(join(field), "is required");
+    }
+    if let Some(field) = quoted("duplicate field `") {
+        return FieldError::new(join(field), "appears more than once");
+    }
+    let field = if path == "." { "body".to_owned() } else { path.to_owned() };
+    // serde's message ends with " at line L column C"; the position adds nothing for a caller.
+    let reason = message.split(" at line ").next().unwrap_or(&message).to_owned();
+    FieldError::new(field, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Body {
+        amount: f64,
+        remark: Option<String>,
+    }
+
+    fn fields(body: &str) -> Vec<FieldError> {
+        parse::<Body>(body.as_bytes()).unwrap_err().errors
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        assert_eq!(fields(r#"{"amout": 1}"#)[0].field, "amout");
+        assert_eq!(fields(r#"{"remark": "x"}"#), vec![FieldError::new("amount", "is required")]);
+        assert_eq!(fields(r#"{"amount": 1, "amount": 2}"#)[0].field, "amount");
+        let wrong = fields(r#"{"amount": "1"}"#);
+        assert_eq!(wrong[0].field, "amount");
+        assert!(wrong[0].message.starts_with("invalid type"), "{wrong:?}");
+        assert_eq!(fields("[1]")[0].field, "body");
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed() {
+        for body in ["", "{", "not json", r#"{"amount": 1} trailing"#, "\u{feff}{}"] {
+            let err = parse::<Body>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.kind, ProblemType::MalformedRequest, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("Application/JSON; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+    }
+}

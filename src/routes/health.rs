@@ -1,0 +1,36 @@
+//! `GET /livez` and `GET /readyz`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use crate::health::Readiness;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(livez)).routes(routes!(readyz))
+}
+
+/// The process is alive (it answers HTTP).
+#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, description = "Alive")))]
+pub async fn livez() -> Response {
+    Json(serde_json::json!({"status": "alive"})).into_response()
+}
+
+/// Whether the gateway should receive traffic, with each check's state.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: shutting down, credentials missing, or rejected by Tencent", body = Readiness),
+    )
+)]
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let readiness = app.health.readiness();
+    let status = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(readiness)).into_response()
+}

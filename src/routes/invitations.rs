@@ -1,0 +1,128 @@
+//! `POST /customers/invitations` → `CreateAndSendClientInvitationMail`.
+
+use axum::Json;
+use axum::extract::State;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::extract::JsonBody;
+use crate::domain::{Email, FieldError, InvitationRole, MaterialUrl};
+use crate::problem::{ApiError, Problem};
+use crate::tencent::CallContext;
+use crate::tencent::actions::CreateAndSendClientInvitationMail;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_invitation))
+}
+
+/// An invitation to become a customer (or a sub-agent) of the partner.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"email": "new.customer@example.com", "role": "client"}))]
+pub struct InvitationRequest {
+    /// The address the invitation link is mailed to; at most 254 characters.
+    pub email: String,
+    /// `client` (the default) or `subAgent` for a second-level reseller.
+    #[serde(default)]
+    pub role: Option<InvitationRole>,
+    /// Link to material for a sub-agent; only with `role: subAgent`.
+    #[serde(default)]
+    pub material_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationResponse {
+    /// The normalised address the mail went to (trimmed, domain lower-cased).
+    #[schema(example = "new.customer@example.com")]
+    pub email: String,
+    /// The link in the mail, which the customer opens to sign up.
+    pub invitation_link: String,
+    /// Tencent's `RequestId`.
+    pub request_id: String,
+}
+
+/// The invitation, parsed: only valid invitations exist past this point.
+struct Invitation {
+    email: Email,
+    role: InvitationRole,
+    material_url: Option<MaterialUrl>,
+}
+
+impl Invitation {
+    fn parse(req: InvitationRequest) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let email = Email::parse(&req.email).map_err(|m| errors.push(FieldError::new("email", m)));
+        let role = req.role.unwrap_or_default();
+        let material_url = match (req.material_url, role) {
+            (None, _) => Ok(None),
+            (Some(_), InvitationRole::Client) => {
+                errors.push(FieldError::new("materialUrl", "is only allowed with role subAgent"));
+                Err(())
+            }
+            (Some(url), InvitationRole::SubAgent) => MaterialUrl::parse(&url)
+                .map(Some)
+                .map_err(|m| errors.push(FieldError::new("materialUrl", m))),
+        };
+        match (email, material_url) {
+            (Ok(email), Ok(material_url)) => Ok(Self { email, role, material_url }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Mail an invitation link to a prospective customer.
+///
+/// Tencent allows one invitation per address every 180 seconds, and the partner account must be
+/// allowlisted for invitations.
+#[utoipa::path(
+    post,
+    path = "/customers/invitations",
+    tag = "customers",
+    request_body = InvitationRequest,
+    responses(
+        (status = 201, description = "The invitation mail was sent", body = InvitationResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The address already has an account", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (here or at Tencent)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Quota exceeded or the address is in its 180 s cooldown; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Tencent failed or rejected the gateway's credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Tencent is busy; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Tencent did not answer in time", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(name = "create_invitation", skip_all)]
+pub async fn create_invitation(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<InvitationRequest>,
+) -> Result<(StatusCode, Json<InvitationResponse>), ApiError> {
+    let invitation = Invitation::parse(req).map_err(ApiError::validation)?;
+    tracing::info!(email = %invitation.email, role = invitation.role.upstream(), "sending invitation");
+    let ctx = CallContext {
+        request_id: crate::request_id::current().unwrap_or_default(),
+        deadline: app.deadline(),
+    };
+    let action = CreateAndSendClientInvitationMail {
+        email: invitation.email.as_str().to_owned(),
+        invitation_role: Some(invitation.role.upstream()),
+        material_url: invitation.material_url.map(|u| u.as_str().to_owned()),
+    };
+    let answer = app
+        .tencent
+        .call(&action, &ctx)
+        .await
+        .map_err(|e| ApiError::from_call(e, false))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InvitationResponse {
+            email: invitation.email.as_str().to_owned(),
+            invitation_link: answer.data.invitation_link,
+            request_id: answer.request_id,
+        }),
+    ))
+}

@@ -1,0 +1,75 @@
+//! Faults the sandbox can inject, for tests, benchmarks and curious operators.
+
+use serde::{Deserialize, Serialize};
+
+/// What goes wrong.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultKind {
+    /// Answer this Tencent error code, as Tencent would (HTTP 200, error envelope). Nothing executes.
+    Error {
+        code: String,
+        #[serde(default)]
+        message: String,
+    },
+    /// Answer a non-200 status with an HTML page, like a proxy in front of Tencent. Nothing executes.
+    Status { status: u16 },
+    /// Answer 200 with a body that is not an answer envelope. The action executes first.
+    Unparsable,
+    /// Wait, then answer normally.
+    Delay { ms: u64 },
+    /// Wait without answering and without executing (the client should time out first).
+    HangBeforeExecute { ms: u64 },
+    /// Execute, then wait without answering: the answer is lost after the ledger changed.
+    HangAfterExecute { ms: u64 },
+    /// Execute, then send half of the answer and cut the connection.
+    TruncateAfterExecute,
+}
+
+/// A fault and which calls it hits.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Only calls of this action; all actions when absent.
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// How many calls it hits before it is used up; forever when absent.
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// The chance that a matching call is hit (0..=1); 1 when absent.
+    #[serde(default)]
+    pub probability: Option<f64>,
+}
+
+impl Fault {
+    /// Hits the next call of `action` (of every action when `None`) once.
+    pub fn once(action: Option<&str>, kind: FaultKind) -> Self {
+        Self {
+            action: action.map(str::to_owned),
+            kind,
+            times: Some(1),
+            probability: None,
+        }
+    }
+
+    /// Hits every matching call.
+    pub fn always(action: Option<&str>, kind: FaultKind) -> Self {
+        Self { times: None, ..Self::once(action, kind) }
+    }
+
+    pub fn error(action: Option<&str>, code: &str) -> Self {
+        Self::once(
+            action,
+            FaultKind::Error {
+                code: code.to_owned(),
+                message: format!("injected {code}"),
+            },
+        )
+    }
+
+    pub fn matches(&self, action: &str) -> bool {
+        self.action.as_deref().is_none_or(|a| a == action) && self.times != Some(0)
+    }
+}

@@ -1,0 +1,319 @@
+//! The simulator's HTTP handlers: verify like Tencent, then count, fault, execute and answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
+
+use super::faults::{Fault, FaultKind};
+use super::state::{Refusal, SandboxState};
+use super::{SERVICE, VERSION};
+use crate::tencent::sign;
+
+/// Most a timestamp may differ from the simulator's clock, as Tencent allows.
+const MAX_SKEW_SECS: i64 = 300;
+
+const ACTIONS: [&str; 5] = [
+    "CreateAndSendClientInvitationMail",
+    "AllocateCustomerCredit",
+    "QueryCreditAllocationHistory",
+    "QueryCreditByUinList",
+    "QueryPartnerCredit",
+];
+
+fn envelope(mut fields: Map<String, Value>, request_id: &str) -> Response {
+    fields.insert("RequestId".into(), Value::String(request_id.to_owned()));
+    Json(json!({ "Response": fields })).into_response()
+}
+
+fn error_answer(code: &str, message: &str, request_id: &str) -> Response {
+    let mut fields = Map::new();
+    fields.insert("Error".into(), json!({ "Code": code, "Message": message }));
+    envelope(fields, request_id)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks headers, timestamp and signature; returns the caller's key id.
+fn verify(state: &SandboxState, headers: &HeaderMap, body: &[u8], action: &str) -> Result<String, Refusal> {
+    match header(headers, "x-tc-version") {
+        None => return Err(("MissingParameter", "The request is missing X-TC-Version.".into())),
+        Some(v) if v != VERSION => return Err(("NoSuchVersion", format!("The API version `{v}` does not exist."))),
+        _ => {}
+    }
+    if action.is_empty() {
+        return Err(("MissingParameter", "The request is missing X-TC-Action.".into()));
+    }
+    if !ACTIONS.contains(&action) {
+        return Err(("InvalidAction", format!("The action `{action}` does not exist.")));
+    }
+    let content_type = header(headers, "content-type").unwrap_or_default().to_ascii_lowercase();
+    if !matches!(content_type.as_str(), "application/json" | "application/json; charset=utf-8") {
+        return Err(("InvalidParameter", "Content-Type must be application/json.".into()));
+    }
+    let timestamp: i64 = header(headers, "x-tc-timestamp")
+        .ok_or(("MissingParameter", "The request is missing X-TC-Timestamp.".to_owned()))?
+        .parse()
+        .map_err(|_| ("InvalidParameter", "X-TC-Timestamp must be Unix seconds.".to_owned()))?;
+    let now = state.config.clock.now_unix_secs();
+    if (now - timestamp).abs() > MAX_SKEW_SECS {
+        return Err((
+            "AuthFailure.SignatureExpire",
+            "The signature has expired: the timestamp differs from server time by more than 5 minutes.".into(),
+        ));
+    }
+    let signature_failure = |why: &str| ("AuthFailure.SignatureFailure", format!("The signature is invalid: {why}."));
+    let authorization = header(headers, "authorization").ok_or_else(|| signature_failure("no Authorization header"))?;
+    let parsed = sign::parse_authorization(authorization).ok_or_else(|| signature_failure("malformed Authorization"))?;
+    if parsed.service != SERVICE {
+        return Err(signature_failure("wrong service in the credential scope"));
+    }
+    let key = state
+        .config
+        .keys
+        .iter()
+        .find(|k| k.secret_id == parsed.secret_id)
+        .ok_or(("AuthFailure.SecretIdNotFound", "The SecretId is not found.".to_owned()))?;
+    if sign::utc_date(timestamp).as_deref() != Some(parsed.date.as_str()) {
+        return Err(signature_failure("the credential date is not the timestamp's UTC date"));
+    }
+    let names = &parsed.signed_headers;
+    if !names.iter().any(|n| n == "content-type") || !names.iter().any(|n| n == "host") {
+        return Err(signature_failure("content-type and host must be signed"));
+    }
+    let mut signed = Vec::with_capacity(names.len());
+    for name in names {
+        let value = header(headers, name).ok_or_else(|| signature_failure("a signed header is missing"))?;
+        signed.push((name.as_str(), value));
+    }
+    let (canonical, _) = sign::canonical_request(&signed, &sign::sha256_hex(body));
+    let to_sign = sign::string_to_sign(timestamp, &parsed.date, SERVICE, &canonical);
+    let derived = sign::derive_key(key.secret_key.expose_secret(), &parsed.date, SERVICE);
+    if sign::signature(&derived, &to_sign) != parsed.signature {
+        return Err(signature_failure("the signature does not match"));
+    }
+    match (&key.token, header(headers, "x-tc-token")) {
+        (Some(expected), Some(got)) if expected.expose_secret() == got => {}
+        (None, None) => {}
+        _ => return Err(("AuthFailure.TokenFailure", "The token is invalid.".into())),
+    }
+    Ok(key.secret_id.clone())
+}
+
+/// `POST /`: the API.
+pub async fn api(State(state): State<Arc<SandboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let action = header(&headers, "x-tc-action").unwrap_or_default().to_owned();
+    state.record_received(&action);
+    if !state.config.latency.is_zero() {
+        tokio::time::sleep(state.config.latency).await;
+    }
+    let operator = match verify(&state, &headers, &body, &action) {
+        Ok(id) => id,
+        Err((code, message)) => return error_answer(code, &message, &request_id),
+    };
+    if !state.admit(&action) {
+        return error_answer(
+            "RequestLimitExceeded",
+            "Your requests exceed the frequency limit of this action.",
+            &request_id,
+        );
+    }
+    let fault = state.take_fault(&action);
+    match &fault {
+        Some(FaultKind::Error { code, message }) => return error_answer(code, message, &request_id),
+        Some(FaultKind::Status { status }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return (status, Html(format!("<html><body><h1>{status}</h1>injected</body></html>"))).into_response();
+        }
+        Some(FaultKind::Delay { ms }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+        Some(FaultKind::HangBeforeExecute { ms }) => {
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            return error_answer("InternalError", "injected hang; not executed", &request_id);
+        }
+        _ => {}
+    }
+    let answer = match execute(&state, &action, &body, &operator) {
+        Ok(fields) => {
+            state.record_executed(&action);
+            envelope(fields, &request_id)
+        }
+        Err((code, message)) => return error_answer(code, &message, &request_id),
+    };
+    match fault {
+        Some(FaultKind::HangAfterExecute { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            answer
+        }
+        Some(FaultKind::Unparsable) => (StatusCode::OK, "<html>not json</html>").into_response(),
+        Some(FaultKind::TruncateAfterExecute) => truncated(answer).await,
+        _ => answer,
+    }
+}
+
+/// Sends the first half of `answer` and then breaks the connection.
+async fn truncated(answer: Response) -> Response {
+    let (parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        vec![Ok(half), Err(std::io::Error::other("injected truncation"))];
+    let mut response = Response::from_parts(parts, Body::from_stream(futures_util::stream::iter(chunks)));
+    response.headers_mut().remove(http::header::CONTENT_LENGTH);
+    response
+}
+
+/// Request parameters, checked the way Tencent checks them.
+struct Params(Map<String, Value>);
+
+impl Params {
+    fn parse(body: &[u8], allowed: &[&str]) -> Result<Self, Refusal> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|_| ("InvalidParameter", "The request body is not valid JSON.".to_owned()))?;
+        let Value::Object(map) = value else {
+            return Err(("InvalidParameter", "The request body must be a JSON object.".into()));
+        };
+        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(("UnknownParameter", format!("The parameter `{unknown}` is not recognized.")));
+        }
+        Ok(Self(map))
+    }
+
+    fn present(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    fn required(&self, name: &str) -> Result<&Value, Refusal> {
+        self.present(name)
+            .ok_or(("MissingParameter", format!("The parameter `{name}` is missing.")))
+    }
+
+    fn wrong_type(name: &str, expected: &str) -> Refusal {
+        ("InvalidParameter", format!("The parameter `{name}` must be {expected}."))
+    }
+
+    fn string(&self, name: &str, required: bool) -> Result<Option<&str>, Refusal> {
+        let value = if required { Some(self.required(name)?) } else { self.present(name) };
+        value
+            .map(|v| v.as_str().ok_or_else(|| Self::wrong_type(name, "a string")))
+            .transpose()
+    }
+
+    fn uint(&self, name: &str, required: bool) -> Result<Option<u64>, Refusal> {
+        let value = if required { Some(self.required(name)?) } else { self.present(name) };
+        value
+            .map(|v| v.as_u64().ok_or_else(|| Self::wrong_type(name, "an unsigned integer")))
+            .transpose()
+    }
+}
+
+fn execute(state: &SandboxState, action: &str, body: &[u8], operator: &str) -> Result<Map<String, Value>, Refusal> {
+    let mut out = Map::new();
+    match action {
+        "CreateAndSendClientInvitationMail" => {
+            let p = Params::parse(body, &["Email", "InvitationRole", "MaterialUrl"])?;
+            let email = p.string("Email", true)?.unwrap_or_default();
+            let plausible = email.split('@').count() == 2
+                && email.rsplit_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                && !email.chars().any(char::is_whitespace);
+            if !plausible {
+                return Err(("InvalidParameter.MailFormatIncorrect", "The mailbox format is incorrect.".into()));
+            }
+            let role = p.string("InvitationRole", false)?.unwrap_or("Client");
+            if !matches!(role, "Client" | "SubAgent") {
+                return Err(("InvalidParameterValue", "InvitationRole must be Client or SubAgent.".into()));
+            }
+            if p.string("MaterialUrl", false)?.is_some() && role != "SubAgent" {
+                return Err(("InvalidParameterValue", "MaterialUrl applies to SubAgent invitations only.".into()));
+            }
+            out.insert("InvitationLink".into(), state.invite(email)?.into());
+        }
+        "AllocateCustomerCredit" => {
+            let p = Params::parse(body, &["ClientUin", "AddedCredit", "Remark"])?;
+            let uin = p.uint("ClientUin", true)?.unwrap_or_default();
+            let amount = p
+                .required("AddedCredit")?
+                .as_f64()
+                .ok_or_else(|| Params::wrong_type("AddedCredit", "a number"))?;
+            let cents = (amount * 100.0).round();
+            if amount == 0.0 || !amount.is_finite() || amount.abs() > 1e9 || (amount * 100.0 - cents).abs() > 1e-6 {
+                return Err((
+                    "InvalidParameterValue.CreditAmountOutOfRange",
+                    "The credit amount is out of range.".into(),
+                ));
+            }
+            let remark = p.string("Remark", false)?.unwrap_or_default();
+            let (total, remaining) = state.allocate(operator, uin, cents as i64, remark)?;
+            out.insert("TotalCredit".into(), total.into());
+            out.insert("RemainingCredit".into(), remaining.into());
+        }
+        "QueryCreditAllocationHistory" => {
+            let p = Params::parse(body, &["ClientUin", "Page", "PageSize"])?;
+            let uin = p.uint("ClientUin", true)?.unwrap_or_default();
+            let page = p.uint("Page", false)?.unwrap_or(1).max(1) as usize;
+            let size = p.uint("PageSize", false)?.unwrap_or(20).clamp(1, 100) as usize;
+            let (total, history) = state.history(uin, page, size)?;
+            out.insert("Total".into(), total.into());
+            out.insert("History".into(), serde_json::to_value(history).unwrap_or_default());
+        }
+        "QueryCreditByUinList" => {
+            let p = Params::parse(body, &["UinList"])?;
+            let list = p
+                .required("UinList")?
+                .as_array()
+                .filter(|l| (1..=50).contains(&l.len()))
+                .ok_or_else(|| Params::wrong_type("UinList", "a list of 1 to 50 UINs"))?;
+            let uins: Vec<u64> = list.iter().filter_map(Value::as_u64).collect();
+            out.insert("Data".into(), serde_json::to_value(state.credits(&uins)).unwrap_or_default());
+        }
+        "QueryPartnerCredit" => {
+            Params::parse(body, &[])?;
+            let (allocated, total, remaining) = state.partner_credit();
+            out.insert("AllocatedCredit".into(), allocated.into());
+            out.insert("TotalCredit".into(), total.into());
+            out.insert("RemainingCredit".into(), remaining.into());
+        }
+        _ => unreachable!("verify() admits known actions only"),
+    }
+    Ok(out)
+}
+
+/// `GET /_sandbox/stats`.
+pub async fn stats(State(state): State<Arc<SandboxState>>) -> Response {
+    Json(state.stats()).into_response()
+}
+
+/// `GET /_sandbox/ledger`.
+pub async fn ledger(State(state): State<Arc<SandboxState>>) -> Response {
+    Json(state.ledger()).into_response()
+}
+
+/// `POST /_sandbox/faults`: one fault object or a list of them.
+pub async fn add_faults(State(state): State<Arc<SandboxState>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Fault),
+        Many(Vec<Fault>),
+    }
+    match serde_json::from_slice::<OneOrMany>(&body) {
+        Ok(OneOrMany::One(f)) => state.add_fault(f),
+        Ok(OneOrMany::Many(fs)) => fs.into_iter().for_each(|f| state.add_fault(f)),
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("not a fault: {e}\n")).into_response(),
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `DELETE /_sandbox/faults`.
+pub async fn clear_faults(State(state): State<Arc<SandboxState>>) -> Response {
+    state.clear_faults();
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,156 @@
+//! The upstream simulator: a local stand-in for `intlpartnersmgt` that behaves as Tencent's docs
+//! say, so the gateway (and the official SDKs) can be exercised with no Tencent account.
+//!
+//! It verifies TC3 signatures and the 5-minute timestamp window, counts each action's quota per
+//! wall-clock second (answering `RequestLimitExceeded` beyond it), enforces the 180 s per-address
+//! invitation cooldown, keeps a credit ledger with allocation history, and injects faults on
+//! demand. It depends on the gateway only for [`crate::tencent::sign`] (to verify) and the clock.
+//!
+//! Admin routes (no signature, loopback use only): `GET /_sandbox/stats`, `GET /_sandbox/ledger`,
+//! `POST /_sandbox/faults` (one fault or a list), `DELETE /_sandbox/faults`.
+
+pub mod faults;
+mod handlers;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use secrecy::SecretString;
+
+use crate::clock::SharedClock;
+pub use faults::{Fault, FaultKind};
+pub use state::{ActionStats, CustomerCredit, HistoryEntry, Ledger, Stats};
+
+/// The API version the simulator answers.
+pub const VERSION: &str = "2022-09-28";
+/// Service name expected in the credential scope.
+pub const SERVICE: &str = "intlpartnersmgt";
+
+/// Customers bound to the simulated partner; any other UIN answers `UnauthorizedOperation.UinNoAuth`.
+pub const SEEDED_CUSTOMERS: [u64; 10] = [
+    800_000_232_018,
+    800_000_000_001,
+    800_000_000_002,
+    800_000_000_003,
+    800_000_000_004,
+    800_000_000_005,
+    800_000_000_006,
+    800_000_000_007,
+    800_000_000_008,
+    800_000_000_009,
+];
+/// An address that already has an account: invitations answer `FailedOperation.MailIsRegistered`.
+pub const REGISTERED_EMAIL: &str = "registered@example.com";
+
+/// One accepted API key.
+#[derive(Clone)]
+pub struct SandboxKey {
+    pub secret_id: String,
+    pub secret_key: SecretString,
+    pub token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for SandboxKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxKey").field("secret_id", &self.secret_id).finish_non_exhaustive()
+    }
+}
+
+/// How the simulator behaves.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub keys: Vec<SandboxKey>,
+    /// Calls per wall-clock second, per action.
+    pub quotas: HashMap<String, u32>,
+    pub clock: SharedClock,
+    pub invitation_cooldown: Duration,
+    /// Added before every answer.
+    pub latency: Duration,
+    pub partner_credit_cents: i64,
+    /// Seed of the generator behind fault probabilities, for reproducible chaos.
+    pub seed: u64,
+}
+
+impl SandboxConfig {
+    /// Tencent's documented quotas, one key, the system clock.
+    pub fn new(key: SandboxKey, clock: SharedClock) -> Self {
+        let quotas = [
+            ("CreateAndSendClientInvitationMail", 20),
+            ("AllocateCustomerCredit", 5),
+            ("QueryCreditAllocationHistory", 5),
+            ("QueryCreditByUinList", 5),
+            ("QueryPartnerCredit", 5),
+        ]
+        .into_iter()
+        .map(|(a, n)| (a.to_owned(), n))
+        .collect();
+        Self {
+            keys: vec![key],
+            quotas,
+            clock,
+            invitation_cooldown: Duration::from_secs(180),
+            latency: Duration::ZERO,
+            partner_credit_cents: 100_000_000,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// A running simulator's shared handle: cheap to clone, inspectable by tests.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    inner: Arc<state::SandboxState>,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Self {
+        Self {
+            inner: Arc::new(state::SandboxState::new(config)),
+        }
+    }
+
+    /// The simulator's routes: the API at `POST /` and the admin routes under `/_sandbox`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", post(handlers::api))
+            .route("/_sandbox/stats", get(handlers::stats))
+            .route("/_sandbox/ledger", get(handlers::ledger))
+            .route(
+                "/_sandbox/faults",
+                post(handlers::add_faults).delete(handlers::clear_faults),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+            .with_state(self.inner.clone())
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        self.inner.ledger()
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.inner.add_fault(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.inner.clear_faults();
+    }
+}

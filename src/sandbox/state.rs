@@ -1,0 +1,407 @@
+//! The simulator's state: ledger, cooldowns, per-second quota windows, faults and statistics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::faults::{Fault, FaultKind};
+use super::{REGISTERED_EMAIL, SEEDED_CUSTOMERS, SandboxConfig};
+
+/// How many per-second counts each action keeps (about three hours of traffic).
+const MAX_SECONDS_KEPT: usize = 10_000;
+
+/// What the simulator has seen, per action.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Every HTTP request to the API route, valid or not.
+    pub received: u64,
+    pub actions: BTreeMap<String, ActionStats>,
+}
+
+impl Stats {
+    pub fn action(&self, action: &str) -> ActionStats {
+        self.actions.get(action).cloned().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ActionStats {
+    /// Requests naming this action.
+    pub received: u64,
+    /// Authenticated requests, counted against the quota of the wall-clock second they arrived in.
+    pub arrivals: u64,
+    /// Calls that ran (changed the ledger or sent a mail).
+    pub executed: u64,
+    /// Calls answered `RequestLimitExceeded`.
+    pub rate_limited: u64,
+    /// The most arrivals in one wall-clock second.
+    pub max_per_second: u32,
+    /// Arrivals per wall-clock second (Unix seconds), most recent seconds only.
+    pub per_second: BTreeMap<u64, u32>,
+}
+
+/// One customer's credit, in Tencent's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomerCredit {
+    pub uin: u64,
+    pub total_credit: f64,
+    pub remaining_credit: f64,
+}
+
+/// One allocation, as `QueryCreditAllocationHistory` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HistoryEntry {
+    /// `YYYY-MM-DD HH:MM:SS`, UTC.
+    pub allocated_time: String,
+    /// The API key id that made the allocation.
+    pub operator: String,
+    /// The customer's total credit after the allocation.
+    pub credit: f64,
+    /// The increment.
+    pub allocated_credit: f64,
+    /// The customer's available credit after the allocation.
+    pub client_credit_after: f64,
+    pub remark: String,
+}
+
+/// The whole ledger, for tests and `GET /_sandbox/ledger`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ledger {
+    pub partner_total_credit: f64,
+    pub partner_allocated_credit: f64,
+    pub partner_remaining_credit: f64,
+    pub customers: Vec<CustomerCredit>,
+    pub history: BTreeMap<u64, Vec<HistoryEntry>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Account {
+    total: i64,
+    remaining: i64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    customers: BTreeMap<u64, Account>,
+    partner_total: i64,
+    partner_allocated: i64,
+    history: BTreeMap<u64, Vec<HistoryEntry>>,
+    last_invitation_ms: HashMap<String, u64>,
+    windows: HashMap<String, (u64, u32)>,
+    stats: Stats,
+    faults: Vec<Fault>,
+    rng: StdRng,
+}
+
+/// A business refusal: a Tencent error code and message.
+pub type Refusal = (&'static str, String);
+
+#[derive(Debug)]
+pub struct SandboxState {
+    pub config: SandboxConfig,
+    inner: Mutex<Inner>,
+}
+
+fn cents(value: i64) -> f64 {
+    value as f64 / 100.0
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time in milliseconds.
+fn timestamp(unix_ms: u64) -> String {
+    let secs = (unix_ms / 1000) as i64;
+    let date = crate::tencent::sign::utc_date(secs).unwrap_or_default();
+    let day = secs.rem_euclid(86_400);
+    format!("{date} {:02}:{:02}:{:02}", day / 3600, day % 3600 / 60, day % 60)
+}
+
+impl SandboxState {
+    pub fn new(config: SandboxConfig) -> Self {
+        let inner = Inner {
+            customers: SEEDED_CUSTOMERS.iter().map(|&u| (u, Account::default())).collect(),
+            partner_total: config.partner_credit_cents,
+            partner_allocated: 0,
+            history: BTreeMap::new(),
+            last_invitation_ms: HashMap::new(),
+            windows: HashMap::new(),
+            stats: Stats::default(),
+            faults: Vec::new(),
+            rng: StdRng::seed_from_u64(config.seed),
+        };
+        Self { config, inner: Mutex::new(inner) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn record_received(&self, action: &str) {
+        let mut inner = self.lock();
+        inner.stats.received += 1;
+        inner.stats.actions.entry(action.to_owned()).or_default().received += 1;
+    }
+
+    /// Counts an authenticated arrival in its wall-clock second; false when over the quota.
+    pub fn admit(&self, action: &str) -> bool {
+        let now_ms = self.config.clock.now_unix_ms();
+        let second = now_ms / 1000;
+        let limit = self.config.quotas.get(action).copied().unwrap_or(20);
+        let mut inner = self.lock();
+        let window = inner.windows.entry(action.to_owned()).or_insert((second, 0));
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        window.1 += 1;
+        let count = window.1;
+        let stats = inner.stats.actions.entry(action.to_owned()).or_default();
+        stats.arrivals += 1;
+        stats.max_per_second = stats.max_per_second.max(count);
+        stats.per_second.insert(second, count);
+        if stats.per_second.len() > MAX_SECONDS_KEPT {
+            stats.per_second.pop_first();
+        }
+        if count > limit {
+            stats.rate_limited += 1;
+            return false;
+        }
+        true
+    }
+
+    pub fn record_executed(&self, action: &str) {
+        self.lock().stats.actions.entry(action.to_owned()).or_default().executed += 1;
+    }
+
+    /// The fault that hits this call, if any (the first matching one that fires).
+    pub fn take_fault(&self, action: &str) -> Option<FaultKind> {
+        let mut inner = self.lock();
+        let Inner { faults, rng, .. } = &mut *inner;
+        for fault in faults.iter_mut() {
+            if !fault.matches(action) {
+                continue;
+            }
+            if let Some(p) = fault.probability
+                && !rng.random_bool(p.clamp(0.0, 1.0))
+            {
+                continue;
+            }
+            if let Some(times) = &mut fault.times {
+                *times -= 1;
+            }
+            return Some(fault.kind.clone());
+        }
+        faults.retain(|f| f.times != Some(0));
+        None
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        let inner = self.lock();
+        Ledger {
+            partner_total_credit: cents(inner.partner_total),
+            partner_allocated_credit: cents(inner.partner_allocated),
+            partner_remaining_credit: cents(inner.partner_total - inner.partner_allocated),
+            customers: inner
+                .customers
+                .iter()
+                .map(|(&uin, a)| CustomerCredit {
+                    uin,
+                    total_credit: cents(a.total),
+                    remaining_credit: cents(a.remaining),
+                })
+                .collect(),
+            history: inner.history.clone(),
+        }
+    }
+
+    /// Sends an invitation mail, unless the address is registered or in its cooldown.
+    pub fn invite(&self, email: &str) -> Result<String, Refusal> {
+        if email.eq_ignore_ascii_case(REGISTERED_EMAIL) {
+            return Err((
+                "FailedOperation.MailIsRegistered",
+                "The mailbox has been registered.".into(),
+            ));
+        }
+        let key = match email.rsplit_once('@') {
+            Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+            None => email.to_owned(),
+        };
+        let now = self.config.clock.now_unix_ms();
+        let cooldown = self.config.invitation_cooldown.as_millis() as u64;
+        let mut inner = self.lock();
+        if let Some(&last) = inner.last_invitation_ms.get(&key)
+            && now < last + cooldown
+        {
+            return Err((
+                "FailedOperation.SendMailLimit180",
+                "The interval between sending invitation links must exceed three minutes.".into(),
+            ));
+        }
+        inner.last_invitation_ms.insert(key, now);
+        Ok(format!("https://sandbox.invalid/invitation/{}", uuid::Uuid::new_v4()))
+    }
+
+    /// Applies an increment to a customer's credit; returns (total, remaining) after it.
+    pub fn allocate(&self, operator: &str, uin: u64, amount: i64, remark: &str) -> Result<(f64, f64), Refusal> {
+        let now = self.config.clock.now_unix_ms();
+        let mut inner = self.lock();
+        let partner_remaining = inner.partner_total - inner.partner_allocated;
+        let Some(account) = inner.customers.get(&uin).copied() else {
+            return Err((
+                "UnauthorizedOperation.UinNoAuth",
+                format!("The customer {uin} is not bound to this partner."),
+            ));
+        };
+        if amount > partner_remaining {
+            return Err((
+                "FailedOperation.BalanceInsufficient",
+                "The partner's allocable credit is insufficient.".into(),
+            ));
+        }
+        if account.remaining + amount < 0 {
+            return Err((
+                "FailedOperation",
+                "The customer's available credit cannot go below 0.".into(),
+            ));
+        }
+        let after = Account {
+            total: account.total + amount,
+            remaining: account.remaining + amount,
+        };
+        inner.customers.insert(uin, after);
+        inner.partner_allocated += amount;
+        inner.history.entry(uin).or_default().push(HistoryEntry {
+            allocated_time: timestamp(now),
+            operator: operator.to_owned(),
+            credit: cents(after.total),
+            allocated_credit: cents(amount),
+            client_credit_after: cents(after.remaining),
+            remark: remark.to_owned(),
+        });
+        Ok((cents(after.total), cents(after.remaining)))
+    }
+
+    /// One page of a customer's allocations, newest first, and the total count.
+    pub fn history(&self, uin: u64, page: usize, page_size: usize) -> Result<(usize, Vec<HistoryEntry>), Refusal> {
+        let inner = self.lock();
+        if !inner.customers.contains_key(&uin) {
+            return Err((
+                "UnauthorizedOperation.UinNoAuth",
+                format!("The customer {uin} is not bound to this partner."),
+            ));
+        }
+        let all = inner.history.get(&uin).map(Vec::as_slice).unwrap_or_default();
+        let page: Vec<_> = all
+            .iter()
+            .rev()
+            .skip((page - 1) * page_size)
+            .take(page_size)
+            .cloned()
+            .collect();
+        Ok((all.len(), page))
+    }
+
+    pub fn credits(&self, uins: &[u64]) -> Vec<CustomerCredit> {
+        let inner = self.lock();
+        uins.iter()
+            .filter_map(|uin| {
+                inner.customers.get(uin).map(|a| CustomerCredit {
+                    uin: *uin,
+                    total_credit: cents(a.total),
+                    remaining_credit: cents(a.remaining),
+                })
+            })
+            .collect()
+    }
+
+    /// (allocated, total, remaining) of the partner.
+    pub fn partner_credit(&self) -> (f64, f64, f64) {
+        let inner = self.lock();
+        (
+            cents(inner.partner_allocated),
+            cents(inner.partner_total),
+            cents(inner.partner_total - inner.partner_allocated),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::sandbox::SandboxKey;
+    use secrecy::SecretString;
+    use std::time::Duration;
+
+    fn state() -> (SandboxState, std::sync::Arc<ManualClock>) {
+        let clock = ManualClock::at(1_700_000_000_000);
+        let key = SandboxKey { secret_id: "id".into(), secret_key: SecretString::from("k"), token: None };
+        (SandboxState::new(SandboxConfig::new(key, clock.clone())), clock)
+    }
+
+    #[test]
+    fn quota_counts_per_wall_clock_second() {
+        let (s, clock) = state();
+        for _ in 0..5 {
+            assert!(s.admit("AllocateCustomerCredit"));
+        }
+        assert!(!s.admit("AllocateCustomerCredit"));
+        clock.advance(Duration::from_secs(1));
+        assert!(s.admit("AllocateCustomerCredit"));
+        let stats = s.stats().action("AllocateCustomerCredit");
+        assert_eq!((stats.arrivals, stats.rate_limited, stats.max_per_second), (7, 1, 6));
+    }
+
+    #[test]
+    fn cooldown_is_per_address_with_a_case_insensitive_domain() {
+        let (s, clock) = state();
+        assert!(s.invite("abc@example.com").is_ok());
+        assert_eq!(s.invite("abc@EXAMPLE.com").unwrap_err().0, "FailedOperation.SendMailLimit180");
+        assert!(s.invite("other@example.com").is_ok());
+        clock.advance(Duration::from_secs(179));
+        assert!(s.invite("abc@example.com").is_err());
+        clock.advance(Duration::from_secs(1));
+        assert!(s.invite("abc@example.com").is_ok());
+        assert_eq!(s.invite(REGISTERED_EMAIL).unwrap_err().0, "FailedOperation.MailIsRegistered");
+    }
+
+    #[test]
+    fn ledger_never_goes_below_zero_and_keeps_history() {
+        let (s, _) = state();
+        let uin = SEEDED_CUSTOMERS[0];
+        assert_eq!(s.allocate("op", uin, 10_050, "first").unwrap(), (100.5, 100.5));
+        assert_eq!(s.allocate("op", uin, -20_000, "too much").unwrap_err().0, "FailedOperation");
+        assert_eq!(s.allocate("op", uin, -50, "").unwrap(), (100.0, 100.0));
+        assert_eq!(s.allocate("op", 1, 1, "").unwrap_err().0, "UnauthorizedOperation.UinNoAuth");
+        assert_eq!(s.allocate("op", uin, 200_000_000, "").unwrap_err().0, "FailedOperation.BalanceInsufficient");
+        let (total, page) = s.history(uin, 1, 10).unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(page[0].remark, "");
+        assert_eq!(page[1].remark, "first");
+        assert_eq!(page[1].allocated_time, "2023-11-14 22:13:20");
+    }
+
+    #[test]
+    fn faults_fire_the_given_number_of_times() {
+        let (s, _) = state();
+        s.add_fault(Fault::error(Some("AllocateCustomerCredit"), "InternalError"));
+        assert_eq!(s.take_fault("CreateAndSendClientInvitationMail"), None);
+        assert!(matches!(s.take_fault("AllocateCustomerCredit"), Some(FaultKind::Error { .. })));
+        assert_eq!(s.take_fault("AllocateCustomerCredit"), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! Logging: JSON lines (or a human format), filtered by `RUST_LOG` or `log.level`.
+//!
+//! Nothing logs a secret: credentials are `SecretString`s with redacted `Debug`, e-mail addresses
+//! are logged through [`crate::domain::Email`]'s masking `Display`, and request headers are never
+//! logged.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::config::{LogFormat, LogSettings};
+use crate::env;
+
+/// Installs the global subscriber writing to `writer`. Returns false when one is already set.
+pub fn init<W>(settings: &LogSettings, writer: W) -> bool
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_env(env::LOG_FILTER)
+        .unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match settings.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init()
+            .is_ok(),
+        LogFormat::Pretty => builder.try_init().is_ok(),
+    }
+}

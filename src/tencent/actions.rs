@@ -1,0 +1,77 @@
+//! Typed requests and answers of the actions the gateway calls. Field names follow Tencent's
+//! PascalCase; unknown answer fields are ignored, since Tencent adds fields without notice.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// One upstream action: its name (`X-TC-Action`) and the shape of its successful answer.
+pub trait Action: Serialize + Send + Sync {
+    const NAME: &'static str;
+    type Response: DeserializeOwned + Send;
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateAndSendClientInvitationMail {
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation_role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub material_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvitationMailSent {
+    pub invitation_link: String,
+}
+
+impl Action for CreateAndSendClientInvitationMail {
+    const NAME: &'static str = "CreateAndSendClientInvitationMail";
+    type Response = InvitationMailSent;
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocateCustomerCredit {
+    pub client_uin: u64,
+    pub added_credit: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreditAllocated {
+    pub total_credit: f64,
+    pub remaining_credit: f64,
+}
+
+impl Action for AllocateCustomerCredit {
+    const NAME: &'static str = "AllocateCustomerCredit";
+    type Response = CreditAllocated;
+}
+
+/// The partner's own credit; a cheap call the gateway uses to re-check rejected credentials.
+#[derive(Debug, Serialize)]
+pub struct QueryPartnerCredit {}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PartnerCredit {
+    pub allocated_credit: f64,
+    pub total_credit: f64,
+    pub remaining_credit: f64,
+}
+
+impl Action for QueryPartnerCredit {
+    const NAME: &'static str = "QueryPartnerCredit";
+    type Response = PartnerCredit;
+}
+
+/// Every action the gateway may send, for registering quotas.
+pub const ALL: [&str; 3] = [
+    CreateAndSendClientInvitationMail::NAME,
+    AllocateCustomerCredit::NAME,
+    QueryPartnerCredit::NAME,
+];

@@ -1,0 +1,428 @@
+//! The transport to Tencent: every call goes quota → sign → send → parse, under one deadline.
+//!
+//! Retries are narrow on purpose: only a `RequestLimitExceeded*` answer (Tencent did not execute
+//! the call) or a failure to connect (nothing was sent) is retried, with exponential backoff and
+//! through the limiter again, while the caller's deadline allows. Anything that may have reached
+//! Tencent is returned to the route, which knows whether the outcome matters (credit) or not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use url::Url;
+
+use super::actions::{Action, QueryPartnerCredit};
+use super::error::{ErrorClass, UpstreamError};
+use super::sign::{RequestToSign, SignedHeaderSet, Signer};
+use super::{CONTENT_TYPE, SERVICE, VERSION};
+use crate::clock::SharedClock;
+use crate::config::{Credentials, Settings, ms};
+use crate::health::Health;
+use crate::quota::{QuotaExceeded, Quotas};
+
+/// Largest answer body read from Tencent; real answers are a few hundred bytes.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// `X-TC-RequestClient`: names this client in Tencent's logs.
+const REQUEST_CLIENT: &str = concat!("partner-gateway ", env!("CARGO_PKG_VERSION"));
+
+/// A successful answer and Tencent's `RequestId`.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub data: T,
+    pub request_id: String,
+    /// How long the call waited for quota, over all attempts.
+    pub quota_wait: Duration,
+    /// How many times the call was sent again after a retryable failure.
+    pub retries: u32,
+}
+
+/// Per-call inputs from the route: the id that traces it and the deadline it must meet.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub request_id: String,
+    pub deadline: Instant,
+}
+
+/// Why a call did not succeed. `sent` says whether the request may have reached Tencent.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The gateway's limiter refused the call; nothing was sent.
+    #[error("quota exceeded for {action}")]
+    QuotaExceeded {
+        action: &'static str,
+        exceeded: QuotaExceeded,
+    },
+    /// Tencent answered with an error code.
+    #[error("Tencent answered {}: {}", .0.code, .0.message)]
+    Upstream(UpstreamError),
+    /// No complete answer before the timeout.
+    #[error("no answer from Tencent in time")]
+    Timeout { sent: bool },
+    /// The connection failed.
+    #[error("transport failure: {detail}")]
+    Transport { sent: bool, detail: String },
+    /// A status other than 200 (a proxy or outage page); Tencent's own errors come with 200.
+    #[error("Tencent answered HTTP {status}")]
+    Status { status: u16 },
+    /// A 200 answer that is not a valid envelope.
+    #[error("unparsable answer: {detail}")]
+    Unparsable { detail: String },
+    /// The deadline passed before the call could be sent.
+    #[error("deadline passed before the call could be sent")]
+    DeadlineExceeded,
+}
+
+impl CallError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Upstream(e) => e.class().is_retryable(),
+            Self::Transport { sent, .. } | Self::Timeout { sent } => !sent,
+            _ => false,
+        }
+    }
+
+    /// Whether Tencent may have executed the call: the outcome of a credit allocation is unknown.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::Upstream(e) => e.class() == ErrorClass::Internal,
+            Self::Timeout { sent } | Self::Transport { sent, .. } => *sent,
+            Self::Status { .. } | Self::Unparsable { .. } => true,
+            Self::QuotaExceeded { .. } | Self::DeadlineExceeded => false,
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &str {
+        match self {
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::Upstream(e) => &e.code,
+            Self::Timeout { .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Status { .. } => "http_status",
+            Self::Unparsable { .. } => "unparsable",
+            Self::DeadlineExceeded => "deadline",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "Response", borrow)]
+    response: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Header {
+    error: Option<ErrorBody>,
+    request_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorBody {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Parses an answer body. Returns the typed data and `RequestId`, Tencent's error, or why the
+/// body is not a valid answer. Pure, so the fuzzer and tests can feed it anything.
+pub fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, String), CallError> {
+    let unparsable = |detail: String| CallError::Unparsable { detail };
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(body).map_err(|e| unparsable(format!("not an answer envelope: {e}")))?;
+    let raw = envelope.response.get();
+    let header: Header =
+        serde_json::from_str(raw).map_err(|e| unparsable(format!("bad Response object: {e}")))?;
+    if let Some(error) = header.error {
+        return Err(CallError::Upstream(UpstreamError {
+            code: error.code,
+            message: error.message,
+            request_id: header.request_id,
+        }));
+    }
+    let request_id = header
+        .request_id
+        .ok_or_else(|| unparsable("answer without RequestId".into()))?;
+    let data = serde_json::from_str(raw).map_err(|e| unparsable(format!("unexpected answer: {e}")))?;
+    Ok((data, request_id))
+}
+
+/// Signs and sends calls to one endpoint with one credential.
+#[derive(Debug)]
+pub struct TencentClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    host: String,
+    signer: Signer,
+    token: Option<SecretString>,
+    region: Option<String>,
+    clock: SharedClock,
+    quotas: Arc<Quotas>,
+    health: Arc<Health>,
+    attempt_timeout: Duration,
+    max_wait: Duration,
+    max_retries: u32,
+    backoff: Duration,
+}
+
+impl TencentClient {
+    pub fn new(
+        settings: &Settings,
+        credentials: &Credentials,
+        clock: SharedClock,
+        quotas: Arc<Quotas>,
+        health: Arc<Health>,
+    ) -> Result<Self, reqwest::Error> {
+        let endpoint = Url::parse(&settings.upstream.endpoint).expect("validated endpoint");
+        let host = match endpoint.port() {
+            Some(port) => format!("{}:{port}", endpoint.host_str().unwrap_or_default()),
+            None => endpoint.host_str().unwrap_or_default().to_owned(),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(ms(settings.upstream.connect_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(REQUEST_CLIENT)
+            .build()?;
+        Ok(Self {
+            http,
+            endpoint,
+            host,
+            signer: Signer::new(
+                credentials.secret_id.clone(),
+                credentials.secret_key.clone(),
+                SERVICE,
+                SignedHeaderSet::ContentTypeHostAction,
+            ),
+            token: credentials.token.clone(),
+            region: settings.region().map(str::to_owned),
+            clock,
+            quotas,
+            health,
+            attempt_timeout: ms(settings.upstream.timeout_ms),
+            max_wait: ms(settings.quotas.max_wait_ms),
+            max_retries: settings.upstream.max_retries,
+            backoff: ms(settings.upstream.retry_backoff_ms),
+        })
+    }
+
+    /// Sends `action`, waiting for quota and retrying only what is safe to retry.
+    #[tracing::instrument(name = "tencent", skip_all, fields(action = A::NAME))]
+    pub async fn call<A: Action>(&self, action: &A, ctx: &CallContext) -> Result<Answer<A::Response>, CallError> {
+        let body = Bytes::from(serde_json::to_vec(action).expect("actions serialize"));
+        let limiter = self.quotas.limiter(A::NAME);
+        let mut quota_wait = Duration::ZERO;
+        let mut retries = 0;
+        loop {
+            let now = Instant::now();
+            let max_wait = self.max_wait.min(ctx.deadline.saturating_duration_since(now));
+            match limiter.acquire(max_wait).await {
+                Ok(admission) => quota_wait += admission.waited,
+                Err(exceeded) => {
+                    return Err(CallError::QuotaExceeded { action: A::NAME, exceeded });
+                }
+            }
+            let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(CallError::DeadlineExceeded);
+            }
+            let started = Instant::now();
+            let result = self
+                .send_once::<A>(body.clone(), ctx, remaining.min(self.attempt_timeout))
+                .await;
+            let elapsed = started.elapsed();
+            self.observe(A::NAME, &result, elapsed, retries);
+            match result {
+                Ok((data, request_id)) => {
+                    return Ok(Answer { data, request_id, quota_wait, retries });
+                }
+                Err(error) if error.is_retryable() && retries < self.max_retries => {
+                    let backoff = self.backoff_for(retries);
+                    if Instant::now() + backoff >= ctx.deadline {
+                        return Err(error);
+                    }
+                    retries += 1;
+                    tracing::warn!(code = error.label(), retry = retries, backoff_ms = backoff.as_millis() as u64, "retrying upstream call that was not executed");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Exponential backoff with jitter in [½, 1] of the nominal delay.
+    fn backoff_for(&self, retry: u32) -> Duration {
+        let nominal = self.backoff.saturating_mul(1 << retry.min(10));
+        nominal.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+
+    fn observe<T>(&self, action: &'static str, result: &Result<(T, String), CallError>, elapsed: Duration, retries: u32) {
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        match result {
+            Ok((_, request_id)) => {
+                self.health.report_auth_ok();
+                tracing::info!(action, tencent_request_id = %request_id, latency_ms, retries, "upstream call succeeded");
+            }
+            Err(CallError::Upstream(e)) if e.class() == ErrorClass::AuthFailure => {
+                self.health.report_auth_failure(&e.code);
+                tracing::error!(action, code = %e.code, tencent_request_id = e.request_id.as_deref().unwrap_or(""), latency_ms, "Tencent rejected the gateway's credentials; readiness is now failing");
+            }
+            Err(CallError::Upstream(e)) => {
+                self.health.report_auth_ok();
+                tracing::info!(action, code = %e.code, tencent_request_id = e.request_id.as_deref().unwrap_or(""), latency_ms, retries, "upstream answered an error");
+            }
+            Err(other) => {
+                tracing::warn!(action, code = other.label(), error = %other, latency_ms, retries, "upstream call failed");
+            }
+        }
+    }
+
+    async fn send_once<A: Action>(
+        &self,
+        body: Bytes,
+        ctx: &CallContext,
+        timeout: Duration,
+    ) -> Result<(A::Response, String), CallError> {
+        let timestamp = self.clock.now_unix_secs();
+        let authorization = self.signer.authorization(&RequestToSign {
+            host: &self.host,
+            action: A::NAME,
+            content_type: CONTENT_TYPE,
+            timestamp,
+            payload: &body,
+        });
+        let mut request = self
+            .http
+            .post(self.endpoint.clone())
+            .timeout(timeout)
+            .header(http::header::HOST, &self.host)
+            .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(http::header::AUTHORIZATION, authorization)
+            .header("X-TC-Action", A::NAME)
+            .header("X-TC-Version", VERSION)
+            .header("X-TC-Timestamp", timestamp.to_string())
+            .header("X-TC-Language", "en-US")
+            .header("X-TC-RequestClient", REQUEST_CLIENT)
+            .header("X-TC-TraceId", &ctx.request_id);
+        if let Some(region) = &self.region {
+            request = request.header("X-TC-Region", region);
+        }
+        if let Some(token) = &self.token {
+            let mut value = http::HeaderValue::from_str(token.expose_secret())
+                .map_err(|_| CallError::Transport { sent: false, detail: "the token is not a valid header value".into() })?;
+            value.set_sensitive(true);
+            request = request.header("X-TC-Token", value);
+        }
+        let mut response = request.body(body).send().await.map_err(classify)?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(CallError::Status { status: response.status().as_u16() });
+        }
+        let mut answer = Vec::with_capacity(512);
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(CallError::Unparsable { detail: "answer larger than 1 MiB".into() });
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        parse_answer(&answer)
+    }
+
+    /// Asks Tencent for the partner's credit, only to learn whether the credentials work again.
+    pub async fn probe_credentials(&self, timeout: Duration) -> Result<(), CallError> {
+        let ctx = CallContext {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            deadline: Instant::now() + timeout,
+        };
+        self.call(&QueryPartnerCredit {}, &ctx).await.map(|_| ())
+    }
+}
+
+/// Sorts a reqwest failure into "nothing was sent" (connecting failed) or "may have been sent".
+fn classify(error: reqwest::Error) -> CallError {
+    let sent = !error.is_connect();
+    if error.is_timeout() {
+        CallError::Timeout { sent }
+    } else {
+        let mut detail = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        CallError::Transport { sent, detail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tencent::actions::CreditAllocated;
+
+    #[test]
+    fn parses_success_and_error_envelopes() {
+        let (data, id): (CreditAllocated, _) = parse_answer(
+            br#"{"Response":{"TotalCredit":10.5,"RemainingCredit":3,"RequestId":"r-1","NewField":1}}"#,
+        )
+        .unwrap();
+        assert_eq!((data.total_credit, data.remaining_credit, id.as_str()), (10.5, 3.0, "r-1"));
+
+        let err = parse_answer::<CreditAllocated>(
+            br#"{"Response":{"Error":{"Code":"FailedOperation.BalanceInsufficient","Message":"no"},"RequestId":"r-2"}}"#,
+        )
+        .unwrap_err();
+        match err {
+            CallError::Upstream(e) => {
+                assert_eq!(e.code, "FailedOperation.BalanceInsufficient");
+                assert_eq!(e.request_id.as_deref(), Some("r-2"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_answers_are_unparsable() {
+        for body in [
+            &b""[..],
+            b"<html>oops</html>",
+            b"{}",
+            b"{\"Response\": 5}",
+            b"{\"Response\":{\"TotalCredit\":1}}",
+            b"{\"Response\":{\"TotalCredit\":\"x\",\"RemainingCredit\":1,\"RequestId\":\"r\"}}",
+            b"{\"Response\":{\"Error\":{\"Message\":\"no code\"},\"RequestId\":\"r\"}}",
+            b"{\"Response\":{\"TotalCredit\":1,\"RemainingCredit\":1,\"RequestId\":\"r\"}",
+        ] {
+            let err = parse_answer::<CreditAllocated>(body).unwrap_err();
+            assert!(matches!(err, CallError::Unparsable { .. }), "{:?}: {err:?}", String::from_utf8_lossy(body));
+            assert!(err.outcome_unknown());
+        }
+    }
+
+    #[test]
+    fn only_safe_failures_are_retried() {
+        let upstream = |code: &str| CallError::Upstream(UpstreamError { code: code.into(), message: String::new(), request_id: None });
+        assert!(upstream("RequestLimitExceeded").is_retryable());
+        assert!(CallError::Transport { sent: false, detail: String::new() }.is_retryable());
+        assert!(CallError::Timeout { sent: false }.is_retryable());
+        for not in [
+            upstream("InternalError"),
+            upstream("OperationDenied.ServiceBusy"),
+            CallError::Timeout { sent: true },
+            CallError::Transport { sent: true, detail: String::new() },
+            CallError::Status { status: 502 },
+            CallError::Unparsable { detail: String::new() },
+        ] {
+            assert!(!not.is_retryable(), "{not:?}");
+        }
+        assert!(upstream("InternalError").outcome_unknown());
+        assert!(!upstream("FailedOperation.BalanceInsufficient").outcome_unknown());
+    }
+}
