@@ -25,8 +25,10 @@ use crate::problem::{ApiError, ProblemMarker, ProblemType};
 use crate::quota::Quotas;
 use crate::routes::{self, AppState};
 use crate::tencent::TencentClient;
-use crate::tencent::actions::{AllocateCustomerCredit, CreateAndSendClientInvitationMail, QueryPartnerCredit};
 use crate::tencent::actions::Action;
+use crate::tencent::actions::{
+    AllocateCustomerCredit, CreateAndSendClientInvitationMail, QueryPartnerCredit,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -69,18 +71,34 @@ pub struct App {
 }
 
 /// Wires everything together. Fails only if the HTTP client cannot be built (TLS roots).
-pub fn build(settings: Settings, credentials: &Credentials, clock: SharedClock) -> anyhow::Result<App> {
+pub fn build(
+    settings: Settings,
+    credentials: &Credentials,
+    clock: SharedClock,
+) -> anyhow::Result<App> {
     let guard = ms(settings.quotas.guard_ms);
     let quotas = Arc::new(Quotas::new(
         &[
-            (CreateAndSendClientInvitationMail::NAME, settings.quotas.invitations_per_second),
-            (AllocateCustomerCredit::NAME, settings.quotas.credit_per_second),
+            (
+                CreateAndSendClientInvitationMail::NAME,
+                settings.quotas.invitations_per_second,
+            ),
+            (
+                AllocateCustomerCredit::NAME,
+                settings.quotas.credit_per_second,
+            ),
             (QueryPartnerCredit::NAME, settings.quotas.queries_per_second),
         ],
         guard,
     ));
     let health = Arc::new(Health::default());
-    let tencent = Arc::new(TencentClient::new(&settings, credentials, clock, quotas, health.clone())?);
+    let tencent = Arc::new(TencentClient::new(
+        &settings,
+        credentials,
+        clock,
+        quotas,
+        health.clone(),
+    )?);
     let state = AppState {
         tencent,
         health,
@@ -101,7 +119,10 @@ fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(|| async { ApiError::new(ProblemType::NotFound, "no route matches this path") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(ProblemType::MethodNotAllowed, "this route does not accept this method")
+            ApiError::new(
+                ProblemType::MethodNotAllowed,
+                "this route does not accept this method",
+            )
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(access_log))
@@ -129,11 +150,19 @@ async fn access_log(request: Request, next: Next) -> Response {
         route = %route,
     );
     let response = next.run(request).instrument(span.clone()).await;
-    let problem = response.extensions().get::<ProblemMarker>().map(|m| m.0.slug());
+    let problem = response
+        .extensions()
+        .get::<ProblemMarker>()
+        .map(|m| m.0.slug());
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
-        tracing::info!(status, latency_ms, problem = problem.unwrap_or(""), "request served");
+        tracing::info!(
+            status,
+            latency_ms,
+            problem = problem.unwrap_or(""),
+            "request served"
+        );
     });
     response
 }
@@ -193,7 +222,10 @@ async fn recheck_credentials(state: AppState) {
     loop {
         tokio::time::sleep(every).await;
         if state.health.upstream_auth_failed() {
-            let _ = state.tencent.probe_credentials(Duration::from_secs(10)).await;
+            let _ = state
+                .tencent
+                .probe_credentials(Duration::from_secs(10))
+                .await;
         }
     }
 }

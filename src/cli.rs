@@ -15,7 +15,11 @@ use crate::sandbox::{Sandbox, SandboxConfig, SandboxKey};
 use crate::{env, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "partner-gateway", version, about = "A signed, quota-exact REST gateway to the Tencent Cloud International partner API")]
+#[command(
+    name = "partner-gateway",
+    version,
+    about = "A signed, quota-exact REST gateway to the Tencent Cloud International partner API"
+)]
 pub struct Cli {
     /// A TOML configuration file; repeat to layer several (later wins). Default: config/default.toml.
     #[arg(long = "config", value_name = "FILE", global = true)]
@@ -53,9 +57,17 @@ enum Command {
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let sources = Sources { files: cli.config.clone(), env: None };
+    let sources = Sources {
+        files: cli.config.clone(),
+        env: None,
+    };
     if let Command::Openapi = cli.command {
-        println!("{}", app::openapi().to_pretty_json().expect("the document serializes"));
+        println!(
+            "{}",
+            app::openapi()
+                .to_pretty_json()
+                .expect("the document serializes")
+        );
         return ExitCode::SUCCESS;
     }
     let settings = match Settings::load(&sources) {
@@ -93,7 +105,11 @@ fn missing_credentials(missing: &[&str]) -> String {
 }
 
 /// The simulator's settings, from `[sandbox]` and the quotas the gateway is configured with.
-pub fn sandbox_config(settings: &Settings, credentials: &Credentials, clock: SharedClock) -> SandboxConfig {
+pub fn sandbox_config(
+    settings: &Settings,
+    credentials: &Credentials,
+    clock: SharedClock,
+) -> SandboxConfig {
     let mut config = SandboxConfig::new(
         SandboxKey {
             secret_id: credentials.secret_id.clone(),
@@ -132,7 +148,12 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
     }
     let listener = match TcpListener::bind(&settings.server.listen).await {
         Ok(l) => l,
-        Err(e) => return fail(format!("cannot listen on {} (server.listen): {e}", settings.server.listen)),
+        Err(e) => {
+            return fail(format!(
+                "cannot listen on {} (server.listen): {e}",
+                settings.server.listen
+            ));
+        }
     };
     let local = listener.local_addr().expect("bound");
     let app = match app::build(settings, &credentials, clock) {
@@ -179,7 +200,10 @@ async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
             credentials.secret_key.expose_secret()
         );
     } else {
-        eprintln!("Tencent Cloud simulator on http://{local}, accepting the key in {}", env::SECRET_ID);
+        eprintln!(
+            "Tencent Cloud simulator on http://{local}, accepting the key in {}",
+            env::SECRET_ID
+        );
     }
     let stop = async {
         shutdown_signal().await;
@@ -191,14 +215,28 @@ async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
 }
 
 fn check_config(settings: &Settings) -> ExitCode {
-    println!("# effective configuration (defaults < files < {}__* variables)", env::CONFIG_PREFIX);
-    println!("{}", toml::to_string_pretty(settings).expect("settings serialize"));
+    println!(
+        "# effective configuration (defaults < files < {}__* variables)",
+        env::CONFIG_PREFIX
+    );
+    println!(
+        "{}",
+        toml::to_string_pretty(settings).expect("settings serialize")
+    );
     println!("# credentials (from the environment)");
     match Credentials::from_env() {
         Ok(c) => {
             println!("# {} = {}", env::SECRET_ID, config::redact_id(&c.secret_id));
             println!("# {} = [set, redacted]", env::SECRET_KEY);
-            println!("# {} = {}", env::TOKEN, if c.token.is_some() { "[set, redacted]" } else { "[not set]" });
+            println!(
+                "# {} = {}",
+                env::TOKEN,
+                if c.token.is_some() {
+                    "[set, redacted]"
+                } else {
+                    "[not set]"
+                }
+            );
             ExitCode::SUCCESS
         }
         Err(missing) => fail(missing_credentials(&missing)),

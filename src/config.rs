@@ -128,7 +128,9 @@ pub struct CreditSettings {
 
 impl Default for CreditSettings {
     fn default() -> Self {
-        Self { max_amount: 100_000.0 }
+        Self {
+            max_amount: 100_000.0,
+        }
     }
 }
 
@@ -208,9 +210,7 @@ impl Settings {
         use config::{Config, Environment, File, FileFormat};
         let mut builder = Config::builder();
         if sources.files.is_empty() {
-            builder = builder.add_source(
-                File::new(DEFAULT_FILE, FileFormat::Toml).required(false),
-            );
+            builder = builder.add_source(File::new(DEFAULT_FILE, FileFormat::Toml).required(false));
         }
         for file in &sources.files {
             builder = builder.add_source(File::from(file.as_path()).format(FileFormat::Toml));
@@ -236,31 +236,51 @@ impl Settings {
             .parse::<SocketAddr>()
             .map_err(|_| invalid("server.listen", "must be an address such as 0.0.0.0:8080"))?;
         if !(64..=1024 * 1024).contains(&self.server.max_body_bytes) {
-            return Err(invalid("server.max_body_bytes", "must be between 64 and 1048576"));
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be between 64 and 1048576",
+            ));
         }
         positive("server.request_timeout_ms", self.server.request_timeout_ms)?;
         let endpoint = url::Url::parse(&self.upstream.endpoint)
             .map_err(|e| invalid("upstream.endpoint", format!("not a URL: {e}")))?;
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
-            return Err(invalid("upstream.endpoint", "must be an http(s) URL with a host"));
+            return Err(invalid(
+                "upstream.endpoint",
+                "must be an http(s) URL with a host",
+            ));
         }
         if endpoint.path() != "/" || endpoint.query().is_some() {
-            return Err(invalid("upstream.endpoint", "must not have a path or query"));
+            return Err(invalid(
+                "upstream.endpoint",
+                "must not have a path or query",
+            ));
         }
         if let Some(region) = &self.upstream.region
             && !region.is_empty()
-            && !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(invalid("upstream.region", "must be a region id such as ap-singapore"));
+            return Err(invalid(
+                "upstream.region",
+                "must be a region id such as ap-singapore",
+            ));
         }
         positive("upstream.timeout_ms", self.upstream.timeout_ms)?;
-        positive("upstream.connect_timeout_ms", self.upstream.connect_timeout_ms)?;
+        positive(
+            "upstream.connect_timeout_ms",
+            self.upstream.connect_timeout_ms,
+        )?;
         if self.upstream.max_retries > 10 {
             return Err(invalid("upstream.max_retries", "must be at most 10"));
         }
         positive("upstream.auth_recheck_ms", self.upstream.auth_recheck_ms)?;
         for (key, value) in [
-            ("quotas.invitations_per_second", self.quotas.invitations_per_second),
+            (
+                "quotas.invitations_per_second",
+                self.quotas.invitations_per_second,
+            ),
             ("quotas.credit_per_second", self.quotas.credit_per_second),
             ("quotas.queries_per_second", self.quotas.queries_per_second),
         ] {
@@ -274,10 +294,12 @@ impl Settings {
         self.max_amount_cents()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
-        self.sandbox
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|_| invalid("sandbox.listen", "must be an address such as 127.0.0.1:9100"))?;
+        self.sandbox.listen.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "sandbox.listen",
+                "must be an address such as 127.0.0.1:9100",
+            )
+        })?;
         cents("sandbox.partner_credit", self.sandbox.partner_credit)?;
         Ok(())
     }
@@ -302,7 +324,10 @@ fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
 fn cents(key: &'static str, value: f64) -> Result<i64, ConfigError> {
     let cents = (value * 100.0).round();
     if !value.is_finite() || value <= 0.0 || (value * 100.0 - cents).abs() > 1e-6 {
-        return Err(invalid(key, "must be a positive amount with at most 2 decimal places"));
+        return Err(invalid(
+            key,
+            "must be a positive amount with at most 2 decimal places",
+        ));
     }
     CreditAmount::from_cents(cents as i64)
         .map(CreditAmount::cents)
@@ -350,10 +375,13 @@ impl Credentials {
                 secret_key: SecretString::from(key.trim().to_owned()),
                 token: get(env::TOKEN).map(|t| SecretString::from(t.trim().to_owned())),
             }),
-            (id, key) => Err([(env::SECRET_ID, id.is_none()), (env::SECRET_KEY, key.is_none())]
-                .into_iter()
-                .filter_map(|(name, missing)| missing.then_some(name))
-                .collect()),
+            (id, key) => Err([
+                (env::SECRET_ID, id.is_none()),
+                (env::SECRET_KEY, key.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, missing)| missing.then_some(name))
+            .collect()),
         }
     }
 
@@ -380,7 +408,12 @@ mod tests {
     fn load_env(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Settings::load(&Sources {
             files: vec![],
-            env: Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            env: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
         })
     }
 
@@ -389,7 +422,10 @@ mod tests {
         let s = load_env(&[]).unwrap();
         assert_eq!(s.server.listen, "0.0.0.0:8080");
         assert_eq!(s.server.max_body_bytes, 16 * 1024);
-        assert_eq!(s.upstream.endpoint, "https://intlpartnersmgt.intl.tencentcloudapi.com");
+        assert_eq!(
+            s.upstream.endpoint,
+            "https://intlpartnersmgt.intl.tencentcloudapi.com"
+        );
         assert_eq!(s.quotas.invitations_per_second, 20);
         assert_eq!(s.quotas.credit_per_second, 5);
         assert_eq!(s.region(), None);
@@ -412,11 +448,27 @@ mod tests {
     fn invalid_values_name_their_key() {
         for (var, value, key) in [
             ("GATEWAY__SERVER__LISTEN", "nowhere", "server.listen"),
-            ("GATEWAY__UPSTREAM__ENDPOINT", "ftp://x", "upstream.endpoint"),
-            ("GATEWAY__UPSTREAM__ENDPOINT", "https://h/path", "upstream.endpoint"),
-            ("GATEWAY__QUOTAS__CREDIT_PER_SECOND", "0", "quotas.credit_per_second"),
+            (
+                "GATEWAY__UPSTREAM__ENDPOINT",
+                "ftp://x",
+                "upstream.endpoint",
+            ),
+            (
+                "GATEWAY__UPSTREAM__ENDPOINT",
+                "https://h/path",
+                "upstream.endpoint",
+            ),
+            (
+                "GATEWAY__QUOTAS__CREDIT_PER_SECOND",
+                "0",
+                "quotas.credit_per_second",
+            ),
             ("GATEWAY__CREDIT__MAX_AMOUNT", "0.001", "credit.max_amount"),
-            ("GATEWAY__SERVER__MAX_BODY_BYTES", "1", "server.max_body_bytes"),
+            (
+                "GATEWAY__SERVER__MAX_BODY_BYTES",
+                "1",
+                "server.max_body_bytes",
+            ),
         ] {
             let err = load_env(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(key), "{var}={value}: {err}");
@@ -434,16 +486,24 @@ mod tests {
     #[test]
     fn the_shipped_default_file_loads_and_equals_the_built_in_defaults() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_FILE);
-        let from_file = Settings::load(&Sources { files: vec![path], env: Some(HashMap::new()) }).unwrap();
+        let from_file = Settings::load(&Sources {
+            files: vec![path],
+            env: Some(HashMap::new()),
+        })
+        .unwrap();
         let built_in = Settings::default();
-        assert_eq!(toml::to_string(&from_file).unwrap(), toml::to_string(&built_in).unwrap());
+        assert_eq!(
+            toml::to_string(&from_file).unwrap(),
+            toml::to_string(&built_in).unwrap()
+        );
     }
 
     #[test]
     fn missing_credentials_are_named() {
         let missing = Credentials::from_lookup(|_| None).unwrap_err();
         assert_eq!(missing, vec![env::SECRET_ID, env::SECRET_KEY]);
-        let missing = Credentials::from_lookup(|n| (n == env::SECRET_ID).then(|| "AKID".into())).unwrap_err();
+        let missing =
+            Credentials::from_lookup(|n| (n == env::SECRET_ID).then(|| "AKID".into())).unwrap_err();
         assert_eq!(missing, vec![env::SECRET_KEY]);
     }
 
@@ -457,6 +517,11 @@ mod tests {
         })
         .unwrap();
         let dbg = format!("{c:?}");
-        assert!(!dbg.contains("super-secret-key") && !dbg.contains("tok-123") && !dbg.contains("AKIDabcdef"), "{dbg}");
+        assert!(
+            !dbg.contains("super-secret-key")
+                && !dbg.contains("tok-123")
+                && !dbg.contains("AKIDabcdef"),
+            "{dbg}"
+        );
     }
 }

@@ -49,7 +49,10 @@ impl Health {
     }
 
     pub fn upstream_auth_failed(&self) -> bool {
-        self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.upstream_auth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -57,9 +60,17 @@ impl Health {
         let shutting_down = self.shutting_down.load(Ordering::SeqCst);
         checks.insert(
             "shutdown",
-            if shutting_down { "shutting down".into() } else { "ok".into() },
+            if shutting_down {
+                "shutting down".into()
+            } else {
+                "ok".into()
+            },
         );
-        let auth = self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let auth = self
+            .upstream_auth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         checks.insert(
             "upstream_auth",
             auth.map(|code| format!("Tencent rejected the credentials: {code}"))

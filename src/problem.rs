@@ -147,11 +147,18 @@ pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
-    pub upstream_code: Option<String>,
-    pub upstream_request_id: Option<String>,
+    /// Tencent's code and `RequestId`, when Tencent answered.
+    pub upstream: Option<Box<UpstreamRef>>,
     pub retry_after_secs: Option<u64>,
-    /// `(policy name, quota, remaining, seconds to reset)` for the `RateLimit*` headers.
-    pub rate_limit: Option<RateLimitInfo>,
+    /// What the `RateLimit*` headers say, for quota refusals.
+    pub rate_limit: Option<Box<RateLimitInfo>>,
+}
+
+/// Which Tencent answer a problem comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRef {
+    pub code: String,
+    pub request_id: Option<String>,
 }
 
 /// What the IETF `RateLimit-Policy` and `RateLimit` headers say.
@@ -167,8 +174,14 @@ impl RateLimitInfo {
     /// Writes `RateLimit-Policy: "name";q=N;w=1` and `RateLimit: "name";r=R;t=T`.
     pub fn write(&self, headers: &mut http::HeaderMap) {
         let policy = format!("\"{}\";q={};w=1", self.policy, self.quota);
-        let state = format!("\"{}\";r={};t={}", self.policy, self.remaining, self.reset_secs);
-        headers.insert("ratelimit-policy", HeaderValue::from_str(&policy).expect("ascii"));
+        let state = format!(
+            "\"{}\";r={};t={}",
+            self.policy, self.remaining, self.reset_secs
+        );
+        headers.insert(
+            "ratelimit-policy",
+            HeaderValue::from_str(&policy).expect("ascii"),
+        );
         headers.insert("ratelimit", HeaderValue::from_str(&state).expect("ascii"));
     }
 }
@@ -180,8 +193,7 @@ impl ApiError {
             status: kind.status(),
             detail: detail.into(),
             errors: Vec::new(),
-            upstream_code: None,
-            upstream_request_id: None,
+            upstream: None,
             retry_after_secs: None,
             rate_limit: None,
         }
@@ -193,7 +205,10 @@ impl ApiError {
             1 => format!("`{}` {}", errors[0].field, errors[0].message),
             n => format!("{n} fields are invalid"),
         };
-        Self { errors, ..Self::new(ProblemType::ValidationFailed, detail) }
+        Self {
+            errors,
+            ..Self::new(ProblemType::ValidationFailed, detail)
+        }
     }
 
     pub fn with_status(mut self, status: StatusCode) -> Self {
@@ -207,8 +222,7 @@ impl ApiError {
     }
 
     fn with_upstream(mut self, code: &str, request_id: Option<String>) -> Self {
-        self.upstream_code = Some(code.to_owned());
-        self.upstream_request_id = request_id;
+        self.upstream = Some(Box::new(UpstreamRef { code: code.to_owned(), request_id }));
         self
     }
 
@@ -220,9 +234,16 @@ impl ApiError {
             let timed_out = matches!(error, CallError::Timeout { .. });
             let mut problem = Self::new(
                 P::CreditOutcomeUnknown,
-                format!("{}; the allocation may or may not have been applied", public_detail(&error)),
+                format!(
+                    "{}; the allocation may or may not have been applied",
+                    public_detail(&error)
+                ),
             )
-            .with_status(if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY });
+            .with_status(if timed_out {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            });
             if let CallError::Upstream(e) = &error {
                 problem = problem.with_upstream(&e.code, e.request_id.clone());
             }
@@ -239,19 +260,23 @@ impl ApiError {
                     ),
                 )
                 .retry_after(secs);
-                problem.rate_limit = Some(RateLimitInfo {
+                problem.rate_limit = Some(Box::new(RateLimitInfo {
                     policy: action,
                     quota: exceeded.limit,
                     remaining: 0,
                     reset_secs: secs,
-                });
+                }));
                 problem
             }
             CallError::Upstream(e) => {
                 let request_id = e.request_id.clone();
                 let problem = match e.class() {
-                    ErrorClass::RateLimited => Self::new(P::UpstreamRateLimited, e.message).retry_after(1),
-                    ErrorClass::MailCooldown => Self::new(P::MailCooldown, e.message).retry_after(180),
+                    ErrorClass::RateLimited => {
+                        Self::new(P::UpstreamRateLimited, e.message).retry_after(1)
+                    }
+                    ErrorClass::MailCooldown => {
+                        Self::new(P::MailCooldown, e.message).retry_after(180)
+                    }
                     ErrorClass::Busy => Self::new(P::UpstreamUnavailable, e.message).retry_after(5),
                     ErrorClass::InvalidInput => Self::new(P::UpstreamRejectedInput, e.message),
                     ErrorClass::BalanceInsufficient => Self::new(P::InsufficientCredit, e.message),
@@ -271,9 +296,9 @@ impl ApiError {
             CallError::Timeout { .. } | CallError::DeadlineExceeded => {
                 Self::new(P::UpstreamTimeout, public_detail(&error))
             }
-            CallError::Transport { .. } | CallError::Status { .. } | CallError::Unparsable { .. } => {
-                Self::new(P::UpstreamError, public_detail(&error))
-            }
+            CallError::Transport { .. }
+            | CallError::Status { .. }
+            | CallError::Unparsable { .. } => Self::new(P::UpstreamError, public_detail(&error)),
         }
     }
 
@@ -284,8 +309,8 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             request_id: crate::request_id::current(),
-            upstream_code: self.upstream_code.clone(),
-            upstream_request_id: self.upstream_request_id.clone(),
+            upstream_code: self.upstream.as_ref().map(|u| u.code.clone()),
+            upstream_request_id: self.upstream.as_ref().and_then(|u| u.request_id.clone()),
             errors: (!self.errors.is_empty()).then(|| self.errors.clone()),
         }
     }
@@ -312,9 +337,15 @@ impl IntoResponse for ApiError {
 fn public_detail(error: &CallError) -> String {
     match error {
         CallError::Timeout { .. } => "Tencent Cloud did not answer in time".into(),
-        CallError::DeadlineExceeded => "the request deadline passed before Tencent Cloud could be called".into(),
-        CallError::Transport { sent: false, .. } => "the connection to Tencent Cloud could not be established".into(),
-        CallError::Transport { sent: true, .. } => "the connection to Tencent Cloud broke before a complete answer".into(),
+        CallError::DeadlineExceeded => {
+            "the request deadline passed before Tencent Cloud could be called".into()
+        }
+        CallError::Transport { sent: false, .. } => {
+            "the connection to Tencent Cloud could not be established".into()
+        }
+        CallError::Transport { sent: true, .. } => {
+            "the connection to Tencent Cloud broke before a complete answer".into()
+        }
         CallError::Status { status } => format!("Tencent Cloud answered HTTP {status}"),
         CallError::Unparsable { .. } => "Tencent Cloud's answer could not be read".into(),
         CallError::Upstream(e) => format!("Tencent Cloud answered {}: {}", e.code, e.message),
@@ -343,13 +374,31 @@ mod tests {
     #[test]
     fn credit_failures_that_may_have_executed_are_outcome_unknown() {
         let timeout = ApiError::from_call(CallError::Timeout { sent: true }, true);
-        assert_eq!((timeout.kind, timeout.status), (ProblemType::CreditOutcomeUnknown, StatusCode::GATEWAY_TIMEOUT));
+        assert_eq!(
+            (timeout.kind, timeout.status),
+            (
+                ProblemType::CreditOutcomeUnknown,
+                StatusCode::GATEWAY_TIMEOUT
+            )
+        );
         let status = ApiError::from_call(CallError::Status { status: 500 }, true);
-        assert_eq!((status.kind, status.status), (ProblemType::CreditOutcomeUnknown, StatusCode::BAD_GATEWAY));
+        assert_eq!(
+            (status.kind, status.status),
+            (ProblemType::CreditOutcomeUnknown, StatusCode::BAD_GATEWAY)
+        );
         // The same failure of an invitation is a plain upstream problem.
-        assert_eq!(ApiError::from_call(CallError::Timeout { sent: true }, false).kind, ProblemType::UpstreamTimeout);
+        assert_eq!(
+            ApiError::from_call(CallError::Timeout { sent: true }, false).kind,
+            ProblemType::UpstreamTimeout
+        );
         // A connect failure never reached Tencent: not unknown even for credit.
-        let refused = ApiError::from_call(CallError::Transport { sent: false, detail: "refused".into() }, true);
+        let refused = ApiError::from_call(
+            CallError::Transport {
+                sent: false,
+                detail: "refused".into(),
+            },
+            true,
+        );
         assert_eq!(refused.kind, ProblemType::UpstreamError);
     }
 }

@@ -18,7 +18,9 @@ tokio::task_local! {
 /// 1 to 128 characters of `[A-Za-z0-9._:-]`: safe to log and to forward as a trace id.
 pub fn is_sane(id: &str) -> bool {
     (1..=128).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// The id of the request being served, if any.

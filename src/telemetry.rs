@@ -17,7 +17,9 @@ where
 {
     let filter = EnvFilter::try_from_env(env::LOG_FILTER)
         .unwrap_or_else(|_| EnvFilter::new(&settings.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     match settings.format {
         LogFormat::Json => builder
             .json()

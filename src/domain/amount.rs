@@ -194,7 +194,11 @@ mod tests {
         assert_eq!(cents("0.07"), Ok(7));
         assert_eq!(cents("1.5e2"), Ok(15_000));
         assert_eq!(cents("1E-2"), Ok(1));
-        assert_eq!(cents("12.300"), Ok(1_230), "trailing zeros are not decimal places");
+        assert_eq!(
+            cents("12.300"),
+            Ok(1_230),
+            "trailing zeros are not decimal places"
+        );
         assert_eq!(cents("100000"), Ok(MAX));
         assert_eq!(cents("-100000.00"), Ok(-MAX));
     }
@@ -207,12 +211,17 @@ mod tests {
         assert_eq!(cents("100.005"), Err(AmountError::TooPrecise));
         assert_eq!(cents("1e-3"), Err(AmountError::TooPrecise));
         assert_eq!(cents("0.001"), Err(AmountError::TooPrecise));
-        let too_large = Err(AmountError::TooLarge { max: "100000".into() });
+        let too_large = Err(AmountError::TooLarge {
+            max: "100000".into(),
+        });
         assert_eq!(cents("100000.01"), too_large);
         assert_eq!(cents("1e308"), too_large);
         assert_eq!(cents("1e99999999999999999999"), too_large);
         assert_eq!(cents("-99999999999999999999999"), too_large);
-        for bad in ["\"100\"", "null", "true", "[1]", "{}", "01", "1.", ".5", "+1", "1e", "NaN", "Infinity", "--1", "0x10", ""] {
+        for bad in [
+            "\"100\"", "null", "true", "[1]", "{}", "01", "1.", ".5", "+1", "1e", "NaN",
+            "Infinity", "--1", "0x10", "",
+        ] {
             assert_eq!(cents(bad), Err(AmountError::NotANumber), "{bad}");
         }
     }

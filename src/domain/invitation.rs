@@ -3,7 +3,9 @@
 use serde::Deserialize;
 
 /// Who the invited customer becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum InvitationRole {
     /// A customer of the partner (Tencent's default).
@@ -51,7 +53,13 @@ mod tests {
     #[test]
     fn material_urls() {
         assert!(MaterialUrl::parse("https://example.com/kit.pdf").is_ok());
-        for bad in ["", "example.com", "ftp://example.com/x", "javascript:alert(1)", "https://"] {
+        for bad in [
+            "",
+            "example.com",
+            "ftp://example.com/x",
+            "javascript:alert(1)",
+            "https://",
+        ] {
             assert!(MaterialUrl::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(MaterialUrl::parse(&format!("https://e.com/{}", "a".repeat(2048))).is_err());

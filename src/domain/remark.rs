@@ -31,7 +31,14 @@ mod tests {
         assert!(Remark::parse("Q3 top-up — ok ✓").is_ok());
         assert!(Remark::parse(&"é".repeat(256)).is_ok());
         assert!(Remark::parse(&"é".repeat(257)).is_err());
-        for bad in ["a\nb", "tab\there", "nul\0", "esc\u{1b}[31m", "del\u{7f}", "c1\u{85}"] {
+        for bad in [
+            "a\nb",
+            "tab\there",
+            "nul\0",
+            "esc\u{1b}[31m",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
             assert!(Remark::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

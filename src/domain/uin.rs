@@ -38,9 +38,27 @@ mod tests {
 
     #[test]
     fn canonical_decimals_only() {
-        assert_eq!(ClientUin::parse("800000232018").unwrap().get(), 800_000_232_018);
-        assert_eq!(ClientUin::parse("18446744073709551615").unwrap().get(), u64::MAX);
-        for bad in ["", "0", "007", "-1", "+1", "1.0", "1e3", " 1", "١٢", "18446744073709551616", "abc"] {
+        assert_eq!(
+            ClientUin::parse("800000232018").unwrap().get(),
+            800_000_232_018
+        );
+        assert_eq!(
+            ClientUin::parse("18446744073709551615").unwrap().get(),
+            u64::MAX
+        );
+        for bad in [
+            "",
+            "0",
+            "007",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            " 1",
+            "١٢",
+            "18446744073709551616",
+            "abc",
+        ] {
             assert!(ClientUin::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -72,7 +72,10 @@ impl ReservationLog {
             self.slots.pop_front();
         }
         self.slots.push_back(slot);
-        Ok(Reservation { slot_us: slot, wait_us })
+        Ok(Reservation {
+            slot_us: slot,
+            wait_us,
+        })
     }
 
     /// How many calls arriving at `now_us` would be sent without waiting, and in how many

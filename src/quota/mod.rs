@@ -164,10 +164,18 @@ mod tests {
         assert_eq!(order, sorted);
         // Each second got exactly N.
         for (k, chunk) in admitted.chunks(N as usize).enumerate() {
-            assert!(chunk.iter().all(|(_, at, _)| *at == Duration::from_secs(k as u64)));
+            assert!(
+                chunk
+                    .iter()
+                    .all(|(_, at, _)| *at == Duration::from_secs(k as u64))
+            );
         }
         // Retry-After: the next free slot is at 4 s, 0.5 s past the budget → 1 s, rounded up.
-        assert!(refused.iter().all(|(_, _, e)| e.retry_after_secs() == 1 && e.limit == N));
+        assert!(
+            refused
+                .iter()
+                .all(|(_, _, e)| e.retry_after_secs() == 1 && e.limit == N)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -177,12 +185,18 @@ mod tests {
         let refused = limiter.acquire(Duration::ZERO).await.unwrap_err();
         assert_eq!(refused.retry_after, Duration::from_secs(1));
         tokio::time::advance(Duration::from_secs(refused.retry_after_secs())).await;
-        assert_eq!(limiter.acquire(Duration::ZERO).await.unwrap().waited, Duration::ZERO);
+        assert_eq!(
+            limiter.acquire(Duration::ZERO).await.unwrap().waited,
+            Duration::ZERO
+        );
     }
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
-        let e = |us| QuotaExceeded { limit: 1, retry_after: Duration::from_micros(us) };
+        let e = |us| QuotaExceeded {
+            limit: 1,
+            retry_after: Duration::from_micros(us),
+        };
         assert_eq!(e(1).retry_after_secs(), 1);
         assert_eq!(e(1_000_000).retry_after_secs(), 1);
         assert_eq!(e(1_000_001).retry_after_secs(), 2);

@@ -72,7 +72,11 @@ impl Allocation {
                 .map_err(|m| errors.push(FieldError::new("remark", m))),
         };
         match (uin, amount, remark) {
-            (Ok(uin), Ok(amount), Ok(remark)) => Ok(Self { uin, amount, remark }),
+            (Ok(uin), Ok(amount), Ok(remark)) => Ok(Self {
+                uin,
+                amount,
+                remark,
+            }),
             _ => Err(errors),
         }
     }
@@ -104,7 +108,8 @@ pub async fn allocate_credit(
     Path(uin): Path<String>,
     JsonBody(req): JsonBody<CreditRequest>,
 ) -> Result<Json<CreditResponse>, ApiError> {
-    let allocation = Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
+    let allocation =
+        Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
     tracing::info!(uin = %allocation.uin, amount = %allocation.amount, "allocating credit");
     let ctx = CallContext {
         request_id: crate::request_id::current().unwrap_or_default(),

@@ -17,15 +17,24 @@ use crate::problem::{ApiError, ProblemType};
 pub struct JsonBody<T>(pub T);
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         if !content_type.is_some_and(is_json) {
             return Err(ApiError::new(
                 ProblemType::UnsupportedMediaType,
@@ -34,7 +43,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(ProblemType::PayloadTooLarge, "the body is larger than the gateway accepts")
+                ApiError::new(
+                    ProblemType::PayloadTooLarge,
+                    "the body is larger than the gateway accepts",
+                )
             } else {
                 ApiError::new(ProblemType::MalformedRequest, "the body could not be read")
             }
@@ -44,22 +56,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 /// Parses a body; pure, so tests and fuzzers can call it directly.
+///
+/// Three passes, so each failure is classified by its cause, not by what serde met first: the
+/// syntax of the whole body (400), then its being an object (serde would also fill a struct from
+/// a JSON array), then the typed shape (422).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
+        ApiError::new(
+            ProblemType::MalformedRequest,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
             Category::Data => ApiError::validation(vec![data_error(&path, &inner)]),
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::new(ProblemType::MalformedRequest, format!("the body is not valid JSON: {inner}"))
-            }
+            // Unreachable after the syntax pass, but classified rather than assumed.
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                ProblemType::MalformedRequest,
+                format!("the body is not valid JSON: {inner}"),
+            ),
         }
-    })?;
-    de.end().map_err(|e| {
-        ApiError::new(ProblemType::MalformedRequest, format!("the body is not valid JSON: {e}"))
-    })?;
-    Ok(value)
+    })
 }
 
 /// Names the field of a shape error: serde reports unknown and missing fields in its message.
@@ -87,9 +113,17 @@ fn data_error(path: &str, error: &serde_json::Error) -> FieldError {
     if let Some(field) = quoted("duplicate field `") {
         return FieldError::new(join(field), "appears more than once");
     }
-    let field = if path == "." { "body".to_owned() } else { path.to_owned() };
+    let field = if path == "." {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    };
     // serde's message ends with " at line L column C"; the position adds nothing for a caller.
-    let reason = message.split(" at line ").next().unwrap_or(&message).to_owned();
+    let reason = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
     FieldError::new(field, reason)
 }
 
@@ -113,17 +147,33 @@ mod tests {
     #[test]
     fn shape_errors_name_the_field() {
         assert_eq!(fields(r#"{"amout": 1}"#)[0].field, "amout");
-        assert_eq!(fields(r#"{"remark": "x"}"#), vec![FieldError::new("amount", "is required")]);
+        assert_eq!(
+            fields(r#"{"remark": "x"}"#),
+            vec![FieldError::new("amount", "is required")]
+        );
         assert_eq!(fields(r#"{"amount": 1, "amount": 2}"#)[0].field, "amount");
         let wrong = fields(r#"{"amount": "1"}"#);
         assert_eq!(wrong[0].field, "amount");
         assert!(wrong[0].message.starts_with("invalid type"), "{wrong:?}");
         assert_eq!(fields("[1]")[0].field, "body");
+        assert_eq!(
+            fields(r#"[1.5, "remark"]"#)[0].field,
+            "body",
+            "serde fills structs from arrays"
+        );
+        assert_eq!(fields(r#" "text" "#)[0].field, "body");
     }
 
     #[test]
     fn syntax_errors_are_malformed() {
-        for body in ["", "{", "not json", r#"{"amount": 1} trailing"#, "\u{feff}{}"] {
+        for body in [
+            "",
+            "{",
+            "not json",
+            r#"{"amount": 1} trailing"#,
+            "\u{feff}{}",
+            r#"{"amout": 1"#,
+        ] {
             let err = parse::<Body>(body.as_bytes()).unwrap_err();
             assert_eq!(err.kind, ProblemType::MalformedRequest, "{body:?}");
         }

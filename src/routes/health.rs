@@ -10,7 +10,9 @@ use super::AppState;
 use crate::health::Readiness;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(livez)).routes(routes!(readyz))
+    OpenApiRouter::new()
+        .routes(routes!(livez))
+        .routes(routes!(readyz))
 }
 
 /// The process is alive (it answers HTTP).
@@ -31,6 +33,10 @@ pub async fn livez() -> Response {
 )]
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let readiness = app.health.readiness();
-    let status = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(readiness)).into_response()
 }

@@ -60,7 +60,10 @@ impl Invitation {
         let material_url = match (req.material_url, role) {
             (None, _) => Ok(None),
             (Some(_), InvitationRole::Client) => {
-                errors.push(FieldError::new("materialUrl", "is only allowed with role subAgent"));
+                errors.push(FieldError::new(
+                    "materialUrl",
+                    "is only allowed with role subAgent",
+                ));
                 Err(())
             }
             (Some(url), InvitationRole::SubAgent) => MaterialUrl::parse(&url)
@@ -68,7 +71,11 @@ impl Invitation {
                 .map_err(|m| errors.push(FieldError::new("materialUrl", m))),
         };
         match (email, material_url) {
-            (Ok(email), Ok(material_url)) => Ok(Self { email, role, material_url }),
+            (Ok(email), Ok(material_url)) => Ok(Self {
+                email,
+                role,
+                material_url,
+            }),
             _ => Err(errors),
         }
     }

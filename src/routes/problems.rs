@@ -12,7 +12,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The page explaining one problem type: what it means and what to do.

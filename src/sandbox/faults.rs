@@ -56,7 +56,10 @@ impl Fault {
 
     /// Hits every matching call.
     pub fn always(action: Option<&str>, kind: FaultKind) -> Self {
-        Self { times: None, ..Self::once(action, kind) }
+        Self {
+            times: None,
+            ..Self::once(action, kind)
+        }
     }
 
     pub fn error(action: Option<&str>, code: &str) -> Self {

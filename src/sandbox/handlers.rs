@@ -43,26 +43,63 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Checks headers, timestamp and signature; returns the caller's key id.
-fn verify(state: &SandboxState, headers: &HeaderMap, body: &[u8], action: &str) -> Result<String, Refusal> {
+fn verify(
+    state: &SandboxState,
+    headers: &HeaderMap,
+    body: &[u8],
+    action: &str,
+) -> Result<String, Refusal> {
     match header(headers, "x-tc-version") {
-        None => return Err(("MissingParameter", "The request is missing X-TC-Version.".into())),
-        Some(v) if v != VERSION => return Err(("NoSuchVersion", format!("The API version `{v}` does not exist."))),
+        None => {
+            return Err((
+                "MissingParameter",
+                "The request is missing X-TC-Version.".into(),
+            ));
+        }
+        Some(v) if v != VERSION => {
+            return Err((
+                "NoSuchVersion",
+                format!("The API version `{v}` does not exist."),
+            ));
+        }
         _ => {}
     }
     if action.is_empty() {
-        return Err(("MissingParameter", "The request is missing X-TC-Action.".into()));
+        return Err((
+            "MissingParameter",
+            "The request is missing X-TC-Action.".into(),
+        ));
     }
     if !ACTIONS.contains(&action) {
-        return Err(("InvalidAction", format!("The action `{action}` does not exist.")));
+        return Err((
+            "InvalidAction",
+            format!("The action `{action}` does not exist."),
+        ));
     }
-    let content_type = header(headers, "content-type").unwrap_or_default().to_ascii_lowercase();
-    if !matches!(content_type.as_str(), "application/json" | "application/json; charset=utf-8") {
-        return Err(("InvalidParameter", "Content-Type must be application/json.".into()));
+    let content_type = header(headers, "content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !matches!(
+        content_type.as_str(),
+        "application/json" | "application/json; charset=utf-8"
+    ) {
+        return Err((
+            "InvalidParameter",
+            "Content-Type must be application/json.".into(),
+        ));
     }
     let timestamp: i64 = header(headers, "x-tc-timestamp")
-        .ok_or(("MissingParameter", "The request is missing X-TC-Timestamp.".to_owned()))?
+        .ok_or((
+            "MissingParameter",
+            "The request is missing X-TC-Timestamp.".to_owned(),
+        ))?
         .parse()
-        .map_err(|_| ("InvalidParameter", "X-TC-Timestamp must be Unix seconds.".to_owned()))?;
+        .map_err(|_| {
+            (
+                "InvalidParameter",
+                "X-TC-Timestamp must be Unix seconds.".to_owned(),
+            )
+        })?;
     let now = state.config.clock.now_unix_secs();
     if (now - timestamp).abs() > MAX_SKEW_SECS {
         return Err((
@@ -70,9 +107,16 @@ fn verify(state: &SandboxState, headers: &HeaderMap, body: &[u8], action: &str) 
             "The signature has expired: the timestamp differs from server time by more than 5 minutes.".into(),
         ));
     }
-    let signature_failure = |why: &str| ("AuthFailure.SignatureFailure", format!("The signature is invalid: {why}."));
-    let authorization = header(headers, "authorization").ok_or_else(|| signature_failure("no Authorization header"))?;
-    let parsed = sign::parse_authorization(authorization).ok_or_else(|| signature_failure("malformed Authorization"))?;
+    let signature_failure = |why: &str| {
+        (
+            "AuthFailure.SignatureFailure",
+            format!("The signature is invalid: {why}."),
+        )
+    };
+    let authorization = header(headers, "authorization")
+        .ok_or_else(|| signature_failure("no Authorization header"))?;
+    let parsed = sign::parse_authorization(authorization)
+        .ok_or_else(|| signature_failure("malformed Authorization"))?;
     if parsed.service != SERVICE {
         return Err(signature_failure("wrong service in the credential scope"));
     }
@@ -81,9 +125,14 @@ fn verify(state: &SandboxState, headers: &HeaderMap, body: &[u8], action: &str) 
         .keys
         .iter()
         .find(|k| k.secret_id == parsed.secret_id)
-        .ok_or(("AuthFailure.SecretIdNotFound", "The SecretId is not found.".to_owned()))?;
+        .ok_or((
+            "AuthFailure.SecretIdNotFound",
+            "The SecretId is not found.".to_owned(),
+        ))?;
     if sign::utc_date(timestamp).as_deref() != Some(parsed.date.as_str()) {
-        return Err(signature_failure("the credential date is not the timestamp's UTC date"));
+        return Err(signature_failure(
+            "the credential date is not the timestamp's UTC date",
+        ));
     }
     let names = &parsed.signed_headers;
     if !names.iter().any(|n| n == "content-type") || !names.iter().any(|n| n == "host") {
@@ -91,7 +140,8 @@ fn verify(state: &SandboxState, headers: &HeaderMap, body: &[u8], action: &str) 
     }
     let mut signed = Vec::with_capacity(names.len());
     for name in names {
-        let value = header(headers, name).ok_or_else(|| signature_failure("a signed header is missing"))?;
+        let value =
+            header(headers, name).ok_or_else(|| signature_failure("a signed header is missing"))?;
         signed.push((name.as_str(), value));
     }
     let (canonical, _) = sign::canonical_request(&signed, &sign::sha256_hex(body));
@@ -109,9 +159,15 @@ fn verify(state: &SandboxState, headers: &HeaderMap, body: &[u8], action: &str) 
 }
 
 /// `POST /`: the API.
-pub async fn api(State(state): State<Arc<SandboxState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn api(
+    State(state): State<Arc<SandboxState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let action = header(&headers, "x-tc-action").unwrap_or_default().to_owned();
+    let action = header(&headers, "x-tc-action")
+        .unwrap_or_default()
+        .to_owned();
     state.record_received(&action);
     if !state.config.latency.is_zero() {
         tokio::time::sleep(state.config.latency).await;
@@ -129,10 +185,18 @@ pub async fn api(State(state): State<Arc<SandboxState>>, headers: HeaderMap, bod
     }
     let fault = state.take_fault(&action);
     match &fault {
-        Some(FaultKind::Error { code, message }) => return error_answer(code, message, &request_id),
+        Some(FaultKind::Error { code, message }) => {
+            return error_answer(code, message, &request_id);
+        }
         Some(FaultKind::Status { status }) => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY);
-            return (status, Html(format!("<html><body><h1>{status}</h1>injected</body></html>"))).into_response();
+            return (
+                status,
+                Html(format!(
+                    "<html><body><h1>{status}</h1>injected</body></html>"
+                )),
+            )
+                .into_response();
         }
         Some(FaultKind::Delay { ms }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
         Some(FaultKind::HangBeforeExecute { ms }) => {
@@ -162,11 +226,14 @@ pub async fn api(State(state): State<Arc<SandboxState>>, headers: HeaderMap, bod
 /// Sends the first half of `answer` and then breaks the connection.
 async fn truncated(answer: Response) -> Response {
     let (parts, body) = answer.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     let half = bytes.slice(..bytes.len() / 2);
     let chunks: Vec<Result<Bytes, std::io::Error>> =
         vec![Ok(half), Err(std::io::Error::other("injected truncation"))];
-    let mut response = Response::from_parts(parts, Body::from_stream(futures_util::stream::iter(chunks)));
+    let mut response =
+        Response::from_parts(parts, Body::from_stream(futures_util::stream::iter(chunks)));
     response.headers_mut().remove(http::header::CONTENT_LENGTH);
     response
 }
@@ -176,13 +243,23 @@ struct Params(Map<String, Value>);
 
 impl Params {
     fn parse(body: &[u8], allowed: &[&str]) -> Result<Self, Refusal> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|_| ("InvalidParameter", "The request body is not valid JSON.".to_owned()))?;
+        let value: Value = serde_json::from_slice(body).map_err(|_| {
+            (
+                "InvalidParameter",
+                "The request body is not valid JSON.".to_owned(),
+            )
+        })?;
         let Value::Object(map) = value else {
-            return Err(("InvalidParameter", "The request body must be a JSON object.".into()));
+            return Err((
+                "InvalidParameter",
+                "The request body must be a JSON object.".into(),
+            ));
         };
         if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(("UnknownParameter", format!("The parameter `{unknown}` is not recognized.")));
+            return Err((
+                "UnknownParameter",
+                format!("The parameter `{unknown}` is not recognized."),
+            ));
         }
         Ok(Self(map))
     }
@@ -192,47 +269,79 @@ impl Params {
     }
 
     fn required(&self, name: &str) -> Result<&Value, Refusal> {
-        self.present(name)
-            .ok_or(("MissingParameter", format!("The parameter `{name}` is missing.")))
+        self.present(name).ok_or((
+            "MissingParameter",
+            format!("The parameter `{name}` is missing."),
+        ))
     }
 
     fn wrong_type(name: &str, expected: &str) -> Refusal {
-        ("InvalidParameter", format!("The parameter `{name}` must be {expected}."))
+        (
+            "InvalidParameter",
+            format!("The parameter `{name}` must be {expected}."),
+        )
     }
 
     fn string(&self, name: &str, required: bool) -> Result<Option<&str>, Refusal> {
-        let value = if required { Some(self.required(name)?) } else { self.present(name) };
+        let value = if required {
+            Some(self.required(name)?)
+        } else {
+            self.present(name)
+        };
         value
             .map(|v| v.as_str().ok_or_else(|| Self::wrong_type(name, "a string")))
             .transpose()
     }
 
     fn uint(&self, name: &str, required: bool) -> Result<Option<u64>, Refusal> {
-        let value = if required { Some(self.required(name)?) } else { self.present(name) };
+        let value = if required {
+            Some(self.required(name)?)
+        } else {
+            self.present(name)
+        };
         value
-            .map(|v| v.as_u64().ok_or_else(|| Self::wrong_type(name, "an unsigned integer")))
+            .map(|v| {
+                v.as_u64()
+                    .ok_or_else(|| Self::wrong_type(name, "an unsigned integer"))
+            })
             .transpose()
     }
 }
 
-fn execute(state: &SandboxState, action: &str, body: &[u8], operator: &str) -> Result<Map<String, Value>, Refusal> {
+fn execute(
+    state: &SandboxState,
+    action: &str,
+    body: &[u8],
+    operator: &str,
+) -> Result<Map<String, Value>, Refusal> {
     let mut out = Map::new();
     match action {
         "CreateAndSendClientInvitationMail" => {
             let p = Params::parse(body, &["Email", "InvitationRole", "MaterialUrl"])?;
             let email = p.string("Email", true)?.unwrap_or_default();
             let plausible = email.split('@').count() == 2
-                && email.rsplit_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                && email
+                    .rsplit_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
                 && !email.chars().any(char::is_whitespace);
             if !plausible {
-                return Err(("InvalidParameter.MailFormatIncorrect", "The mailbox format is incorrect.".into()));
+                return Err((
+                    "InvalidParameter.MailFormatIncorrect",
+                    "The mailbox format is incorrect.".into(),
+                ));
             }
             let role = p.string("InvitationRole", false)?.unwrap_or("Client");
             if !matches!(role, "Client" | "SubAgent") {
-                return Err(("InvalidParameterValue", "InvitationRole must be Client or SubAgent.".into()));
+                return Err((
+                    "InvalidParameterValue",
+                    "InvitationRole must be Client or SubAgent.".into(),
+                ));
             }
             if p.string("MaterialUrl", false)?.is_some() && role != "SubAgent" {
-                return Err(("InvalidParameterValue", "MaterialUrl applies to SubAgent invitations only.".into()));
+                return Err((
+                    "InvalidParameterValue",
+                    "MaterialUrl applies to SubAgent invitations only.".into(),
+                ));
             }
             out.insert("InvitationLink".into(), state.invite(email)?.into());
         }
@@ -244,7 +353,11 @@ fn execute(state: &SandboxState, action: &str, body: &[u8], operator: &str) -> R
                 .as_f64()
                 .ok_or_else(|| Params::wrong_type("AddedCredit", "a number"))?;
             let cents = (amount * 100.0).round();
-            if amount == 0.0 || !amount.is_finite() || amount.abs() > 1e9 || (amount * 100.0 - cents).abs() > 1e-6 {
+            if amount == 0.0
+                || !amount.is_finite()
+                || amount.abs() > 1e9
+                || (amount * 100.0 - cents).abs() > 1e-6
+            {
                 return Err((
                     "InvalidParameterValue.CreditAmountOutOfRange",
                     "The credit amount is out of range.".into(),
@@ -262,7 +375,10 @@ fn execute(state: &SandboxState, action: &str, body: &[u8], operator: &str) -> R
             let size = p.uint("PageSize", false)?.unwrap_or(20).clamp(1, 100) as usize;
             let (total, history) = state.history(uin, page, size)?;
             out.insert("Total".into(), total.into());
-            out.insert("History".into(), serde_json::to_value(history).unwrap_or_default());
+            out.insert(
+                "History".into(),
+                serde_json::to_value(history).unwrap_or_default(),
+            );
         }
         "QueryCreditByUinList" => {
             let p = Params::parse(body, &["UinList"])?;
@@ -272,7 +388,10 @@ fn execute(state: &SandboxState, action: &str, body: &[u8], operator: &str) -> R
                 .filter(|l| (1..=50).contains(&l.len()))
                 .ok_or_else(|| Params::wrong_type("UinList", "a list of 1 to 50 UINs"))?;
             let uins: Vec<u64> = list.iter().filter_map(Value::as_u64).collect();
-            out.insert("Data".into(), serde_json::to_value(state.credits(&uins)).unwrap_or_default());
+            out.insert(
+                "Data".into(),
+                serde_json::to_value(state.credits(&uins)).unwrap_or_default(),
+            );
         }
         "QueryPartnerCredit" => {
             Params::parse(body, &[])?;

@@ -56,7 +56,9 @@ pub struct SandboxKey {
 
 impl std::fmt::Debug for SandboxKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxKey").field("secret_id", &self.secret_id).finish_non_exhaustive()
+        f.debug_struct("SandboxKey")
+            .field("secret_id", &self.secret_id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -117,13 +117,21 @@ fn timestamp(unix_ms: u64) -> String {
     let secs = (unix_ms / 1000) as i64;
     let date = crate::tencent::sign::utc_date(secs).unwrap_or_default();
     let day = secs.rem_euclid(86_400);
-    format!("{date} {:02}:{:02}:{:02}", day / 3600, day % 3600 / 60, day % 60)
+    format!(
+        "{date} {:02}:{:02}:{:02}",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    )
 }
 
 impl SandboxState {
     pub fn new(config: SandboxConfig) -> Self {
         let inner = Inner {
-            customers: SEEDED_CUSTOMERS.iter().map(|&u| (u, Account::default())).collect(),
+            customers: SEEDED_CUSTOMERS
+                .iter()
+                .map(|&u| (u, Account::default()))
+                .collect(),
             partner_total: config.partner_credit_cents,
             partner_allocated: 0,
             history: BTreeMap::new(),
@@ -133,7 +141,10 @@ impl SandboxState {
             faults: Vec::new(),
             rng: StdRng::seed_from_u64(config.seed),
         };
-        Self { config, inner: Mutex::new(inner) }
+        Self {
+            config,
+            inner: Mutex::new(inner),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -143,7 +154,12 @@ impl SandboxState {
     pub fn record_received(&self, action: &str) {
         let mut inner = self.lock();
         inner.stats.received += 1;
-        inner.stats.actions.entry(action.to_owned()).or_default().received += 1;
+        inner
+            .stats
+            .actions
+            .entry(action.to_owned())
+            .or_default()
+            .received += 1;
     }
 
     /// Counts an authenticated arrival in its wall-clock second; false when over the quota.
@@ -152,7 +168,10 @@ impl SandboxState {
         let second = now_ms / 1000;
         let limit = self.config.quotas.get(action).copied().unwrap_or(20);
         let mut inner = self.lock();
-        let window = inner.windows.entry(action.to_owned()).or_insert((second, 0));
+        let window = inner
+            .windows
+            .entry(action.to_owned())
+            .or_insert((second, 0));
         if window.0 != second {
             *window = (second, 0);
         }
@@ -173,7 +192,12 @@ impl SandboxState {
     }
 
     pub fn record_executed(&self, action: &str) {
-        self.lock().stats.actions.entry(action.to_owned()).or_default().executed += 1;
+        self.lock()
+            .stats
+            .actions
+            .entry(action.to_owned())
+            .or_default()
+            .executed += 1;
     }
 
     /// The fault that hits this call, if any (the first matching one that fires).
@@ -253,11 +277,20 @@ impl SandboxState {
             ));
         }
         inner.last_invitation_ms.insert(key, now);
-        Ok(format!("https://sandbox.invalid/invitation/{}", uuid::Uuid::new_v4()))
+        Ok(format!(
+            "https://sandbox.invalid/invitation/{}",
+            uuid::Uuid::new_v4()
+        ))
     }
 
     /// Applies an increment to a customer's credit; returns (total, remaining) after it.
-    pub fn allocate(&self, operator: &str, uin: u64, amount: i64, remark: &str) -> Result<(f64, f64), Refusal> {
+    pub fn allocate(
+        &self,
+        operator: &str,
+        uin: u64,
+        amount: i64,
+        remark: &str,
+    ) -> Result<(f64, f64), Refusal> {
         let now = self.config.clock.now_unix_ms();
         let mut inner = self.lock();
         let partner_remaining = inner.partner_total - inner.partner_allocated;
@@ -297,7 +330,12 @@ impl SandboxState {
     }
 
     /// One page of a customer's allocations, newest first, and the total count.
-    pub fn history(&self, uin: u64, page: usize, page_size: usize) -> Result<(usize, Vec<HistoryEntry>), Refusal> {
+    pub fn history(
+        &self,
+        uin: u64,
+        page: usize,
+        page_size: usize,
+    ) -> Result<(usize, Vec<HistoryEntry>), Refusal> {
         let inner = self.lock();
         if !inner.customers.contains_key(&uin) {
             return Err((
@@ -305,7 +343,11 @@ impl SandboxState {
                 format!("The customer {uin} is not bound to this partner."),
             ));
         }
-        let all = inner.history.get(&uin).map(Vec::as_slice).unwrap_or_default();
+        let all = inner
+            .history
+            .get(&uin)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let page: Vec<_> = all
             .iter()
             .rev()
@@ -350,8 +392,15 @@ mod tests {
 
     fn state() -> (SandboxState, std::sync::Arc<ManualClock>) {
         let clock = ManualClock::at(1_700_000_000_000);
-        let key = SandboxKey { secret_id: "id".into(), secret_key: SecretString::from("k"), token: None };
-        (SandboxState::new(SandboxConfig::new(key, clock.clone())), clock)
+        let key = SandboxKey {
+            secret_id: "id".into(),
+            secret_key: SecretString::from("k"),
+            token: None,
+        };
+        (
+            SandboxState::new(SandboxConfig::new(key, clock.clone())),
+            clock,
+        )
     }
 
     #[test]
@@ -364,31 +413,52 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert!(s.admit("AllocateCustomerCredit"));
         let stats = s.stats().action("AllocateCustomerCredit");
-        assert_eq!((stats.arrivals, stats.rate_limited, stats.max_per_second), (7, 1, 6));
+        assert_eq!(
+            (stats.arrivals, stats.rate_limited, stats.max_per_second),
+            (7, 1, 6)
+        );
     }
 
     #[test]
     fn cooldown_is_per_address_with_a_case_insensitive_domain() {
         let (s, clock) = state();
         assert!(s.invite("abc@example.com").is_ok());
-        assert_eq!(s.invite("abc@EXAMPLE.com").unwrap_err().0, "FailedOperation.SendMailLimit180");
+        assert_eq!(
+            s.invite("abc@EXAMPLE.com").unwrap_err().0,
+            "FailedOperation.SendMailLimit180"
+        );
         assert!(s.invite("other@example.com").is_ok());
         clock.advance(Duration::from_secs(179));
         assert!(s.invite("abc@example.com").is_err());
         clock.advance(Duration::from_secs(1));
         assert!(s.invite("abc@example.com").is_ok());
-        assert_eq!(s.invite(REGISTERED_EMAIL).unwrap_err().0, "FailedOperation.MailIsRegistered");
+        assert_eq!(
+            s.invite(REGISTERED_EMAIL).unwrap_err().0,
+            "FailedOperation.MailIsRegistered"
+        );
     }
 
     #[test]
     fn ledger_never_goes_below_zero_and_keeps_history() {
         let (s, _) = state();
         let uin = SEEDED_CUSTOMERS[0];
-        assert_eq!(s.allocate("op", uin, 10_050, "first").unwrap(), (100.5, 100.5));
-        assert_eq!(s.allocate("op", uin, -20_000, "too much").unwrap_err().0, "FailedOperation");
+        assert_eq!(
+            s.allocate("op", uin, 10_050, "first").unwrap(),
+            (100.5, 100.5)
+        );
+        assert_eq!(
+            s.allocate("op", uin, -20_000, "too much").unwrap_err().0,
+            "FailedOperation"
+        );
         assert_eq!(s.allocate("op", uin, -50, "").unwrap(), (100.0, 100.0));
-        assert_eq!(s.allocate("op", 1, 1, "").unwrap_err().0, "UnauthorizedOperation.UinNoAuth");
-        assert_eq!(s.allocate("op", uin, 200_000_000, "").unwrap_err().0, "FailedOperation.BalanceInsufficient");
+        assert_eq!(
+            s.allocate("op", 1, 1, "").unwrap_err().0,
+            "UnauthorizedOperation.UinNoAuth"
+        );
+        assert_eq!(
+            s.allocate("op", uin, 200_000_000, "").unwrap_err().0,
+            "FailedOperation.BalanceInsufficient"
+        );
         let (total, page) = s.history(uin, 1, 10).unwrap();
         assert_eq!(total, 2);
         assert_eq!(page[0].remark, "");
@@ -399,9 +469,15 @@ mod tests {
     #[test]
     fn faults_fire_the_given_number_of_times() {
         let (s, _) = state();
-        s.add_fault(Fault::error(Some("AllocateCustomerCredit"), "InternalError"));
+        s.add_fault(Fault::error(
+            Some("AllocateCustomerCredit"),
+            "InternalError",
+        ));
         assert_eq!(s.take_fault("CreateAndSendClientInvitationMail"), None);
-        assert!(matches!(s.take_fault("AllocateCustomerCredit"), Some(FaultKind::Error { .. })));
+        assert!(matches!(
+            s.take_fault("AllocateCustomerCredit"),
+            Some(FaultKind::Error { .. })
+        ));
         assert_eq!(s.take_fault("AllocateCustomerCredit"), None);
     }
 }

@@ -135,8 +135,8 @@ struct ErrorBody {
 /// body is not a valid answer. Pure, so the fuzzer and tests can feed it anything.
 pub fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, String), CallError> {
     let unparsable = |detail: String| CallError::Unparsable { detail };
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(body).map_err(|e| unparsable(format!("not an answer envelope: {e}")))?;
+    let envelope: Envelope<'_> = serde_json::from_slice(body)
+        .map_err(|e| unparsable(format!("not an answer envelope: {e}")))?;
     let raw = envelope.response.get();
     let header: Header =
         serde_json::from_str(raw).map_err(|e| unparsable(format!("bad Response object: {e}")))?;
@@ -150,7 +150,8 @@ pub fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, S
     let request_id = header
         .request_id
         .ok_or_else(|| unparsable("answer without RequestId".into()))?;
-    let data = serde_json::from_str(raw).map_err(|e| unparsable(format!("unexpected answer: {e}")))?;
+    let data =
+        serde_json::from_str(raw).map_err(|e| unparsable(format!("unexpected answer: {e}")))?;
     Ok((data, request_id))
 }
 
@@ -216,18 +217,27 @@ impl TencentClient {
 
     /// Sends `action`, waiting for quota and retrying only what is safe to retry.
     #[tracing::instrument(name = "tencent", skip_all, fields(action = A::NAME))]
-    pub async fn call<A: Action>(&self, action: &A, ctx: &CallContext) -> Result<Answer<A::Response>, CallError> {
+    pub async fn call<A: Action>(
+        &self,
+        action: &A,
+        ctx: &CallContext,
+    ) -> Result<Answer<A::Response>, CallError> {
         let body = Bytes::from(serde_json::to_vec(action).expect("actions serialize"));
         let limiter = self.quotas.limiter(A::NAME);
         let mut quota_wait = Duration::ZERO;
         let mut retries = 0;
         loop {
             let now = Instant::now();
-            let max_wait = self.max_wait.min(ctx.deadline.saturating_duration_since(now));
+            let max_wait = self
+                .max_wait
+                .min(ctx.deadline.saturating_duration_since(now));
             match limiter.acquire(max_wait).await {
                 Ok(admission) => quota_wait += admission.waited,
                 Err(exceeded) => {
-                    return Err(CallError::QuotaExceeded { action: A::NAME, exceeded });
+                    return Err(CallError::QuotaExceeded {
+                        action: A::NAME,
+                        exceeded,
+                    });
                 }
             }
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
@@ -242,7 +252,12 @@ impl TencentClient {
             self.observe(A::NAME, &result, elapsed, retries);
             match result {
                 Ok((data, request_id)) => {
-                    return Ok(Answer { data, request_id, quota_wait, retries });
+                    return Ok(Answer {
+                        data,
+                        request_id,
+                        quota_wait,
+                        retries,
+                    });
                 }
                 Err(error) if error.is_retryable() && retries < self.max_retries => {
                     let backoff = self.backoff_for(retries);
@@ -250,7 +265,12 @@ impl TencentClient {
                         return Err(error);
                     }
                     retries += 1;
-                    tracing::warn!(code = error.label(), retry = retries, backoff_ms = backoff.as_millis() as u64, "retrying upstream call that was not executed");
+                    tracing::warn!(
+                        code = error.label(),
+                        retry = retries,
+                        backoff_ms = backoff.as_millis() as u64,
+                        "retrying upstream call that was not executed"
+                    );
                     tokio::time::sleep(backoff).await;
                 }
                 Err(error) => return Err(error),
@@ -264,7 +284,13 @@ impl TencentClient {
         nominal.mul_f64(rand::rng().random_range(0.5..=1.0))
     }
 
-    fn observe<T>(&self, action: &'static str, result: &Result<(T, String), CallError>, elapsed: Duration, retries: u32) {
+    fn observe<T>(
+        &self,
+        action: &'static str,
+        result: &Result<(T, String), CallError>,
+        elapsed: Duration,
+        retries: u32,
+    ) {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         match result {
             Ok((_, request_id)) => {
@@ -316,19 +342,27 @@ impl TencentClient {
             request = request.header("X-TC-Region", region);
         }
         if let Some(token) = &self.token {
-            let mut value = http::HeaderValue::from_str(token.expose_secret())
-                .map_err(|_| CallError::Transport { sent: false, detail: "the token is not a valid header value".into() })?;
+            let mut value = http::HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                CallError::Transport {
+                    sent: false,
+                    detail: "the token is not a valid header value".into(),
+                }
+            })?;
             value.set_sensitive(true);
             request = request.header("X-TC-Token", value);
         }
         let mut response = request.body(body).send().await.map_err(classify)?;
         if response.status() != reqwest::StatusCode::OK {
-            return Err(CallError::Status { status: response.status().as_u16() });
+            return Err(CallError::Status {
+                status: response.status().as_u16(),
+            });
         }
         let mut answer = Vec::with_capacity(512);
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(CallError::Unparsable { detail: "answer larger than 1 MiB".into() });
+                return Err(CallError::Unparsable {
+                    detail: "answer larger than 1 MiB".into(),
+                });
             }
             answer.extend_from_slice(&chunk);
         }
@@ -373,7 +407,10 @@ mod tests {
             br#"{"Response":{"TotalCredit":10.5,"RemainingCredit":3,"RequestId":"r-1","NewField":1}}"#,
         )
         .unwrap();
-        assert_eq!((data.total_credit, data.remaining_credit, id.as_str()), (10.5, 3.0, "r-1"));
+        assert_eq!(
+            (data.total_credit, data.remaining_credit, id.as_str()),
+            (10.5, 3.0, "r-1")
+        );
 
         let err = parse_answer::<CreditAllocated>(
             br#"{"Response":{"Error":{"Code":"FailedOperation.BalanceInsufficient","Message":"no"},"RequestId":"r-2"}}"#,
@@ -401,24 +438,45 @@ mod tests {
             b"{\"Response\":{\"TotalCredit\":1,\"RemainingCredit\":1,\"RequestId\":\"r\"}",
         ] {
             let err = parse_answer::<CreditAllocated>(body).unwrap_err();
-            assert!(matches!(err, CallError::Unparsable { .. }), "{:?}: {err:?}", String::from_utf8_lossy(body));
+            assert!(
+                matches!(err, CallError::Unparsable { .. }),
+                "{:?}: {err:?}",
+                String::from_utf8_lossy(body)
+            );
             assert!(err.outcome_unknown());
         }
     }
 
     #[test]
     fn only_safe_failures_are_retried() {
-        let upstream = |code: &str| CallError::Upstream(UpstreamError { code: code.into(), message: String::new(), request_id: None });
+        let upstream = |code: &str| {
+            CallError::Upstream(UpstreamError {
+                code: code.into(),
+                message: String::new(),
+                request_id: None,
+            })
+        };
         assert!(upstream("RequestLimitExceeded").is_retryable());
-        assert!(CallError::Transport { sent: false, detail: String::new() }.is_retryable());
+        assert!(
+            CallError::Transport {
+                sent: false,
+                detail: String::new()
+            }
+            .is_retryable()
+        );
         assert!(CallError::Timeout { sent: false }.is_retryable());
         for not in [
             upstream("InternalError"),
             upstream("OperationDenied.ServiceBusy"),
             CallError::Timeout { sent: true },
-            CallError::Transport { sent: true, detail: String::new() },
+            CallError::Transport {
+                sent: true,
+                detail: String::new(),
+            },
             CallError::Status { status: 502 },
-            CallError::Unparsable { detail: String::new() },
+            CallError::Unparsable {
+                detail: String::new(),
+            },
         ] {
             assert!(!not.is_retryable(), "{not:?}");
         }

@@ -49,9 +49,13 @@ impl ErrorClass {
             (_, "FailedOperation.BalanceInsufficient") => Self::BalanceInsufficient,
             (_, "FailedOperation.MailIsRegistered") => Self::MailRegistered,
             (_, "OperationDenied.ServiceBusy") | ("ServiceUnavailable", _) => Self::Busy,
-            ("InvalidParameter" | "InvalidParameterValue" | "MissingParameter" | "UnknownParameter", _) => {
-                Self::InvalidInput
-            }
+            (
+                "InvalidParameter"
+                | "InvalidParameterValue"
+                | "MissingParameter"
+                | "UnknownParameter",
+                _,
+            ) => Self::InvalidInput,
             ("AuthFailure", _) => Self::AuthFailure,
             ("UnauthorizedOperation", _) => Self::Unauthorized,
             ("InternalError", _) => Self::Internal,
@@ -74,7 +78,10 @@ mod tests {
         for (code, class) in [
             ("RequestLimitExceeded", RateLimited),
             ("RequestLimitExceeded.UinLimitExceeded", RateLimited),
-            ("RequestLimitExceeded.GlobalRegionUinLimitExceeded", RateLimited),
+            (
+                "RequestLimitExceeded.GlobalRegionUinLimitExceeded",
+                RateLimited,
+            ),
             ("FailedOperation.SendMailLimit180", MailCooldown),
             ("OperationDenied.ServiceBusy", Busy),
             ("ServiceUnavailable", Busy),

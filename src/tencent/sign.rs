@@ -81,7 +81,12 @@ pub fn canonical_request(headers: &[(&str, &str)], payload_hash: &str) -> (Strin
 }
 
 /// The string to sign for a canonical request.
-pub fn string_to_sign(timestamp: i64, date: &str, service: &str, canonical_request: &str) -> String {
+pub fn string_to_sign(
+    timestamp: i64,
+    date: &str,
+    service: &str,
+    canonical_request: &str,
+) -> String {
     format!(
         "{ALGORITHM}\n{timestamp}\n{date}/{service}/{TERMINATOR}\n{}",
         sha256_hex(canonical_request.as_bytes())
@@ -222,7 +227,13 @@ impl Signer {
         let to_sign = string_to_sign(req.timestamp, &date, &self.service, &canonical);
         let key = self.key_for(&date);
         let signature = signature(&key, &to_sign);
-        authorization(&self.secret_id, &date, &self.service, &signed_headers, &signature)
+        authorization(
+            &self.secret_id,
+            &date,
+            &self.service,
+            &signed_headers,
+            &signature,
+        )
     }
 
     fn key_for(&self, date: &str) -> [u8; 32] {
@@ -249,7 +260,8 @@ mod tests {
     use super::*;
 
     /// Tencent's documented body, byte-exact with literal backslash-u escapes.
-    const CVM_BODY: &str = r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
+    const CVM_BODY: &str =
+        r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
     const CVM_CT: &str = "application/json; charset=utf-8";
     const CVM_HOST: &str = "cvm.tencentcloudapi.com";
 
@@ -262,7 +274,8 @@ mod tests {
     }
 
     fn sign_cvm(secret_key: &str, with_action: bool) -> (String, String) {
-        let (canonical, _) = canonical_request(&cvm_headers(with_action), &sha256_hex(CVM_BODY.as_bytes()));
+        let (canonical, _) =
+            canonical_request(&cvm_headers(with_action), &sha256_hex(CVM_BODY.as_bytes()));
         let to_sign = string_to_sign(1_551_113_065, "2019-02-25", "cvm", &canonical);
         let key = derive_key(secret_key, "2019-02-25", "cvm");
         (sha256_hex(canonical.as_bytes()), signature(&key, &to_sign))
@@ -278,7 +291,8 @@ mod tests {
 
     #[test]
     fn vector_a_canonical_request_is_byte_exact() {
-        let (canonical, signed) = canonical_request(&cvm_headers(false), &sha256_hex(CVM_BODY.as_bytes()));
+        let (canonical, signed) =
+            canonical_request(&cvm_headers(false), &sha256_hex(CVM_BODY.as_bytes()));
         assert_eq!(
             canonical,
             "POST\n/\n\ncontent-type:application/json; charset=utf-8\nhost:cvm.tencentcloudapi.com\n\ncontent-type;host\n35e9c5b0e3ae67532d3c9f17ead6c90222632e5b1ff7f6e89887f1398934f064"
@@ -289,29 +303,53 @@ mod tests {
     #[test]
     fn vector_a() {
         let (hash, sig) = sign_cvm("Gu5t9xGARNpq86cd98joQYCN3EXAMPLE", false);
-        assert_eq!(hash, "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031");
-        assert_eq!(sig, "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168");
+        assert_eq!(
+            hash,
+            "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031"
+        );
+        assert_eq!(
+            sig,
+            "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
+        );
     }
 
     #[test]
     fn vector_b() {
         let (hash, sig) = sign_cvm("Gu5t9xGARNpq86cd98joQYCN3*******", false);
-        assert_eq!(hash, "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031");
-        assert_eq!(sig, "2230eefd229f582d8b1b891af7107b91597240707d778ab3738f756258d7652c");
+        assert_eq!(
+            hash,
+            "5ffe6a04c0664d6b969fab9a13bdab201d63ee709638e2749d62a09ca18d7031"
+        );
+        assert_eq!(
+            sig,
+            "2230eefd229f582d8b1b891af7107b91597240707d778ab3738f756258d7652c"
+        );
     }
 
     #[test]
     fn vector_c() {
         let (hash, sig) = sign_cvm("Gu5t9xGARNpq86cd98joQYCN3*******", true);
-        assert_eq!(hash, "7019a55be8395899b900fb5564e4200d984910f34794a27cb3fb7d10ff6a1e84");
-        assert_eq!(sig, "be4f67d323c78ab9acb7395e43c0dbcf822a9cfac32fea2449a7bc7726b770a3");
+        assert_eq!(
+            hash,
+            "7019a55be8395899b900fb5564e4200d984910f34794a27cb3fb7d10ff6a1e84"
+        );
+        assert_eq!(
+            sig,
+            "be4f67d323c78ab9acb7395e43c0dbcf822a9cfac32fea2449a7bc7726b770a3"
+        );
     }
 
     #[test]
     fn vector_d() {
         let (hash, sig) = sign_cvm(&"*".repeat(32), true);
-        assert_eq!(hash, "7019a55be8395899b900fb5564e4200d984910f34794a27cb3fb7d10ff6a1e84");
-        assert_eq!(sig, "10b1a37a7301a02ca19a647ad722d5e43b4b3cff309d421d85b46093f6ab6c4f");
+        assert_eq!(
+            hash,
+            "7019a55be8395899b900fb5564e4200d984910f34794a27cb3fb7d10ff6a1e84"
+        );
+        assert_eq!(
+            sig,
+            "10b1a37a7301a02ca19a647ad722d5e43b4b3cff309d421d85b46093f6ab6c4f"
+        );
     }
 
     fn product_signer(headers: SignedHeaderSet) -> Signer {
@@ -330,7 +368,10 @@ mod tests {
     #[test]
     fn product_vector_allocate_customer_credit() {
         let body = br#"{"ClientUin": 800000232018, "AddedCredit": 100.0, "Remark": "test"}"#;
-        assert_eq!(sha256_hex(body), "0eee8cf598d7ffb8951559224f0834964686c8d014b5d79b0feeda6fdc72134b");
+        assert_eq!(
+            sha256_hex(body),
+            "0eee8cf598d7ffb8951559224f0834964686c8d014b5d79b0feeda6fdc72134b"
+        );
         let req = RequestToSign {
             host: "intlpartnersmgt.intl.tencentcloudapi.com",
             action: "AllocateCustomerCredit",
@@ -358,7 +399,10 @@ mod tests {
     #[test]
     fn product_vector_create_and_send_client_invitation_mail() {
         let body = br#"{"Email": "abc@gmail.com"}"#;
-        assert_eq!(sha256_hex(body), "42fa25f4d43495e96686c85529dfcfbdb2af3fc0ce97c6481ffda275a5646a7d");
+        assert_eq!(
+            sha256_hex(body),
+            "42fa25f4d43495e96686c85529dfcfbdb2af3fc0ce97c6481ffda275a5646a7d"
+        );
         let req = RequestToSign {
             host: "intlpartnersmgt.intl.tencentcloudapi.com",
             action: "CreateAndSendClientInvitationMail",
@@ -367,7 +411,11 @@ mod tests {
             payload: body,
         };
         let (canonical, signed) = canonical_request(
-            &[("content-type", req.content_type), ("host", req.host), ("x-tc-action", req.action)],
+            &[
+                ("content-type", req.content_type),
+                ("host", req.host),
+                ("x-tc-action", req.action),
+            ],
             &sha256_hex(body),
         );
         assert_eq!(signed, "content-type;host;x-tc-action");
@@ -415,7 +463,13 @@ mod tests {
 
     #[test]
     fn authorization_round_trips_through_the_parser() {
-        let auth = authorization("AKID", "2023-11-14", "intlpartnersmgt", "content-type;host", "ab12");
+        let auth = authorization(
+            "AKID",
+            "2023-11-14",
+            "intlpartnersmgt",
+            "content-type;host",
+            "ab12",
+        );
         let parsed = parse_authorization(&auth).unwrap();
         assert_eq!(parsed.secret_id, "AKID");
         assert_eq!(parsed.date, "2023-11-14");
@@ -423,6 +477,9 @@ mod tests {
         assert_eq!(parsed.signed_headers, ["content-type", "host"]);
         assert_eq!(parsed.signature, "ab12");
         assert_eq!(parse_authorization("Bearer x"), None);
-        assert_eq!(parse_authorization("TC3-HMAC-SHA256 Credential=a/b/c/d, SignedHeaders=x, Signature=y"), None);
+        assert_eq!(
+            parse_authorization("TC3-HMAC-SHA256 Credential=a/b/c/d, SignedHeaders=x, Signature=y"),
+            None
+        );
     }
 }

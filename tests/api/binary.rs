@@ -1,0 +1,219 @@
+//! The real binary: start-up checks, and a whole sandbox session whose logs must hold no secret.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_partner-gateway");
+
+fn gateway() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("TENCENTCLOUD_SECRET_ID")
+        .env_remove("TENCENTCLOUD_SECRET_KEY")
+        .env_remove("TENCENTCLOUD_TOKEN")
+        .env_remove("RUST_LOG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_without_credentials_exits_non_zero_naming_them() {
+    let out = gateway().args(["serve"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TENCENTCLOUD_SECRET_ID") && stderr.contains("TENCENTCLOUD_SECRET_KEY"),
+        "{stderr}"
+    );
+
+    let out = gateway()
+        .args(["serve"])
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDonly")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TENCENTCLOUD_SECRET_KEY") && !stderr.contains("TENCENTCLOUD_SECRET_ID"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn invalid_settings_stop_the_start_naming_the_key() {
+    let out = gateway()
+        .args(["serve", "--sandbox"])
+        .env("GATEWAY__QUOTAS__CREDIT_PER_SECOND", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quotas.credit_per_second"));
+}
+
+#[test]
+fn check_config_prints_effective_values_with_secrets_redacted() {
+    let out = gateway()
+        .args(["check-config"])
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDcheckconfig123")
+        .env("TENCENTCLOUD_SECRET_KEY", "check-config-secret-key")
+        .env("GATEWAY__QUOTAS__INVITATIONS_PER_SECOND", "7")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("invitations_per_second = 7"), "{stdout}");
+    assert!(
+        !stdout.contains("check-config-secret-key") && !stdout.contains("AKIDcheckconfig123"),
+        "{stdout}"
+    );
+}
+
+/// Runs `sandbox` and `serve` as a user would, with real credentials in the environment, sends
+/// traffic including failures, stops with SIGTERM, and checks that no output holds the secret.
+#[test]
+fn a_whole_session_never_logs_the_secret_key() {
+    let secret = "binary-session-secret-key-6f1c";
+    let sandbox_port = free_port();
+    let gateway_port = free_port();
+    let mut sandbox = gateway()
+        .args(["sandbox", "--listen", &format!("127.0.0.1:{sandbox_port}")])
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDbinarysession")
+        .env("TENCENTCLOUD_SECRET_KEY", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut serve = gateway()
+        .args(["serve"])
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDbinarysession")
+        .env("TENCENTCLOUD_SECRET_KEY", secret)
+        .env(
+            "GATEWAY__UPSTREAM__ENDPOINT",
+            format!("http://127.0.0.1:{sandbox_port}"),
+        )
+        .env(
+            "GATEWAY__SERVER__LISTEN",
+            format!("127.0.0.1:{gateway_port}"),
+        )
+        .env("GATEWAY__SERVER__SHUTDOWN_DELAY_MS", "100")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let healthcheck = || {
+        gateway()
+            .args([
+                "healthcheck",
+                "--url",
+                &format!("http://127.0.0.1:{gateway_port}/readyz"),
+            ])
+            .status()
+            .unwrap()
+            .success()
+    };
+    let started = Instant::now();
+    while !healthcheck() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "gateway never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let client = reqwest::blocking::Client::new();
+    let post = |path: &str, body: &str| {
+        client
+            .post(format!("http://127.0.0.1:{gateway_port}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        post(
+            "/customers/invitations",
+            r#"{"email":"secret.test@example.com"}"#
+        ),
+        201
+    );
+    assert_eq!(
+        post(
+            "/customers/invitations",
+            r#"{"email":"secret.test@example.com"}"#
+        ),
+        429
+    );
+    assert_eq!(
+        post(
+            "/customers/800000232018/credit",
+            r#"{"amount":12.5,"remark":"binary"}"#
+        ),
+        200
+    );
+    assert_eq!(post("/customers/1/credit", r#"{"amount":1}"#), 403);
+    assert_eq!(
+        post("/customers/800000232018/credit", r#"{"amount":0}"#),
+        422
+    );
+
+    // SIGTERM: the gateway drains and exits 0.
+    Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "gateway exit status {status}");
+    sandbox.kill().unwrap();
+    sandbox.wait().unwrap();
+
+    let mut output = String::new();
+    for stream in [
+        serve.stdout.take().map(|s| Box::new(s) as Box<dyn Read>),
+        serve.stderr.take().map(|s| Box::new(s) as Box<dyn Read>),
+        sandbox.stdout.take().map(|s| Box::new(s) as Box<dyn Read>),
+        sandbox.stderr.take().map(|s| Box::new(s) as Box<dyn Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut stream = stream;
+        stream.read_to_string(&mut output).unwrap();
+    }
+    assert!(
+        output.contains("request served"),
+        "the gateway logged its requests:\n{output}"
+    );
+    assert!(
+        !output.contains(secret),
+        "the secret key appeared in the output:\n{output}"
+    );
+    assert!(
+        !output.contains("secret.test@example.com"),
+        "an unmasked address appeared:\n{output}"
+    );
+    assert!(
+        output.contains("s***@example.com"),
+        "the masked address is logged"
+    );
+}
+
+#[test]
+fn openapi_command_prints_the_document() {
+    let out = gateway().args(["openapi"]).output().unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["paths"]["/customers/invitations"]["post"].is_object());
+    assert!(doc["paths"]["/customers/{uin}/credit"]["post"].is_object());
+}

@@ -1,0 +1,281 @@
+//! `spawn_app`: the real gateway on `127.0.0.1:0` in front of an in-process sandbox, with typed
+//! helpers for the routes and a log capture every test writes into.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use partner_gateway::app::{self, Shutdown};
+use partner_gateway::clock::{self, SharedClock};
+use partner_gateway::config::{Credentials, LogFormat, LogSettings, Settings};
+use partner_gateway::sandbox::{Fault, Sandbox, SandboxConfig, SandboxKey};
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Everything any test's gateway logged, and every secret key a test handed out.
+struct Capture {
+    logs: Mutex<Vec<u8>>,
+    secrets: Mutex<Vec<String>>,
+}
+
+fn capture() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        partner_gateway::telemetry::init(
+            &LogSettings {
+                format: LogFormat::Json,
+                level: "debug".into(),
+            },
+            || CaptureWriter,
+        );
+        Capture {
+            logs: Mutex::new(Vec::new()),
+            secrets: Mutex::new(Vec::new()),
+        }
+    })
+}
+
+struct CaptureWriter;
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        capture().logs.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log output of every test so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&capture().logs.lock().unwrap()).into_owned()
+}
+
+/// Every secret key handed to a gateway so far.
+pub fn secrets_in_use() -> Vec<String> {
+    capture().secrets.lock().unwrap().clone()
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub sandbox: Sandbox,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<Shutdown>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Knobs a test can turn before the app starts.
+pub struct Options {
+    pub settings: Settings,
+    /// The gateway's signing clock (the sandbox always uses the system clock).
+    pub gateway_clock: SharedClock,
+    /// The key the gateway signs with; the sandbox always knows the right one.
+    pub gateway_secret_key: Option<String>,
+    pub sandbox_quota: Option<(&'static str, u32)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let mut settings = Settings::default();
+        settings.upstream.timeout_ms = 2_000;
+        settings.upstream.retry_backoff_ms = 10;
+        settings.server.shutdown_delay_ms = 300;
+        settings.server.shutdown_grace_ms = 5_000;
+        Self {
+            settings,
+            gateway_clock: clock::system(),
+            gateway_secret_key: None,
+            sandbox_quota: None,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(mut options: Options) -> TestApp {
+    let capture = capture();
+    let secret_key = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+    capture.secrets.lock().unwrap().push(secret_key.clone());
+    let secret_id = format!("AKIDtest{}", uuid::Uuid::new_v4().simple());
+
+    let mut sandbox_config = SandboxConfig::new(
+        SandboxKey {
+            secret_id: secret_id.clone(),
+            secret_key: SecretString::from(secret_key.clone()),
+            token: None,
+        },
+        clock::system(),
+    );
+    if let Some((action, limit)) = options.sandbox_quota {
+        sandbox_config.quotas.insert(action.to_owned(), limit);
+    }
+    let sandbox = Sandbox::new(sandbox_config);
+    let sandbox_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox_addr = sandbox_listener.local_addr().unwrap();
+    tokio::spawn(
+        sandbox
+            .clone()
+            .serve(sandbox_listener, std::future::pending()),
+    );
+
+    options.settings.upstream.endpoint = format!("http://{sandbox_addr}");
+    options
+        .settings
+        .validate()
+        .expect("test settings are valid");
+    let gateway_key = options
+        .gateway_secret_key
+        .clone()
+        .unwrap_or_else(|| secret_key.clone());
+    if gateway_key != secret_key {
+        capture.secrets.lock().unwrap().push(gateway_key.clone());
+    }
+    let credentials = Credentials {
+        secret_id,
+        secret_key: SecretString::from(gateway_key),
+        token: None,
+    };
+    let app = app::build(options.settings, &credentials, options.gateway_clock).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(app.run_until_stopped(listener, async move {
+        rx.await.unwrap_or(Shutdown::Interrupt)
+    }));
+    TestApp {
+        addr,
+        sandbox,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The problem's `type`, asserting the media type of a problem.
+    pub fn problem_type(&self) -> String {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        self.json()["type"].as_str().unwrap().to_owned()
+    }
+
+    /// The fields named in a validation problem.
+    pub fn fields(&self) -> Vec<String> {
+        self.json()["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["field"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("the gateway answers");
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut request = self.client.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        self.send(request).await
+    }
+
+    pub async fn post_invitation(&self, body: Value) -> Reply {
+        self.post_raw(
+            "/customers/invitations",
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    pub async fn post_credit(&self, uin: &str, body: Value) -> Reply {
+        self.post_raw(
+            &format!("/customers/{uin}/credit"),
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub fn fault(&self, fault: Fault) {
+        self.sandbox.add_fault(fault);
+    }
+
+    /// Every request the simulator received, valid or not.
+    pub fn upstream_calls(&self) -> u64 {
+        self.sandbox.stats().received
+    }
+
+    /// Asks the server to stop as a SIGTERM would; returns the join handle to await.
+    pub fn begin_shutdown(
+        &mut self,
+        how: Shutdown,
+    ) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        self.shutdown.take().unwrap().send(how).unwrap();
+        self.server.take().unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A seeded customer of the sandbox.
+pub const CUSTOMER: &str = "800000232018";

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real gateway against the sandbox simulator on loopback.
+
+mod binary;
+mod credit;
+mod errors;
+mod helpers;
+mod invitations;
+mod quota;
+mod secrets;
+mod shutdown;
+mod validation;

@@ -1,0 +1,47 @@
+//! No secret key reaches the logs, whatever path a request takes.
+
+use partner_gateway::sandbox::{Fault, FaultKind};
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn no_secret_key_appears_in_any_captured_log_line() {
+    let app = spawn_app().await;
+    // Successes, validation failures, upstream errors, auth failures and retries all log.
+    app.post_invitation(json!({"email": "logs@example.com"}))
+        .await;
+    app.post_credit(CUSTOMER, json!({"amount": 1, "remark": "logs"}))
+        .await;
+    app.post_credit("0", json!({"amount": 0})).await;
+    app.fault(Fault::error(None, "AuthFailure.SignatureFailure"));
+    app.post_credit(CUSTOMER, json!({"amount": 1})).await;
+    app.fault(Fault::error(None, "RequestLimitExceeded"));
+    app.post_credit(CUSTOMER, json!({"amount": 1})).await;
+    app.fault(Fault::once(None, FaultKind::TruncateAfterExecute));
+    app.post_credit(CUSTOMER, json!({"amount": 1})).await;
+    let wrong = spawn_app_with(Options {
+        gateway_secret_key: Some("wrong-key-for-log-test".into()),
+        ..Options::default()
+    })
+    .await;
+    wrong.post_credit(CUSTOMER, json!({"amount": 1})).await;
+
+    let logs = captured_logs();
+    assert!(logs.contains(&app_request_marker()), "logs were captured");
+    for secret in secrets_in_use() {
+        assert!(
+            !logs.contains(&secret),
+            "secret {secret} appeared in the logs"
+        );
+    }
+    assert!(
+        !logs.contains("logs@example.com"),
+        "an unmasked e-mail address appeared in the logs"
+    );
+    assert!(logs.contains("l***@example.com"));
+}
+
+fn app_request_marker() -> String {
+    "request served".to_owned()
+}
