@@ -222,7 +222,10 @@ impl ApiError {
     }
 
     fn with_upstream(mut self, code: &str, request_id: Option<String>) -> Self {
-        self.upstream = Some(Box::new(UpstreamRef { code: code.to_owned(), request_id }));
+        self.upstream = Some(Box::new(UpstreamRef {
+            code: code.to_owned(),
+            request_id,
+        }));
         self
     }
 
