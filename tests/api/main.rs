@@ -9,3 +9,4 @@ mod quota;
 mod secrets;
 mod shutdown;
 mod validation;
+mod openapi;
