@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use super::faults::{Fault, FaultKind};
-use super::state::{Refusal, SandboxState};
+use super::state::{Refusal, SandboxState, SeenRequest};
 use super::{SERVICE, VERSION};
 use crate::tencent::sign;
 
@@ -168,7 +168,15 @@ pub async fn api(
     let action = header(&headers, "x-tc-action")
         .unwrap_or_default()
         .to_owned();
-    state.record_received(&action);
+    let owned = |name| header(&headers, name).map(str::to_owned);
+    state.record_received(SeenRequest {
+        action: action.clone(),
+        trace_id: owned("x-tc-traceid"),
+        request_client: owned("x-tc-requestclient"),
+        language: owned("x-tc-language"),
+        region: owned("x-tc-region"),
+        version: owned("x-tc-version"),
+    });
     if !state.config.latency.is_zero() {
         tokio::time::sleep(state.config.latency).await;
     }

@@ -23,7 +23,7 @@ use secrecy::SecretString;
 
 use crate::clock::SharedClock;
 pub use faults::{Fault, FaultKind};
-pub use state::{ActionStats, CustomerCredit, HistoryEntry, Ledger, Stats};
+pub use state::{ActionStats, CustomerCredit, HistoryEntry, Ledger, SeenRequest, Stats};
 
 /// The API version the simulator answers.
 pub const VERSION: &str = "2022-09-28";
@@ -146,6 +146,11 @@ impl Sandbox {
 
     pub fn ledger(&self) -> Ledger {
         self.inner.ledger()
+    }
+
+    /// The `X-TC-*` headers of the most recent requests, oldest first.
+    pub fn recent_requests(&self) -> Vec<SeenRequest> {
+        self.inner.recent_requests()
     }
 
     pub fn add_fault(&self, fault: Fault) {

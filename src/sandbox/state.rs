@@ -12,6 +12,20 @@ use super::{REGISTERED_EMAIL, SEEDED_CUSTOMERS, SandboxConfig};
 
 /// How many per-second counts each action keeps (about three hours of traffic).
 const MAX_SECONDS_KEPT: usize = 10_000;
+/// How many recent requests' headers are kept for inspection.
+const MAX_RECENT: usize = 256;
+
+/// The `X-TC-*` headers of a received request (never its token or signature).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeenRequest {
+    pub action: String,
+    pub trace_id: Option<String>,
+    pub request_client: Option<String>,
+    pub language: Option<String>,
+    pub region: Option<String>,
+    pub version: Option<String>,
+}
 
 /// What the simulator has seen, per action.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -97,6 +111,7 @@ struct Inner {
     stats: Stats,
     faults: Vec<Fault>,
     rng: StdRng,
+    recent: std::collections::VecDeque<SeenRequest>,
 }
 
 /// A business refusal: a Tencent error code and message.
@@ -140,6 +155,7 @@ impl SandboxState {
             stats: Stats::default(),
             faults: Vec::new(),
             rng: StdRng::seed_from_u64(config.seed),
+            recent: std::collections::VecDeque::new(),
         };
         Self {
             config,
@@ -151,15 +167,24 @@ impl SandboxState {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn record_received(&self, action: &str) {
+    pub fn record_received(&self, seen: SeenRequest) {
         let mut inner = self.lock();
         inner.stats.received += 1;
         inner
             .stats
             .actions
-            .entry(action.to_owned())
+            .entry(seen.action.clone())
             .or_default()
             .received += 1;
+        if inner.recent.len() == MAX_RECENT {
+            inner.recent.pop_front();
+        }
+        inner.recent.push_back(seen);
+    }
+
+    /// The most recent requests, oldest first.
+    pub fn recent_requests(&self) -> Vec<SeenRequest> {
+        self.lock().recent.iter().cloned().collect()
     }
 
     /// Counts an authenticated arrival in its wall-clock second; false when over the quota.

@@ -56,6 +56,16 @@ async fn the_callers_request_id_is_echoed_and_forwarded() {
         .await;
     assert_eq!(reply.status, 201);
     assert_eq!(reply.header("x-request-id"), Some("frontend-trace-42"));
+    let seen = app.sandbox.recent_requests().pop().unwrap();
+    assert_eq!(
+        seen.trace_id.as_deref(),
+        Some("frontend-trace-42"),
+        "sent upstream as X-TC-TraceId"
+    );
+    assert_eq!(seen.version.as_deref(), Some("2022-09-28"));
+    assert_eq!(seen.language.as_deref(), Some("en-US"));
+    assert!(seen.request_client.unwrap().starts_with("partner-gateway"));
+    assert_eq!(seen.region, None, "X-TC-Region only when configured");
     // An insane id is replaced by a fresh one.
     let reply = app
         .send(
@@ -100,4 +110,23 @@ async fn a_second_invitation_within_the_cooldown_is_told_when_to_retry() {
     assert_eq!(reply.problem_type(), "/problems/invitation-cooldown");
     let retry_after: u64 = reply.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=180).contains(&retry_after));
+}
+
+#[tokio::test]
+async fn a_configured_region_is_sent() {
+    let mut options = Options::default();
+    options.settings.upstream.region = Some("ap-singapore".into());
+    let app = spawn_app_with(options).await;
+    assert_eq!(
+        app.post_invitation(json!({"email": "region@example.com"}))
+            .await
+            .status,
+        201
+    );
+    let seen = app.sandbox.recent_requests().pop().unwrap();
+    assert_eq!(seen.region.as_deref(), Some("ap-singapore"));
+    assert!(
+        uuid::Uuid::parse_str(seen.trace_id.as_deref().unwrap()).is_ok(),
+        "a generated request id is a UUID"
+    );
 }

@@ -21,5 +21,8 @@ async fn the_document_and_the_docs_page_are_served() {
     assert!(doc["paths"]["/customers/{uin}/credit"]["post"]["responses"]["200"].is_object());
     let docs = app.get("/docs/").await;
     assert_eq!(docs.status, 200);
-    assert!(docs.text.contains("swagger"), "Swagger UI is vendored and served");
+    assert!(
+        docs.text.contains("swagger"),
+        "Swagger UI is vendored and served"
+    );
 }
