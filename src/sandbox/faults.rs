@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// What goes wrong.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultKind {
     /// Answer this Tencent error code, as Tencent would (HTTP 200, error envelope). Nothing executes.
     Error {
@@ -26,9 +26,9 @@ pub enum FaultKind {
     TruncateAfterExecute,
 }
 
-/// A fault and which calls it hits.
+/// A fault and which calls it hits. (`deny_unknown_fields` cannot be combined with `flatten`
+/// in serde, so unknown keys are ignored here.)
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct Fault {
     /// Only calls of this action; all actions when absent.
     #[serde(default)]
@@ -74,5 +74,27 @@ impl Fault {
 
     pub fn matches(&self, action: &str) -> bool {
         self.action.as_deref().is_none_or(|a| a == action) && self.times != Some(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_example_parses() {
+        let fault: Fault = serde_json::from_str(
+            r#"{"action": "AllocateCustomerCredit", "kind": "hang_after_execute", "ms": 20000, "times": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(fault.kind, FaultKind::HangAfterExecute { ms: 20_000 });
+        assert_eq!(fault.times, Some(1));
+        let error: Fault = serde_json::from_str(
+            r#"{"kind": "error", "code": "InternalError", "probability": 0.1}"#,
+        )
+        .unwrap();
+        assert_eq!(error.action, None);
+        assert_eq!(error.probability, Some(0.1));
+        assert!(serde_json::from_str::<Fault>(r#"{"kind": "explode"}"#).is_err());
     }
 }

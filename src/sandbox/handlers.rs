@@ -425,15 +425,14 @@ pub async fn ledger(State(state): State<Arc<SandboxState>>) -> Response {
 
 /// `POST /_sandbox/faults`: one fault object or a list of them.
 pub async fn add_faults(State(state): State<Arc<SandboxState>>, body: Bytes) -> Response {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(Fault),
-        Many(Vec<Fault>),
-    }
-    match serde_json::from_slice::<OneOrMany>(&body) {
-        Ok(OneOrMany::One(f)) => state.add_fault(f),
-        Ok(OneOrMany::Many(fs)) => fs.into_iter().for_each(|f| state.add_fault(f)),
+    let is_list = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let parsed = if is_list {
+        serde_json::from_slice::<Vec<Fault>>(&body)
+    } else {
+        serde_json::from_slice::<Fault>(&body).map(|f| vec![f])
+    };
+    match parsed {
+        Ok(faults) => faults.into_iter().for_each(|f| state.add_fault(f)),
         Err(e) => return (StatusCode::BAD_REQUEST, format!("not a fault: {e}\n")).into_response(),
     }
     StatusCode::NO_CONTENT.into_response()

@@ -386,3 +386,44 @@ async fn a_clock_off_by_more_than_five_minutes_is_signature_expire() {
     assert_problem(&reply, 502, "/problems/upstream-auth-failed", "skew");
     assert_eq!(reply.json()["upstreamCode"], "AuthFailure.SignatureExpire");
 }
+
+#[tokio::test]
+async fn faults_can_be_injected_over_the_simulators_admin_route() {
+    let app = spawn_app().await;
+    let admin = format!("http://{}/_sandbox/faults", app.sandbox_addr);
+    let body = r#"{"action": "AllocateCustomerCredit", "kind": "error", "code": "OperationDenied.ServiceBusy", "times": 1}"#;
+    let added = app
+        .client
+        .post(&admin)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 204);
+    assert_problem(
+        &allocate(&app).await,
+        503,
+        "/problems/upstream-unavailable",
+        "injected over HTTP",
+    );
+    assert_eq!(allocate(&app).await.status, 200, "times: 1 is used up");
+    let bad = app
+        .client
+        .post(&admin)
+        .body(r#"{"kind": "explode"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let stats: serde_json::Value = app
+        .client
+        .get(format!("http://{}/_sandbox/stats", app.sandbox_addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["actions"][CREDIT]["executed"], 1);
+}

@@ -63,6 +63,7 @@ pub fn secrets_in_use() -> Vec<String> {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub sandbox: Sandbox,
+    pub sandbox_addr: SocketAddr,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<Shutdown>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -151,6 +152,7 @@ pub async fn spawn_app_with(mut options: Options) -> TestApp {
     TestApp {
         addr,
         sandbox,
+        sandbox_addr,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
