@@ -416,14 +416,7 @@ async fn faults_can_be_injected_over_the_simulators_admin_route() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
-    let stats: serde_json::Value = app
-        .client
-        .get(format!("http://{}/_sandbox/stats", app.sandbox_addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats_url = format!("http://{}/_sandbox/stats", app.sandbox_addr);
+    let stats: serde_json::Value = app.send(app.client.get(stats_url)).await.json();
     assert_eq!(stats["actions"][CREDIT]["executed"], 1);
 }
