@@ -2,56 +2,48 @@
 //!
 //! [`build`] wires settings and credentials into an [`App`]; [`App::run_until_stopped`] serves an
 //! already bound listener until a shutdown signal, so tests bind `127.0.0.1:0` and drive the real
-//! server.
+//! server. [`middleware_stack`] is the one place every layer is applied, in order.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method, header};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
 use tracing::Instrument;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::SharedClock;
 use crate::config::{Credentials, Settings, ms};
+use crate::context::{self, RequestContext};
 use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemMarker, ProblemType};
 use crate::quota::Quotas;
 use crate::routes::{self, AppState};
 use crate::tencent::TencentClient;
-use crate::tencent::actions::Action;
 use crate::tencent::actions::{
-    AllocateCustomerCredit, CreateAndSendClientInvitationMail, QueryPartnerCredit,
+    Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail, QueryPartnerCredit,
 };
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "partner-gateway",
-        description = "REST gateway to the Tencent Cloud International partner API (intlpartnersmgt 2022-09-28). \
-                       Errors are RFC 9457 problem+json; each `type` is a page served under /problems/.",
-        license(name = "Apache-2.0")
-    ),
-    tags(
-        (name = "customers", description = "Invite customers and allocate their credit"),
-        (name = "health", description = "Liveness and readiness"),
-        (name = "problems", description = "Pages explaining each problem type"),
-    )
-)]
-struct ApiDoc;
+/// How long past a request's deadline the outer timeout waits, so the upstream call's own
+/// timeout (which knows what to answer) fires first.
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 
 /// The OpenAPI document, generated from the routes themselves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = routes::router().split_for_parts();
-    let mut doc = ApiDoc::openapi();
-    doc.merge(api);
-    doc
+    crate::openapi::document(api)
 }
 
 /// How the process was asked to stop.
@@ -92,52 +84,136 @@ pub fn build(
         guard,
     ));
     let health = Arc::new(Health::default());
+    let metrics = Arc::new(Metrics::new());
     let tencent = Arc::new(TencentClient::new(
         &settings,
         credentials,
         clock,
         quotas,
         health.clone(),
+        metrics.clone(),
     )?);
     let state = AppState {
         tencent,
         health,
+        metrics,
         max_amount_cents: settings.max_amount_cents()?,
         settings: Arc::new(settings),
     };
-    let router = router(state.clone());
-    Ok(App { state, router })
-}
-
-fn router(state: AppState) -> Router {
     let (api_router, api) = routes::router().split_for_parts();
-    let mut doc = ApiDoc::openapi();
-    doc.merge(api);
-    let max_body = state.settings.server.max_body_bytes;
-    api_router
-        .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+    let router = api_router
+        .with_state(state.clone())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::openapi::document(api)))
         .fallback(|| async { ApiError::new(ProblemType::NotFound, "no route matches this path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 ProblemType::MethodNotAllowed,
                 "this route does not accept this method",
             )
-        })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn(access_log))
+        });
+    let router = middleware_stack(router, &state);
+    Ok(App { state, router })
+}
+
+/// Every layer, outermost first: request context (id, deadline) → access log and metrics →
+/// sensitive headers → CORS → compression → outer timeout → panic catcher → body limit.
+pub fn middleware_stack(router: Router, state: &AppState) -> Router {
+    let server = &state.settings.server;
+    let request_timeout = ms(server.request_timeout_ms);
+    let sensitive = [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::PROXY_AUTHORIZATION,
+    ];
+    // Layers run bottom-up: the last one added is the outermost.
+    let mut router = router
+        .layer(DefaultBodyLimit::max(server.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
             ApiError::new(ProblemType::Internal, "the gateway failed unexpectedly").into_response()
         }))
-        .layer(middleware::from_fn(crate::request_id::layer))
+        .layer(middleware::from_fn(deadline))
+        .layer(CompressionLayer::new());
+    if let Some(cors) = cors_layer(&server.cors_allowed_origins) {
+        router = router.layer(cors);
+    }
+    router
+        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            let ctx = RequestContext::new(
+                context::pick_request_id(&request),
+                tokio::time::Instant::now() + request_timeout,
+            );
+            context::scope(ctx, request, next)
+        }))
 }
 
-/// One log line per request, inside a span carrying the request id, so every line the request
-/// causes (upstream calls included) carries it too.
-async fn access_log(request: Request, next: Next) -> Response {
+/// CORS for web frontends: only the configured origins; none by default.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).expect("validated origin"))
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+                HeaderName::from_static("ratelimit"),
+                HeaderName::from_static("ratelimit-policy"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// The outer timeout: a request that outlives its deadline gets a 504 problem. If a credit
+/// allocation is on the wire at that moment, its outcome is unknown and the answer says so.
+async fn deadline(request: Request, next: Next) -> Response {
+    let Some(ctx) = context::current() else {
+        return next.run(request).await;
+    };
+    match tokio::time::timeout_at(ctx.deadline + DEADLINE_GRACE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let upstream = ctx.upstream();
+            if upstream.in_flight && upstream.action == Some(AllocateCustomerCredit::NAME) {
+                ApiError::new(
+                    ProblemType::CreditOutcomeUnknown,
+                    "the request deadline passed while the allocation was on its way to Tencent Cloud; it may or may not have been applied",
+                )
+                .with_status(http::StatusCode::GATEWAY_TIMEOUT)
+                .into_response()
+            } else {
+                ApiError::new(
+                    ProblemType::RequestTimeout,
+                    "the request did not finish before its deadline",
+                )
+                .into_response()
+            }
+        }
+    }
+}
+
+/// One log line per request, inside a span carrying the request id so every line the request
+/// causes carries it too; and the server-side HTTP metrics.
+async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = tokio::time::Instant::now();
+    let _active = state.metrics.active_request();
     let method = request.method().clone();
+    // The route template, never the raw path: raw paths would explode metric cardinality.
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -145,22 +221,33 @@ async fn access_log(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!(
         "request",
-        request_id = %crate::request_id::current().unwrap_or_default(),
+        request_id = %context::request_id().unwrap_or_default(),
         method = %method,
         route = %route,
     );
     let response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .http_request(&route, method.as_str(), status, elapsed);
     let problem = response
         .extensions()
         .get::<ProblemMarker>()
-        .map(|m| m.0.slug());
-    let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        .map(|m| m.0.slug())
+        .unwrap_or("");
+    let upstream = context::current().map(|c| c.upstream()).unwrap_or_default();
     span.in_scope(|| {
         tracing::info!(
             status,
-            latency_ms,
-            problem = problem.unwrap_or(""),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            problem,
+            subject = upstream.subject.as_deref().unwrap_or(""),
+            tencent_action = upstream.action.unwrap_or(""),
+            tencent_code = upstream.code.as_deref().unwrap_or(""),
+            tencent_request_id = upstream.tencent_request_id.as_deref().unwrap_or(""),
+            quota_wait_ms = upstream.quota_wait_ms,
+            retries = upstream.retries,
             "request served"
         );
     });
@@ -182,7 +269,10 @@ impl App {
     ) -> std::io::Result<()> {
         let health = self.state.health.clone();
         let settings = self.state.settings.clone();
-        let recheck = tokio::spawn(recheck_credentials(self.state.clone()));
+        let background = [
+            tokio::spawn(recheck_credentials(self.state.clone())),
+            tokio::spawn(metrics_upkeep(self.state.metrics.clone())),
+        ];
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             let how = shutdown.await;
@@ -203,6 +293,7 @@ impl App {
                 std::future::pending::<()>().await;
             }
         };
+        self.state.health.set_started();
         let result = tokio::select! {
             result = serve.into_future() => result,
             () = deadline => {
@@ -210,7 +301,9 @@ impl App {
                 Ok(())
             }
         };
-        recheck.abort();
+        for task in background {
+            task.abort();
+        }
         result
     }
 }
@@ -227,5 +320,13 @@ async fn recheck_credentials(state: AppState) {
                 .probe_credentials(Duration::from_secs(10))
                 .await;
         }
+    }
+}
+
+/// Folds histogram samples into buckets, so memory stays flat between scrapes.
+async fn metrics_upkeep(metrics: Arc<Metrics>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        metrics.run_upkeep();
     }
 }

@@ -44,6 +44,8 @@ pub struct ServerSettings {
     pub shutdown_delay_ms: u64,
     /// After the listener closes: how long in-flight calls may take to finish.
     pub shutdown_grace_ms: u64,
+    /// Origins (`scheme://host[:port]`) web frontends may call from; none by default.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -54,6 +56,7 @@ impl Default for ServerSettings {
             request_timeout_ms: 30_000,
             shutdown_delay_ms: 5_000,
             shutdown_grace_ms: 20_000,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -219,6 +222,8 @@ impl Settings {
             .prefix_separator(env::CONFIG_SEPARATOR)
             .separator(env::CONFIG_SEPARATOR)
             .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.cors_allowed_origins")
             .source(sources.env.clone());
         let settings: Settings = builder
             .add_source(env)
@@ -242,6 +247,19 @@ impl Settings {
             ));
         }
         positive("server.request_timeout_ms", self.server.request_timeout_ms)?;
+        for origin in &self.server.cors_allowed_origins {
+            let parsed = url::Url::parse(origin).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.origin().ascii_serialization() == *origin
+            });
+            if parsed.is_none() {
+                return Err(invalid(
+                    "server.cors_allowed_origins",
+                    format!("`{origin}` is not an origin such as https://app.example.com"),
+                ));
+            }
+        }
         let endpoint = url::Url::parse(&self.upstream.endpoint)
             .map_err(|e| invalid("upstream.endpoint", format!("not a URL: {e}")))?;
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
@@ -442,6 +460,31 @@ mod tests {
         assert_eq!(s.upstream.endpoint, "http://127.0.0.1:9");
         assert_eq!(s.quotas.credit_per_second, 3);
         assert_eq!(s.region(), Some("ap-singapore"));
+    }
+
+    #[test]
+    fn cors_origins_come_as_a_comma_separated_variable() {
+        let s = load_env(&[(
+            "GATEWAY__SERVER__CORS_ALLOWED_ORIGINS",
+            "https://a.example.com,http://localhost:3000",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.server.cors_allowed_origins,
+            ["https://a.example.com", "http://localhost:3000"]
+        );
+        for bad in [
+            "https://a.example.com/",
+            "*",
+            "a.example.com",
+            "https://a.example.com/path",
+        ] {
+            let err = load_env(&[("GATEWAY__SERVER__CORS_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("server.cors_allowed_origins"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// What `/readyz` answers from. Each check is `Ok` or a short reason.
 #[derive(Debug, Default)]
 pub struct Health {
+    /// Set once the server is accepting requests; until then readiness reports "starting".
+    started: AtomicBool,
     shutting_down: AtomicBool,
     /// The last `AuthFailure*` code Tencent answered, until a call succeeds again.
     upstream_auth: Mutex<Option<String>>,
@@ -30,6 +32,10 @@ impl Readiness {
 }
 
 impl Health {
+    pub fn set_started(&self) {
+        self.started.store(true, Ordering::SeqCst);
+    }
+
     pub fn set_shutting_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
@@ -57,6 +63,15 @@ impl Health {
 
     pub fn readiness(&self) -> Readiness {
         let mut checks = BTreeMap::new();
+        let started = self.started.load(Ordering::SeqCst);
+        checks.insert(
+            "startup",
+            if started {
+                "ok".into()
+            } else {
+                "starting".into()
+            },
+        );
         let shutting_down = self.shutting_down.load(Ordering::SeqCst);
         checks.insert(
             "shutdown",
@@ -81,5 +96,29 @@ impl Health {
             status: if ready { "ready" } else { "not ready" },
             checks,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_the_lifecycle() {
+        let health = Health::default();
+        let r = health.readiness();
+        assert!(!r.is_ready());
+        assert_eq!(r.checks["startup"], "starting");
+        health.set_started();
+        assert!(health.readiness().is_ready());
+        health.report_auth_failure("AuthFailure.SecretIdNotFound");
+        let r = health.readiness();
+        assert!(!r.is_ready());
+        assert!(r.checks["upstream_auth"].contains("AuthFailure.SecretIdNotFound"));
+        health.report_auth_ok();
+        assert!(health.readiness().is_ready());
+        health.set_shutting_down();
+        assert_eq!(health.readiness().checks["shutdown"], "shutting down");
+        assert!(!health.readiness().is_ready());
     }
 }

@@ -18,19 +18,22 @@
 //! | [`quota`] | the reservation-log limiter |
 //! | [`tencent`] | signing, typed actions, error codes, transport |
 //! | [`sandbox`] | the upstream simulator |
-//! | [`health`], [`request_id`], [`telemetry`], [`clock`] | cross-cutting pieces |
+//! | [`openapi`] | the OpenAPI document: shared problem responses, headers |
+//! | [`health`], [`metrics`], [`context`], [`telemetry`], [`clock`] | cross-cutting pieces |
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod domain;
 pub mod env;
 pub mod health;
+pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod quota;
-pub mod request_id;
 pub mod routes;
 pub mod sandbox;
 pub mod telemetry;

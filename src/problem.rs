@@ -95,6 +95,9 @@ problem_types! {
     CreditOutcomeUnknown => "credit-outcome-unknown", 502, "Credit outcome unknown",
         "The allocation may or may not have been applied: the request may have reached Tencent Cloud, but no definite answer came back. The gateway never retries it blindly.",
         "Do not simply resend: check the customer's credit history first (QueryCreditAllocationHistory), then allocate again only if the allocation is missing.";
+    RequestTimeout => "request-timeout", 504, "Request timeout",
+        "The gateway could not finish the request within its deadline (server.request_timeout_ms), for example because the request body arrived too slowly.",
+        "Retry; send the body promptly.";
     Internal => "internal", 500, "Internal error",
         "The gateway failed unexpectedly. The failure is logged with the request id.",
         "Retry; if it persists, report the requestId.";
@@ -111,9 +114,14 @@ impl ProblemType {
     }
 }
 
-/// The JSON body of a problem.
+/// The JSON body of a problem (RFC 9457).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "type": "/problems/validation-failed", "title": "Validation failed", "status": 422,
+    "detail": "`amount` must have at most 2 decimal places", "requestId": "0193a0b1-5f8e-7c1d-9a2b-3c4d5e6f7a8b",
+    "errors": [{"field": "amount", "message": "must have at most 2 decimal places"}]
+}))]
 pub struct Problem {
     /// Stable relative URI naming the kind of problem; it serves a page explaining it.
     #[schema(example = "/problems/validation-failed")]
@@ -311,7 +319,7 @@ impl ApiError {
             title: self.kind.title().to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
-            request_id: crate::request_id::current(),
+            request_id: crate::context::request_id(),
             upstream_code: self.upstream.as_ref().map(|u| u.code.clone()),
             upstream_request_id: self.upstream.as_ref().and_then(|u| u.request_id.clone()),
             errors: (!self.errors.is_empty()).then(|| self.errors.clone()),

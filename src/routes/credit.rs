@@ -13,6 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::extract::JsonBody;
 use crate::domain::{ClientUin, CreditAmount, FieldError, Remark};
+use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem};
 use crate::tencent::CallContext;
 use crate::tencent::actions::AllocateCustomerCredit;
@@ -32,11 +33,13 @@ pub struct CreditRequest {
     pub amount: Box<RawValue>,
     /// Stored with the allocation in Tencent's history; at most 256 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 256, example = "Q3 top-up")]
     pub remark: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"uin": "800000232018", "amount": 100.5, "totalCredit": 1100.5, "remainingCredit": 600.5, "requestId": "6a2b0a39-29c6-4a3b-8b0e-4a86b7d8f1f0"}))]
 pub struct CreditResponse {
     /// The customer's account id, as a string so JavaScript keeps every digit.
     #[schema(example = "800000232018")]
@@ -87,19 +90,12 @@ impl Allocation {
     post,
     path = "/customers/{uin}/credit",
     tag = "customers",
-    params(("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros", example = "800000232018")),
+    params(("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros, 1 to 18446744073709551615", example = "800000232018", pattern = "^[1-9][0-9]{0,19}$")),
     request_body = CreditRequest,
     responses(
         (status = 200, description = "The allocation was applied", body = CreditResponse),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The customer is not bound to this partner", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid, or the partner lacks allocable credit", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Quota exceeded; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Tencent failed, or the outcome is unknown (`credit-outcome-unknown`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Tencent is busy; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "No answer in time; for an allocation the outcome is unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`customer-not-authorized`: the customer is not bound to this partner", body = Problem, content_type = "application/problem+json"),
+        ForwardingProblems,
     )
 )]
 #[tracing::instrument(name = "allocate_credit", skip_all)]
@@ -110,9 +106,10 @@ pub async fn allocate_credit(
 ) -> Result<Json<CreditResponse>, ApiError> {
     let allocation =
         Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
+    crate::context::record(|r| r.subject = Some(format!("uin {}", allocation.uin)));
     tracing::info!(uin = %allocation.uin, amount = %allocation.amount, "allocating credit");
     let ctx = CallContext {
-        request_id: crate::request_id::current().unwrap_or_default(),
+        request_id: crate::context::request_id().unwrap_or_default(),
         deadline: app.deadline(),
     };
     let action = AllocateCustomerCredit {

@@ -16,7 +16,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The process is alive (it answers HTTP).
-#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "Alive")))]
 pub async fn livez() -> Response {
     Json(serde_json::json!({"status": "alive"})).into_response()
 }
@@ -25,7 +25,7 @@ pub async fn livez() -> Response {
 #[utoipa::path(
     get,
     path = "/readyz",
-    tag = "health",
+    tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "Not ready: shutting down, credentials missing, or rejected by Tencent", body = Readiness),

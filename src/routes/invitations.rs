@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::extract::JsonBody;
 use crate::domain::{Email, FieldError, InvitationRole, MaterialUrl};
+use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem};
 use crate::tencent::CallContext;
 use crate::tencent::actions::CreateAndSendClientInvitationMail;
@@ -24,17 +25,24 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[schema(example = json!({"email": "new.customer@example.com", "role": "client"}))]
 pub struct InvitationRequest {
     /// The address the invitation link is mailed to; at most 254 characters.
+    #[schema(
+        format = "email",
+        max_length = 254,
+        example = "new.customer@example.com"
+    )]
     pub email: String,
     /// `client` (the default) or `subAgent` for a second-level reseller.
     #[serde(default)]
     pub role: Option<InvitationRole>,
     /// Link to material for a sub-agent; only with `role: subAgent`.
     #[serde(default)]
+    #[schema(format = "uri", max_length = 2048)]
     pub material_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"email": "new.customer@example.com", "invitationLink": "https://intl.cloud.tencent.com/invitation/abc123", "requestId": "6a2b0a39-29c6-4a3b-8b0e-4a86b7d8f1f0"}))]
 pub struct InvitationResponse {
     /// The normalised address the mail went to (trimmed, domain lower-cased).
     #[schema(example = "new.customer@example.com")]
@@ -92,15 +100,8 @@ impl Invitation {
     request_body = InvitationRequest,
     responses(
         (status = 201, description = "The invitation mail was sent", body = InvitationResponse),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The address already has an account", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (here or at Tencent)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Quota exceeded or the address is in its 180 s cooldown; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Tencent failed or rejected the gateway's credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Tencent is busy; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Tencent did not answer in time", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email-already-registered`: the address already has an account", body = Problem, content_type = "application/problem+json"),
+        ForwardingProblems,
     )
 )]
 #[tracing::instrument(name = "create_invitation", skip_all)]
@@ -109,9 +110,10 @@ pub async fn create_invitation(
     JsonBody(req): JsonBody<InvitationRequest>,
 ) -> Result<(StatusCode, Json<InvitationResponse>), ApiError> {
     let invitation = Invitation::parse(req).map_err(ApiError::validation)?;
+    crate::context::record(|r| r.subject = Some(invitation.email.masked()));
     tracing::info!(email = %invitation.email, role = invitation.role.upstream(), "sending invitation");
     let ctx = CallContext {
-        request_id: crate::request_id::current().unwrap_or_default(),
+        request_id: crate::context::request_id().unwrap_or_default(),
         deadline: app.deadline(),
     };
     let action = CreateAndSendClientInvitationMail {

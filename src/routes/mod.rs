@@ -4,6 +4,7 @@ pub mod credit;
 pub mod extract;
 pub mod health;
 pub mod invitations;
+pub mod metrics;
 pub mod problems;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Settings;
 use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::tencent::TencentClient;
 
 /// What every handler can reach.
@@ -19,15 +21,21 @@ use crate::tencent::TencentClient;
 pub struct AppState {
     pub tencent: Arc<TencentClient>,
     pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
     /// `credit.max_amount` in cents, computed once.
     pub max_amount_cents: i64,
 }
 
 impl AppState {
-    /// The deadline of a call that starts now.
+    /// The current request's deadline, set when it arrived (or from now, outside a request).
     pub fn deadline(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + crate::config::ms(self.settings.server.request_timeout_ms)
+        crate::context::current()
+            .map(|c| c.deadline)
+            .unwrap_or_else(|| {
+                tokio::time::Instant::now()
+                    + crate::config::ms(self.settings.server.request_timeout_ms)
+            })
     }
 }
 
@@ -37,5 +45,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(invitations::router())
         .merge(credit::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(problems::router())
 }

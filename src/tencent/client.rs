@@ -22,7 +22,9 @@ use super::sign::{RequestToSign, SignedHeaderSet, Signer};
 use super::{CONTENT_TYPE, SERVICE, VERSION};
 use crate::clock::SharedClock;
 use crate::config::{Credentials, Settings, ms};
+use crate::context;
 use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::quota::{QuotaExceeded, Quotas};
 
 /// Largest answer body read from Tencent; real answers are a few hundred bytes.
@@ -96,7 +98,20 @@ impl CallError {
         }
     }
 
-    /// A short label for logs and metrics.
+    /// The `outcome` label of an attempt that was sent.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Upstream(_) => "error",
+            Self::Timeout { .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Status { .. } => "http_status",
+            Self::Unparsable { .. } => "unparsable",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::DeadlineExceeded => "deadline",
+        }
+    }
+
+    /// A short label for logs and metrics: Tencent's code, or the kind of failure.
     pub fn label(&self) -> &str {
         match self {
             Self::QuotaExceeded { .. } => "quota_exceeded",
@@ -167,6 +182,7 @@ pub struct TencentClient {
     clock: SharedClock,
     quotas: Arc<Quotas>,
     health: Arc<Health>,
+    metrics: Arc<Metrics>,
     attempt_timeout: Duration,
     max_wait: Duration,
     max_retries: u32,
@@ -180,6 +196,7 @@ impl TencentClient {
         clock: SharedClock,
         quotas: Arc<Quotas>,
         health: Arc<Health>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
         let endpoint = Url::parse(&settings.upstream.endpoint).expect("validated endpoint");
         let host = match endpoint.port() {
@@ -208,6 +225,7 @@ impl TencentClient {
             clock,
             quotas,
             health,
+            metrics,
             attempt_timeout: ms(settings.upstream.timeout_ms),
             max_wait: ms(settings.quotas.max_wait_ms),
             max_retries: settings.upstream.max_retries,
@@ -226,18 +244,25 @@ impl TencentClient {
         let limiter = self.quotas.limiter(A::NAME);
         let mut quota_wait = Duration::ZERO;
         let mut retries = 0;
+        context::record(|r| r.action = Some(A::NAME));
         loop {
             let now = Instant::now();
             let max_wait = self
                 .max_wait
                 .min(ctx.deadline.saturating_duration_since(now));
             match limiter.acquire(max_wait).await {
-                Ok(admission) => quota_wait += admission.waited,
+                Ok(admission) => {
+                    quota_wait += admission.waited;
+                    self.metrics.quota_wait(A::NAME, admission.waited);
+                }
                 Err(exceeded) => {
-                    return Err(CallError::QuotaExceeded {
+                    self.metrics.quota_rejected(A::NAME);
+                    let error = CallError::QuotaExceeded {
                         action: A::NAME,
                         exceeded,
-                    });
+                    };
+                    context::record(|r| r.code = Some(error.label().to_owned()));
+                    return Err(error);
                 }
             }
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
@@ -245,11 +270,15 @@ impl TencentClient {
                 return Err(CallError::DeadlineExceeded);
             }
             let started = Instant::now();
+            context::record(|r| {
+                r.in_flight = true;
+                r.quota_wait_ms = quota_wait.as_millis() as u64;
+                r.retries = retries;
+            });
             let result = self
                 .send_once::<A>(body.clone(), ctx, remaining.min(self.attempt_timeout))
                 .await;
-            let elapsed = started.elapsed();
-            self.observe(A::NAME, &result, elapsed, retries);
+            self.observe(A::NAME, &result, started.elapsed(), retries);
             match result {
                 Ok((data, request_id)) => {
                     return Ok(Answer {
@@ -265,6 +294,7 @@ impl TencentClient {
                         return Err(error);
                     }
                     retries += 1;
+                    self.metrics.upstream_retry(A::NAME, error.label());
                     tracing::warn!(
                         code = error.label(),
                         retry = retries,
@@ -284,6 +314,8 @@ impl TencentClient {
         nominal.mul_f64(rand::rng().random_range(0.5..=1.0))
     }
 
+    /// Logs an attempt, records it in metrics and in the request's context, and keeps readiness
+    /// in step with whether Tencent accepts the credentials.
     fn observe<T>(
         &self,
         action: &'static str,
@@ -292,21 +324,52 @@ impl TencentClient {
         retries: u32,
     ) {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let (outcome, code, request_id) = match result {
+            Ok((_, request_id)) => ("success", "", Some(request_id.as_str())),
+            Err(CallError::Upstream(e)) => ("error", e.code.as_str(), e.request_id.as_deref()),
+            Err(other) => (other.outcome(), other.label(), None),
+        };
+        self.metrics.upstream_call(action, outcome, code, elapsed);
+        context::record(|r| {
+            r.in_flight = false;
+            r.code = (!code.is_empty()).then(|| code.to_owned());
+            r.tencent_request_id = request_id.map(str::to_owned);
+        });
+        let request_id = request_id.unwrap_or("");
         match result {
-            Ok((_, request_id)) => {
+            Ok(_) => {
                 self.health.report_auth_ok();
-                tracing::info!(action, tencent_request_id = %request_id, latency_ms, retries, "upstream call succeeded");
+                tracing::info!(
+                    action,
+                    tencent_request_id = request_id,
+                    latency_ms,
+                    retries,
+                    "upstream call succeeded"
+                );
             }
             Err(CallError::Upstream(e)) if e.class() == ErrorClass::AuthFailure => {
                 self.health.report_auth_failure(&e.code);
-                tracing::error!(action, code = %e.code, tencent_request_id = e.request_id.as_deref().unwrap_or(""), latency_ms, "Tencent rejected the gateway's credentials; readiness is now failing");
+                tracing::error!(
+                    action,
+                    code,
+                    tencent_request_id = request_id,
+                    latency_ms,
+                    "Tencent rejected the gateway's credentials; readiness is now failing"
+                );
             }
-            Err(CallError::Upstream(e)) => {
+            Err(CallError::Upstream(_)) => {
                 self.health.report_auth_ok();
-                tracing::info!(action, code = %e.code, tencent_request_id = e.request_id.as_deref().unwrap_or(""), latency_ms, retries, "upstream answered an error");
+                tracing::info!(
+                    action,
+                    code,
+                    tencent_request_id = request_id,
+                    latency_ms,
+                    retries,
+                    "upstream answered an error"
+                );
             }
             Err(other) => {
-                tracing::warn!(action, code = other.label(), error = %other, latency_ms, retries, "upstream call failed");
+                tracing::warn!(action, code, error = %other, latency_ms, retries, "upstream call failed");
             }
         }
     }

@@ -5,6 +5,7 @@ mod credit;
 mod errors;
 mod helpers;
 mod invitations;
+mod observability;
 mod openapi;
 mod quota;
 mod secrets;

@@ -26,3 +26,58 @@ async fn the_document_and_the_docs_page_are_served() {
         "Swagger UI is vendored and served"
     );
 }
+
+fn statuses(doc: &serde_json::Value, path: &str, method: &str) -> std::collections::BTreeSet<u16> {
+    doc["paths"][path][method]["responses"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{method} {path} is documented"))
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_route_lists_every_status_it_can_answer() {
+    let doc = serde_json::to_value(partner_gateway::app::openapi()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let forwarding = [400, 413, 415, 422, 429, 500, 502, 503, 504];
+    let invitations = statuses(&doc, "/customers/invitations", "post");
+    let credit = statuses(&doc, "/customers/{uin}/credit", "post");
+    assert_eq!(
+        invitations,
+        forwarding.iter().copied().chain([201, 409]).collect()
+    );
+    assert_eq!(
+        credit,
+        forwarding.iter().copied().chain([200, 403]).collect()
+    );
+    assert_eq!(statuses(&doc, "/readyz", "get"), [200, 503].into());
+    assert_eq!(statuses(&doc, "/livez", "get"), [200].into());
+    assert_eq!(statuses(&doc, "/metrics", "get"), [200].into());
+    assert_eq!(statuses(&doc, "/problems/{type}", "get"), [200, 404].into());
+    // Every problem a forwarding route can produce has its status documented there
+    // (404 and 405 belong to unknown routes and methods, not to these operations).
+    for kind in partner_gateway::problem::ProblemType::ALL {
+        let status = kind.status().as_u16();
+        if ![404, 405].contains(&status) {
+            assert!(
+                invitations.contains(&status) || credit.contains(&status),
+                "{} ({status}) is undocumented",
+                kind.slug()
+            );
+        }
+    }
+    // Headers: X-Request-Id everywhere, Retry-After and RateLimit on 429.
+    let r429 = &doc["paths"]["/customers/{uin}/credit"]["post"]["responses"]["429"]["headers"];
+    for h in [
+        "Retry-After",
+        "RateLimit-Policy",
+        "RateLimit",
+        "X-Request-Id",
+    ] {
+        assert!(r429[h].is_object(), "429 documents {h}");
+    }
+    assert!(
+        doc["paths"]["/livez"]["get"]["responses"]["200"]["headers"]["X-Request-Id"].is_object()
+    );
+}

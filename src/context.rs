@@ -1,0 +1,129 @@
+//! The per-request context: the request id, the deadline, and what the upstream call did.
+//!
+//! The request id is the caller's `X-Request-Id` when it is sane, otherwise a new UUID v7; it is
+//! returned on every response, logged, sent upstream as `X-TC-TraceId`, and written into every
+//! problem body. The deadline starts when the request arrives, so time spent reading a slow body
+//! counts against it. The middleware scopes the context in a task-local: the Tencent client
+//! records the action, code and `RequestId` there, the routes record the subject (masked), and the
+//! access log reads it all back for its one line per request.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use tokio::time::Instant;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What one request did upstream, for its log line and for the timeout middleware.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamRecord {
+    /// The Tencent action called, if any.
+    pub action: Option<&'static str>,
+    /// Tencent's error code, or the kind of transport failure.
+    pub code: Option<String>,
+    /// Tencent's `RequestId`.
+    pub tencent_request_id: Option<String>,
+    /// True while an upstream attempt is on the wire.
+    pub in_flight: bool,
+    /// Time spent waiting for quota, in milliseconds.
+    pub quota_wait_ms: u64,
+    pub retries: u32,
+    /// Who or what the request is about, safe to log (a masked e-mail, a UIN).
+    pub subject: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RequestContext {
+    pub id: String,
+    pub deadline: Instant,
+    upstream: Mutex<UpstreamRecord>,
+}
+
+impl RequestContext {
+    pub fn new(id: String, deadline: Instant) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            deadline,
+            upstream: Mutex::new(UpstreamRecord::default()),
+        })
+    }
+
+    pub fn record(&self, update: impl FnOnce(&mut UpstreamRecord)) {
+        update(&mut self.upstream.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub fn upstream(&self) -> UpstreamRecord {
+        self.upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<RequestContext>;
+}
+
+/// The context of the request being served, if any.
+pub fn current() -> Option<Arc<RequestContext>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+/// The id of the request being served, if any.
+pub fn request_id() -> Option<String> {
+    current().map(|c| c.id.clone())
+}
+
+/// Records into the current request's context; a no-op outside a request (e.g. background probes).
+pub fn record(update: impl FnOnce(&mut UpstreamRecord)) {
+    if let Some(ctx) = current() {
+        ctx.record(update);
+    }
+}
+
+/// 1 to 128 characters of `[A-Za-z0-9._:-]`: safe to log and to forward as a trace id.
+pub fn is_sane(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Picks the request id from the request's header, or makes a new one.
+pub fn pick_request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sane(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// Runs `next` with `ctx` current and echoes its id on the response.
+pub async fn scope(ctx: Arc<RequestContext>, mut request: Request, next: Next) -> Response {
+    let value = HeaderValue::from_str(&ctx.id).expect("sane ids are valid header values");
+    request
+        .headers_mut()
+        .insert(REQUEST_ID_HEADER, value.clone());
+    let mut response = CURRENT.scope(ctx, next.run(request)).await;
+    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sane;
+
+    #[test]
+    fn sane_ids() {
+        assert!(is_sane("0190f0c2-7b3a-7cc1-9f11-2b7c9f7c0d11"));
+        assert!(is_sane("trace:abc.def_1"));
+        for bad in ["", "has space", "new\nline", "ünï", &"a".repeat(129), "a/b"] {
+            assert!(!is_sane(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Prometheus metrics, named after the OpenTelemetry semantic conventions where they exist.
+//!
+//! Each [`Metrics`] owns its recorder instead of installing a global one, so several gateways in
+//! one process (the tests) never mix their numbers. Rendering at `GET /metrics` needs no HTTP
+//! server of the exporter's own.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `http_server_request_duration_seconds` | histogram | `http_route`, `http_request_method`, `http_response_status_code` |
+//! | `http_server_active_requests` | gauge | – |
+//! | `http_client_request_duration_seconds` (calls to Tencent) | histogram | `tencent_action`, `outcome`, `tencent_code` |
+//! | `gateway_quota_wait_seconds` | histogram | `tencent_action` |
+//! | `gateway_quota_rejections_total` | counter | `tencent_action` |
+//! | `gateway_upstream_retries_total` | counter | `tencent_action`, `reason` |
+//! | `gateway_build_info` | gauge (1) | `version` |
+
+use std::time::Duration;
+
+use metrics::{Key, Label, Level, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+/// Buckets from half a millisecond (local work) to 30 s (a slow upstream or long quota wait).
+const BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
+    30.0,
+];
+
+const METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+pub const HTTP_SERVER_DURATION: &str = "http_server_request_duration_seconds";
+pub const HTTP_SERVER_ACTIVE: &str = "http_server_active_requests";
+pub const HTTP_CLIENT_DURATION: &str = "http_client_request_duration_seconds";
+pub const QUOTA_WAIT: &str = "gateway_quota_wait_seconds";
+pub const QUOTA_REJECTIONS: &str = "gateway_quota_rejections_total";
+pub const UPSTREAM_RETRIES: &str = "gateway_upstream_retries_total";
+pub const BUILD_INFO: &str = "gateway_build_info";
+
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn labels(pairs: &[(&'static str, String)]) -> Vec<Label> {
+    pairs
+        .iter()
+        .map(|(k, v)| Label::new(*k, v.clone()))
+        .collect()
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+            .expect("buckets are non-empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = Self { recorder, handle };
+        metrics.describe();
+        metrics
+            .recorder
+            .register_gauge(
+                &Key::from_parts(
+                    BUILD_INFO,
+                    labels(&[("version", env!("CARGO_PKG_VERSION").into())]),
+                ),
+                &METADATA,
+            )
+            .set(1.0);
+        metrics
+    }
+
+    fn describe(&self) {
+        let r = &self.recorder;
+        let text = |s: &'static str| SharedString::const_str(s);
+        r.describe_histogram(
+            HTTP_SERVER_DURATION.into(),
+            Some(Unit::Seconds),
+            text("Duration of HTTP requests served by the gateway."),
+        );
+        r.describe_gauge(
+            HTTP_SERVER_ACTIVE.into(),
+            None,
+            text("HTTP requests being served right now."),
+        );
+        r.describe_histogram(
+            HTTP_CLIENT_DURATION.into(),
+            Some(Unit::Seconds),
+            text("Duration of each call attempt to Tencent Cloud."),
+        );
+        r.describe_histogram(
+            QUOTA_WAIT.into(),
+            Some(Unit::Seconds),
+            text("Time admitted calls waited for a quota slot."),
+        );
+        r.describe_counter(
+            QUOTA_REJECTIONS.into(),
+            None,
+            text("Calls refused because the next quota slot was beyond the wait budget."),
+        );
+        r.describe_counter(
+            UPSTREAM_RETRIES.into(),
+            None,
+            text("Upstream calls sent again after a failure known not to have executed."),
+        );
+        r.describe_gauge(
+            BUILD_INFO.into(),
+            None,
+            text("Always 1; the version label says which build runs."),
+        );
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Drains histogram samples into their buckets; call periodically so memory stays flat
+    /// even when nobody scrapes.
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
+        let key = Key::from_parts(
+            HTTP_SERVER_DURATION,
+            labels(&[
+                ("http_route", route.to_owned()),
+                ("http_request_method", method.to_owned()),
+                ("http_response_status_code", status.to_string()),
+            ]),
+        );
+        self.recorder
+            .register_histogram(&key, &METADATA)
+            .record(duration.as_secs_f64());
+    }
+
+    /// Counts a request in flight until the returned guard drops.
+    pub fn active_request(&self) -> ActiveRequest {
+        let gauge = self
+            .recorder
+            .register_gauge(&Key::from_name(HTTP_SERVER_ACTIVE), &METADATA);
+        gauge.increment(1.0);
+        ActiveRequest(gauge)
+    }
+
+    pub fn upstream_call(
+        &self,
+        action: &'static str,
+        outcome: &'static str,
+        code: &str,
+        duration: Duration,
+    ) {
+        let key = Key::from_parts(
+            HTTP_CLIENT_DURATION,
+            labels(&[
+                ("tencent_action", action.to_owned()),
+                ("outcome", outcome.to_owned()),
+                ("tencent_code", code.to_owned()),
+            ]),
+        );
+        self.recorder
+            .register_histogram(&key, &METADATA)
+            .record(duration.as_secs_f64());
+    }
+
+    pub fn quota_wait(&self, action: &'static str, waited: Duration) {
+        let key = Key::from_parts(QUOTA_WAIT, labels(&[("tencent_action", action.to_owned())]));
+        self.recorder
+            .register_histogram(&key, &METADATA)
+            .record(waited.as_secs_f64());
+    }
+
+    pub fn quota_rejected(&self, action: &'static str) {
+        let key = Key::from_parts(
+            QUOTA_REJECTIONS,
+            labels(&[("tencent_action", action.to_owned())]),
+        );
+        self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+
+    pub fn upstream_retry(&self, action: &'static str, reason: &str) {
+        let key = Key::from_parts(
+            UPSTREAM_RETRIES,
+            labels(&[
+                ("tencent_action", action.to_owned()),
+                ("reason", reason.to_owned()),
+            ]),
+        );
+        self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+}
+
+/// Decrements `http_server_active_requests` when dropped.
+pub struct ActiveRequest(metrics::Gauge);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_histograms_with_buckets_and_labels() {
+        let m = Metrics::new();
+        m.http_request(
+            "/customers/invitations",
+            "POST",
+            201,
+            Duration::from_millis(3),
+        );
+        m.quota_rejected("AllocateCustomerCredit");
+        let text = m.render();
+        assert!(text.contains("http_server_request_duration_seconds_bucket{http_route=\"/customers/invitations\",http_request_method=\"POST\",http_response_status_code=\"201\",le=\"0.005\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "gateway_quota_rejections_total{tencent_action=\"AllocateCustomerCredit\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("gateway_build_info{version="), "{text}");
+        assert!(
+            text.contains("# HELP http_server_request_duration_seconds"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn separate_instances_do_not_share_numbers() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        a.quota_rejected("X");
+        assert!(!b.render().contains("gateway_quota_rejections_total{"));
+    }
+}

@@ -1,0 +1,31 @@
+//! `GET /metrics`: Prometheus text exposition.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::header;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
+}
+
+/// Metrics in the Prometheus text format (request durations, upstream calls, quota waits and
+/// rejections, retries, requests in flight, build info).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))
+)]
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
