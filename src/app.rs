@@ -93,8 +93,10 @@ pub fn build(
         health.clone(),
         metrics.clone(),
     )?);
+    let auth = Arc::new(crate::auth::Authenticator::from_settings(&settings.auth)?);
     let state = AppState {
         tencent,
+        auth,
         health,
         metrics,
         max_amount_cents: settings.max_amount_cents()?,
@@ -242,6 +244,7 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             problem,
+            caller = upstream.caller.as_deref().unwrap_or(""),
             subject = upstream.subject.as_deref().unwrap_or(""),
             tencent_action = upstream.action.unwrap_or(""),
             tencent_code = upstream.code.as_deref().unwrap_or(""),
@@ -293,6 +296,7 @@ impl App {
                 std::future::pending::<()>().await;
             }
         };
+        self.state.auth.warm_up().await;
         self.state.health.set_started();
         let result = tokio::select! {
             result = serve.into_future() => result,

@@ -9,8 +9,9 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::app::{self, Shutdown};
+use crate::auth::{Scope, api_key};
 use crate::clock::{self, SharedClock};
-use crate::config::{self, Credentials, Settings, Sources};
+use crate::config::{self, ApiKeySettings, Credentials, Settings, Sources};
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxKey};
 use crate::{env, telemetry};
 
@@ -52,6 +53,15 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Generate a new API key and print it with its configuration entry.
+    HashKey {
+        /// The caller's name, as logged and audited.
+        #[arg(long, default_value = "my-service")]
+        name: String,
+        /// A scope to grant (repeat for several); all scopes when none is given.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -61,14 +71,18 @@ pub fn main() -> ExitCode {
         files: cli.config.clone(),
         env: None,
     };
-    if let Command::Openapi = cli.command {
-        println!(
-            "{}",
-            app::openapi()
-                .to_pretty_json()
-                .expect("the document serializes")
-        );
-        return ExitCode::SUCCESS;
+    match &cli.command {
+        Command::Openapi => {
+            println!(
+                "{}",
+                app::openapi()
+                    .to_pretty_json()
+                    .expect("the document serializes")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::HashKey { name, scopes } => return hash_key(name, scopes),
+        _ => {}
     }
     let settings = match Settings::load(&sources) {
         Ok(s) => s,
@@ -87,9 +101,40 @@ pub fn main() -> ExitCode {
             Command::Sandbox { listen } => sandbox_alone(settings, listen).await,
             Command::CheckConfig => check_config(&settings),
             Command::Healthcheck { url } => healthcheck(&settings, url).await,
-            Command::Openapi => unreachable!("handled above"),
+            Command::Openapi | Command::HashKey { .. } => unreachable!("handled above"),
         }
     })
+}
+
+fn hash_key(name: &str, scopes: &[String]) -> ExitCode {
+    let scopes: Vec<&str> = if scopes.is_empty() {
+        Scope::ALL.iter().map(|s| s.as_str()).collect()
+    } else {
+        scopes.iter().map(String::as_str).collect()
+    };
+    if let Some(bad) = scopes.iter().find(|s| Scope::parse(s).is_none()) {
+        return fail(format!(
+            "`{bad}` is not a scope (invitations:send, credit:allocate)"
+        ));
+    }
+    let key = api_key::generate();
+    println!(
+        "# The new API key for `{name}`. It is shown only now: hand it to the caller's secret store."
+    );
+    println!("# {key}");
+    println!("# Add this entry to the gateway's configuration (it holds only the key's SHA-256):");
+    println!("[[auth.api_keys]]");
+    println!("name = \"{name}\"");
+    println!("sha256 = \"{}\"", api_key::hash_hex(&key));
+    println!(
+        "scopes = [{}]",
+        scopes
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ExitCode::SUCCESS
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -135,7 +180,16 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
     telemetry::init(&settings.log, std::io::stdout);
     let clock = clock::system();
     let mut simulator_addr = None;
+    let mut dev_key = None;
     if sandbox {
+        // A development key with every scope, so the sandbox works out of the box.
+        let key = api_key::generate();
+        settings.auth.api_keys.push(ApiKeySettings {
+            name: "sandbox-developer".into(),
+            sha256: api_key::hash_hex(&key),
+            scopes: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+        });
+        dev_key = Some(key);
         let listener = match TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
             Err(e) => return fail(format!("cannot start the sandbox: {e}")),
@@ -161,13 +215,15 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
         Err(e) => return fail(e),
     };
     tracing::info!(listen = %local, sandbox, secret_id = %config::redact_id(&credentials.secret_id), "partner-gateway started");
-    if let Some(sim) = simulator_addr {
+    if let (Some(sim), Some(key)) = (simulator_addr, dev_key) {
         let base = format!("http://127.0.0.1:{}", local.port());
+        // A throwaway key of a local sandbox: printing it is how a developer gets to use it.
         eprintln!(
             "\npartner-gateway is running in SANDBOX mode: calls go to a local simulator, not Tencent Cloud.\n\
              \n  gateway     {base}   (API docs: {base}/docs)\n  simulator   http://{sim}   (stats: http://{sim}/_sandbox/stats)\n\
-             \nTry:\n  curl -i -X POST {base}/customers/invitations -H 'content-type: application/json' -d '{{\"email\":\"new.customer@example.com\"}}'\n  \
-             curl -i -X POST {base}/customers/800000232018/credit -H 'content-type: application/json' -d '{{\"amount\":100.5,\"remark\":\"first top-up\"}}'\n\
+             \nDevelopment API key (all scopes, valid until this process stops):\n  export KEY={key}\n\
+             \nTry:\n  curl -i -X POST {base}/customers/invitations -H \"Authorization: Bearer $KEY\" -H 'content-type: application/json' -d '{{\"email\":\"new.customer@example.com\"}}'\n  \
+             curl -i -X POST {base}/customers/800000232018/credit -H \"Authorization: Bearer $KEY\" -H 'content-type: application/json' -d '{{\"amount\":100.5,\"remark\":\"first top-up\"}}'\n\
              \nStop with Ctrl-C.\n"
         );
     }

@@ -28,6 +28,73 @@ pub struct Settings {
     pub credit: CreditSettings,
     pub log: LogSettings,
     pub sandbox: SandboxSettings,
+    pub auth: AuthSettings,
+}
+
+/// Who may call the gateway. Authentication is on unless `disabled = true` is set explicitly.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Turns authentication off (every caller is `anonymous` with every scope). Never implied:
+    /// it must be set, and a warning is logged at every start.
+    pub disabled: bool,
+    /// API keys of services, stored as SHA-256 hashes (`partner-gateway hash-key` makes one).
+    pub api_keys: Vec<ApiKeySettings>,
+    /// JWT bearer tokens of signed-in users (OIDC).
+    pub jwt: Option<JwtSettings>,
+    /// Requests per minute one caller may make; 0 turns the per-caller limit off.
+    pub caller_requests_per_minute: u32,
+    /// Requests a caller may make at once on top of that rate.
+    pub caller_burst: u32,
+    /// Append ` [by CALLER]` to the Remark Tencent stores with each allocation.
+    pub remark_caller: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    /// The caller's name, as logged and audited.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: String,
+    /// `invitations:send`, `credit:allocate`.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    /// A JWKS document on disk.
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL: https, or http on a loopback address.
+    pub jwks_url: Option<String>,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required in `aud`.
+    pub audience: String,
+    /// Claim holding the scopes: a space-separated string or a list.
+    pub scopes_claim: String,
+    /// Claim naming the caller.
+    pub caller_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_s: u64,
+    /// Least time between two JWKS refreshes caused by unknown `kid`s.
+    pub min_refresh_ms: u64,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        Self {
+            jwks_file: None,
+            jwks_url: None,
+            issuer: String::new(),
+            audience: String::new(),
+            scopes_claim: "scope".into(),
+            caller_claim: "sub".into(),
+            leeway_s: 30,
+            min_refresh_ms: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -319,6 +386,92 @@ impl Settings {
             )
         })?;
         cents("sandbox.partner_credit", self.sandbox.partner_credit)?;
+        self.validate_auth()
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for key in &self.auth.api_keys {
+            if key.name.is_empty()
+                || key.name.len() > 64
+                || !key
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return Err(invalid(
+                    "auth.api_keys.name",
+                    format!(
+                        "`{}` must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+                        key.name
+                    ),
+                ));
+            }
+            if !names.insert(key.name.as_str()) {
+                return Err(invalid(
+                    "auth.api_keys.name",
+                    format!("`{}` is used twice", key.name),
+                ));
+            }
+            if key.sha256.len() != 64
+                || !key
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(invalid(
+                    "auth.api_keys.sha256",
+                    format!("the key of `{}` must be 64 lowercase hex digits", key.name),
+                ));
+            }
+            for scope in &key.scopes {
+                if crate::auth::Scope::parse(scope).is_none() {
+                    return Err(invalid(
+                        "auth.api_keys.scopes",
+                        format!("`{scope}` is not a scope (invitations:send, credit:allocate)"),
+                    ));
+                }
+            }
+        }
+        if let Some(jwt) = &self.auth.jwt {
+            match (&jwt.jwks_file, &jwt.jwks_url) {
+                (Some(_), None) => {}
+                (None, Some(url)) => {
+                    let parsed = url::Url::parse(url)
+                        .map_err(|e| invalid("auth.jwt.jwks_url", e.to_string()))?;
+                    let loopback = match parsed.host() {
+                        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                        Some(url::Host::Domain(d)) => d == "localhost",
+                        None => false,
+                    };
+                    if !(parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback)) {
+                        return Err(invalid(
+                            "auth.jwt.jwks_url",
+                            "must be https (http only on a loopback address)",
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        "auth.jwt",
+                        "set exactly one of jwks_file and jwks_url",
+                    ));
+                }
+            }
+            if jwt.issuer.is_empty() {
+                return Err(invalid("auth.jwt.issuer", "must be set"));
+            }
+            if jwt.audience.is_empty() {
+                return Err(invalid("auth.jwt.audience", "must be set"));
+            }
+        }
+        if self.auth.caller_requests_per_minute > 0 && self.auth.caller_burst == 0 {
+            return Err(invalid(
+                "auth.caller_burst",
+                "must be at least 1 when caller_requests_per_minute is set",
+            ));
+        }
         Ok(())
     }
 

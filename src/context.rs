@@ -33,6 +33,8 @@ pub struct UpstreamRecord {
     pub retries: u32,
     /// Who or what the request is about, safe to log (a masked e-mail, a UIN).
     pub subject: Option<String>,
+    /// The authenticated caller's name.
+    pub caller: Option<String>,
 }
 
 #[derive(Debug)]

@@ -13,6 +13,8 @@
 //! | [`env`] | every environment variable name |
 //! | [`app`] | router, middleware, graceful shutdown |
 //! | [`routes`] | one module per resource |
+//! | [`auth`] | API keys, JWTs, scopes, per-caller rates |
+//! | [`audit`] | the audit record of every credit allocation |
 //! | [`domain`] | newtypes that parse: `Email`, `ClientUin`, `CreditAmount`, `Remark` |
 //! | [`problem`] | the one HTTP error type and its problem+json rendering |
 //! | [`quota`] | the reservation-log limiter |
@@ -23,6 +25,8 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{self, ContentBuilder, Header, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{IntoResponses, OpenApi};
 
@@ -35,6 +36,18 @@ struct ApiDoc;
 pub fn document(routes: openapi::OpenApi) -> openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(routes);
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "An API key (services; `partner-gateway hash-key` makes one) or a JWT from the configured \
+                     identity provider (users). Scopes: `invitations:send`, `credit:allocate`.",
+                ))
+                .build(),
+        ),
+    );
     for item in doc.paths.paths.values_mut() {
         for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
             add_request_id(operation);
@@ -109,6 +122,14 @@ impl IntoResponses for ForwardingProblems {
     fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
         let rows = [
             ("400", problem("`malformed-request`: the body is not valid JSON.")),
+            (
+                "401",
+                problem(
+                    "`unauthenticated`: no credential, not `Bearer <credential>`, an unknown API key, or a token that is \
+                     expired, for another issuer or audience, or signed by an untrusted key.",
+                )
+                .header("WWW-Authenticate", header(string_schema(512), "The Bearer challenge, with `error` and `error_description` for a rejected credential.")),
+            ),
             ("413", problem("`payload-too-large`: the body is larger than `server.max_body_bytes`.")),
             ("415", problem("`unsupported-media-type`: the body was not sent as application/json.")),
             (
@@ -122,8 +143,8 @@ impl IntoResponses for ForwardingProblems {
                 "429",
                 problem(
                     "`quota-exceeded`: the next quota slot is beyond the wait budget; nothing was sent. \
-                     `upstream-rate-limited`: Tencent refused even after retries. `invitation-cooldown` (invitations): \
-                     the address got a link less than 180 s ago.",
+                     `caller-rate-limited`: this caller is over its own rate. `upstream-rate-limited`: Tencent refused \
+                     even after retries. `invitation-cooldown` (invitations): the address got a link less than 180 s ago.",
                 )
                 .header("Retry-After", retry_after())
                 .header("RateLimit-Policy", header(string_schema(256), "IETF draft: the quota policy, e.g. `\"AllocateCustomerCredit\";q=5;w=1`."))

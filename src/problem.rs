@@ -59,6 +59,15 @@ problem_types! {
     MethodNotAllowed => "method-not-allowed", 405, "Method not allowed",
         "The route exists but does not accept this HTTP method.",
         "Use the method listed for the route in /openapi.json.";
+    Unauthenticated => "unauthenticated", 401, "Authentication required",
+        "The request carries no credential the gateway accepts: no Authorization header, not `Bearer <credential>`, an unknown API key, or a token that is expired, from another issuer or audience, or signed by an untrusted key.",
+        "Send `Authorization: Bearer <API key or token>` with a valid credential; the WWW-Authenticate header says what was wrong.";
+    InsufficientScope => "insufficient-scope", 403, "Insufficient scope",
+        "The caller is authenticated but lacks the scope this route needs (invitations:send or credit:allocate).",
+        "Ask the gateway's operators for a credential with that scope.";
+    CallerRateLimited => "caller-rate-limited", 429, "Caller rate limit",
+        "This caller sent more requests than its own per-caller rate allows (auth.caller_requests_per_minute), which keeps one caller from taking the whole Tencent quota from the others. Nothing was sent to Tencent Cloud.",
+        "Retry after the number of seconds in the Retry-After header, and spread your requests.";
     QuotaExceeded => "quota-exceeded", 429, "Quota exceeded",
         "Tencent Cloud admits only a fixed number of calls per second for this action, shared by every caller of this gateway. The next free slot is further away than the gateway lets a call wait. Nothing was sent to Tencent Cloud.",
         "Retry after the number of seconds in the Retry-After header.";
@@ -160,6 +169,8 @@ pub struct ApiError {
     pub retry_after_secs: Option<u64>,
     /// What the `RateLimit*` headers say, for quota refusals.
     pub rate_limit: Option<Box<RateLimitInfo>>,
+    /// The `WWW-Authenticate` challenge of 401 and 403 answers.
+    pub www_authenticate: Option<Box<str>>,
 }
 
 /// Which Tencent answer a problem comes from.
@@ -204,7 +215,13 @@ impl ApiError {
             upstream: None,
             retry_after_secs: None,
             rate_limit: None,
+            www_authenticate: None,
         }
+    }
+
+    pub fn www_authenticate(mut self, challenge: String) -> Self {
+        self.www_authenticate = Some(challenge.into_boxed_str());
+        self
     }
 
     /// 422 listing every rejected field.
@@ -337,6 +354,11 @@ impl IntoResponse for ApiError {
         }
         if let Some(rate_limit) = &self.rate_limit {
             rate_limit.write(headers);
+        }
+        if let Some(challenge) = self.www_authenticate.as_deref()
+            && let Ok(value) = HeaderValue::from_str(challenge)
+        {
+            headers.insert(header::WWW_AUTHENTICATE, value);
         }
         response.extensions_mut().insert(ProblemMarker(self.kind));
         response

@@ -15,8 +15,10 @@ pub fn init<W>(settings: &LogSettings, writer: W) -> bool
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    // Audit records are kept whatever the level: they are the trail of who moved money.
     let filter = EnvFilter::try_from_env(env::LOG_FILTER)
-        .unwrap_or_else(|_| EnvFilter::new(&settings.level));
+        .unwrap_or_else(|_| EnvFilter::new(&settings.level))
+        .add_directive("audit=info".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

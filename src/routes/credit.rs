@@ -12,9 +12,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::extract::JsonBody;
+use crate::audit::{self, CreditRecord, Outcome};
+use crate::auth::{AllocatesCredit, Authorized, Caller};
 use crate::domain::{ClientUin, CreditAmount, FieldError, Remark};
 use crate::openapi::ForwardingProblems;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, Problem, ProblemType};
 use crate::tencent::CallContext;
 use crate::tencent::actions::AllocateCustomerCredit;
 
@@ -90,16 +92,18 @@ impl Allocation {
     post,
     path = "/customers/{uin}/credit",
     tag = "customers",
+    security(("bearer" = ["credit:allocate"])),
     params(("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros, 1 to 18446744073709551615", example = "800000232018", pattern = "^[1-9][0-9]{0,19}$")),
     request_body = CreditRequest,
     responses(
         (status = 200, description = "The allocation was applied", body = CreditResponse),
-        (status = 403, description = "`customer-not-authorized`: the customer is not bound to this partner", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient-scope`: the caller lacks `credit:allocate`. `customer-not-authorized`: the customer is not bound to this partner", body = Problem, content_type = "application/problem+json"),
         ForwardingProblems,
     )
 )]
 #[tracing::instrument(name = "allocate_credit", skip_all)]
 pub async fn allocate_credit(
+    Authorized(caller, _): Authorized<AllocatesCredit>,
     State(app): State<AppState>,
     Path(uin): Path<String>,
     JsonBody(req): JsonBody<CreditRequest>,
@@ -112,18 +116,46 @@ pub async fn allocate_credit(
         request_id: crate::context::request_id().unwrap_or_default(),
         deadline: app.deadline(),
     };
+    let remark = tencent_remark(
+        allocation.remark.as_ref(),
+        &caller,
+        app.settings.auth.remark_caller,
+    );
     let action = AllocateCustomerCredit {
         client_uin: allocation.uin.get(),
         added_credit: allocation.amount.as_f64(),
-        remark: allocation.remark.map(|r| r.as_str().to_owned()),
+        remark: remark.clone(),
     };
-    let answer = app.tencent.call(&action, &ctx).await.map_err(|e| {
-        let problem = ApiError::from_call(e, true);
-        if problem.kind == crate::problem::ProblemType::CreditOutcomeUnknown {
-            tracing::error!(uin = %allocation.uin, amount = %allocation.amount, "credit allocation outcome unknown: check the customer's allocation history before retrying");
-        }
-        problem
-    })?;
+    let started = tokio::time::Instant::now();
+    let result = app
+        .tencent
+        .call(&action, &ctx)
+        .await
+        .map_err(|e| ApiError::from_call(e, true));
+    let upstream = crate::context::current()
+        .map(|c| c.upstream())
+        .unwrap_or_default();
+    let outcome = match &result {
+        Ok(_) => Outcome::Applied,
+        Err(e) if e.kind == ProblemType::CreditOutcomeUnknown => Outcome::Unknown,
+        Err(_) => Outcome::Rejected,
+    };
+    audit::credit_allocation(&CreditRecord {
+        caller: &caller.name,
+        uin: allocation.uin.get(),
+        amount: &allocation.amount.to_string(),
+        remark: remark.as_deref().unwrap_or(""),
+        request_id: &ctx.request_id,
+        idempotency_key: None,
+        outcome,
+        tencent_code: upstream.code.as_deref().unwrap_or(""),
+        tencent_request_id: upstream.tencent_request_id.as_deref().unwrap_or(""),
+        latency: started.elapsed(),
+    });
+    if outcome == Outcome::Unknown {
+        tracing::error!(uin = %allocation.uin, amount = %allocation.amount, "credit allocation outcome unknown: check the customer's allocation history before retrying");
+    }
+    let answer = result?;
     Ok(Json(CreditResponse {
         uin: allocation.uin.to_string(),
         amount: allocation.amount.as_f64(),
@@ -131,4 +163,54 @@ pub async fn allocate_credit(
         remaining_credit: answer.data.remaining_credit,
         request_id: answer.request_id,
     }))
+}
+
+/// The `Remark` sent to Tencent: the caller's remark, with ` [by CALLER]` appended when
+/// `auth.remark_caller` is on, cut so the whole stays within Tencent's 256 characters.
+fn tencent_remark(remark: Option<&Remark>, caller: &Caller, tag_caller: bool) -> Option<String> {
+    let text = remark.map(Remark::as_str).unwrap_or("");
+    if !tag_caller {
+        return (!text.is_empty()).then(|| text.to_owned());
+    }
+    let suffix = format!("[by {}]", caller.name);
+    let room = crate::domain::REMARK_MAX_CHARS.saturating_sub(suffix.chars().count() + 1);
+    let kept: String = text.chars().take(room).collect();
+    Some(if kept.is_empty() {
+        suffix
+            .chars()
+            .take(crate::domain::REMARK_MAX_CHARS)
+            .collect()
+    } else {
+        format!("{kept} {suffix}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(name: &str) -> Caller {
+        Caller {
+            name: name.into(),
+            scopes: vec![],
+            method: "api_key",
+        }
+    }
+
+    #[test]
+    fn the_caller_tag_fits_within_tencents_limit() {
+        let long = Remark::parse(&"r".repeat(256)).unwrap();
+        let tagged = tencent_remark(Some(&long), &caller("billing"), true).unwrap();
+        assert_eq!(tagged.chars().count(), 256);
+        assert!(tagged.ends_with(" [by billing]"));
+        assert_eq!(
+            tencent_remark(None, &caller("svc"), true).unwrap(),
+            "[by svc]"
+        );
+        assert_eq!(
+            tencent_remark(Some(&Remark::parse("Q3").unwrap()), &caller("svc"), false).unwrap(),
+            "Q3"
+        );
+        assert_eq!(tencent_remark(None, &caller("svc"), false), None);
+    }
 }

@@ -9,6 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::extract::JsonBody;
+use crate::auth::{Authorized, SendsInvitations};
 use crate::domain::{Email, FieldError, InvitationRole, MaterialUrl};
 use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem};
@@ -97,15 +98,18 @@ impl Invitation {
     post,
     path = "/customers/invitations",
     tag = "customers",
+    security(("bearer" = ["invitations:send"])),
     request_body = InvitationRequest,
     responses(
         (status = 201, description = "The invitation mail was sent", body = InvitationResponse),
+        (status = 403, description = "`insufficient-scope`: the caller lacks `invitations:send`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`email-already-registered`: the address already has an account", body = Problem, content_type = "application/problem+json"),
         ForwardingProblems,
     )
 )]
 #[tracing::instrument(name = "create_invitation", skip_all)]
 pub async fn create_invitation(
+    Authorized(_caller, _): Authorized<SendsInvitations>,
     State(app): State<AppState>,
     JsonBody(req): JsonBody<InvitationRequest>,
 ) -> Result<(StatusCode, Json<InvitationResponse>), ApiError> {

@@ -20,6 +20,7 @@ use crate::tencent::TencentClient;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub tencent: Arc<TencentClient>,
+    pub auth: Arc<crate::auth::Authenticator>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,

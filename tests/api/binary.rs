@@ -48,6 +48,110 @@ fn serve_without_credentials_exits_non_zero_naming_them() {
 }
 
 #[test]
+fn serve_with_no_caller_configured_refuses_to_start() {
+    let out = gateway()
+        .args(["serve"])
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDnocaller")
+        .env("TENCENTCLOUD_SECRET_KEY", "no-caller-secret")
+        .env("GATEWAY__SERVER__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("auth.api_keys") && stderr.contains("auth.disabled"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn disabling_authentication_is_explicit_and_warned_about() {
+    let port = free_port();
+    let mut serve = gateway()
+        .args(["serve"])
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDdisabled")
+        .env("TENCENTCLOUD_SECRET_KEY", "disabled-secret")
+        .env("GATEWAY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEWAY__AUTH__DISABLED", "true")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !gateway()
+        .args([
+            "healthcheck",
+            "--url",
+            &format!("http://127.0.0.1:{port}/readyz"),
+        ])
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-INT", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    serve.wait().unwrap();
+    let mut out = String::new();
+    serve
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains("WARN") && out.contains("authentication is DISABLED"),
+        "{out}"
+    );
+}
+
+#[test]
+fn hash_key_prints_a_key_and_its_entry() {
+    let out = gateway()
+        .args([
+            "hash-key",
+            "--name",
+            "billing",
+            "--scope",
+            "credit:allocate",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("# pgw_"))
+        .map(|k| format!("pgw_{k}"))
+        .unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "sha256 = \"{}\"",
+            partner_gateway::auth::api_key::hash_hex(&key)
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("name = \"billing\"") && stdout.contains("scopes = [\"credit:allocate\"]"),
+        "{stdout}"
+    );
+    assert!(
+        !gateway()
+            .args(["hash-key", "--scope", "admin"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+}
+
+#[test]
 fn invalid_settings_stop_the_start_naming_the_key() {
     let out = gateway()
         .args(["serve", "--sandbox"])
@@ -81,6 +185,16 @@ fn check_config_prints_effective_values_with_secrets_redacted() {
 #[test]
 fn a_whole_session_never_logs_the_secret_key() {
     let secret = "binary-session-secret-key-6f1c";
+    let api_key = "pgw_binary_session_api_key_0123456789abcdef";
+    let config = std::env::temp_dir().join(format!("pg-session-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "[[auth.api_keys]]\nname = \"session-test\"\nsha256 = \"{}\"\nscopes = [\"invitations:send\", \"credit:allocate\"]\n",
+            partner_gateway::auth::api_key::hash_hex(api_key)
+        ),
+    )
+    .unwrap();
     let sandbox_port = free_port();
     let gateway_port = free_port();
     let mut sandbox = gateway()
@@ -92,7 +206,7 @@ fn a_whole_session_never_logs_the_secret_key() {
         .spawn()
         .unwrap();
     let mut serve = gateway()
-        .args(["serve"])
+        .args(["serve", "--config", config.to_str().unwrap()])
         .env("TENCENTCLOUD_SECRET_ID", "AKIDbinarysession")
         .env("TENCENTCLOUD_SECRET_KEY", secret)
         .env(
@@ -134,6 +248,7 @@ fn a_whole_session_never_logs_the_secret_key() {
     let post = |path: &str, body: &str| {
         client
             .post(format!("http://127.0.0.1:{gateway_port}{path}"))
+            .bearer_auth(api_key)
             .header("content-type", "application/json")
             .body(body.to_owned())
             .send()

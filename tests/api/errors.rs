@@ -314,6 +314,7 @@ async fn spawn_unreachable(port: u16) -> (reqwest::Client, std::net::SocketAddr)
     let mut settings = Settings::default();
     settings.upstream.endpoint = format!("http://127.0.0.1:{port}");
     settings.upstream.retry_backoff_ms = 5;
+    settings.auth.disabled = true;
     let credentials = Credentials {
         secret_id: "AKIDx".into(),
         secret_key: "k-unreachable".to_owned().into(),

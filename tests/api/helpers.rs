@@ -7,8 +7,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use partner_gateway::app::{self, Shutdown};
+use partner_gateway::auth::api_key;
 use partner_gateway::clock::{self, SharedClock};
-use partner_gateway::config::{Credentials, LogFormat, LogSettings, Settings};
+use partner_gateway::config::{ApiKeySettings, Credentials, LogFormat, LogSettings, Settings};
 use partner_gateway::sandbox::{Fault, Sandbox, SandboxConfig, SandboxKey};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -55,6 +56,11 @@ pub fn captured_logs() -> String {
     String::from_utf8_lossy(&capture().logs.lock().unwrap()).into_owned()
 }
 
+/// Adds a credential (an API key, a token) to what must never appear in the logs.
+pub fn register_secret(secret: &str) {
+    capture().secrets.lock().unwrap().push(secret.to_owned());
+}
+
 /// Every secret key handed to a gateway so far.
 pub fn secrets_in_use() -> Vec<String> {
     capture().secrets.lock().unwrap().clone()
@@ -65,6 +71,8 @@ pub struct TestApp {
     pub sandbox: Sandbox,
     pub sandbox_addr: SocketAddr,
     pub client: reqwest::Client,
+    /// A key of the caller `test-suite`, with every scope; the typed helpers send it.
+    pub api_key: String,
     shutdown: Option<oneshot::Sender<Shutdown>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -78,6 +86,17 @@ pub struct Options {
     pub gateway_secret_key: Option<String>,
     pub sandbox_quota: Option<(&'static str, u32)>,
 }
+
+/// The API key every test app accepts for the caller `test-suite`, with every scope.
+pub fn test_key_entry(name: &str, key: &str, scopes: &[&str]) -> ApiKeySettings {
+    ApiKeySettings {
+        name: name.into(),
+        sha256: api_key::hash_hex(key),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub const ALL_SCOPES: [&str; 2] = ["invitations:send", "credit:allocate"];
 
 impl Default for Options {
     fn default() -> Self {
@@ -126,6 +145,13 @@ pub async fn spawn_app_with(mut options: Options) -> TestApp {
     );
 
     options.settings.upstream.endpoint = format!("http://{sandbox_addr}");
+    let test_key = api_key::generate();
+    capture.secrets.lock().unwrap().push(test_key.clone());
+    options
+        .settings
+        .auth
+        .api_keys
+        .push(test_key_entry("test-suite", &test_key, &ALL_SCOPES));
     options
         .settings
         .validate()
@@ -157,6 +183,7 @@ pub async fn spawn_app_with(mut options: Options) -> TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
+        api_key: test_key,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -217,13 +244,18 @@ impl TestApp {
         }
     }
 
+    /// A POST carrying the test suite's key.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(&self.api_key)
+    }
+
     pub async fn post_raw(
         &self,
         path: &str,
         content_type: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> Reply {
-        let mut request = self.client.post(self.url(path)).body(body);
+        let mut request = self.post(path).body(body);
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
         }

@@ -47,8 +47,7 @@ async fn the_callers_request_id_is_echoed_and_forwarded() {
     let app = spawn_app().await;
     let reply = app
         .send(
-            app.client
-                .post(app.url("/customers/invitations"))
+            app.post("/customers/invitations")
                 .header("x-request-id", "frontend-trace-42")
                 .header("content-type", "application/json")
                 .body(json!({"email": "trace@example.com"}).to_string()),

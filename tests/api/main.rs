@@ -1,5 +1,6 @@
 //! End-to-end tests: the real gateway against the sandbox simulator on loopback.
 
+mod auth;
 mod binary;
 mod credit;
 mod errors;

@@ -207,8 +207,7 @@ async fn the_request_log_line_carries_the_request_id_and_masks_the_email() {
     let id = format!("log-line-{}", uuid::Uuid::new_v4().simple());
     let reply = app
         .send(
-            app.client
-                .post(app.url("/customers/invitations"))
+            app.post("/customers/invitations")
                 .header("x-request-id", &id)
                 .header("content-type", "application/json")
                 .body(json!({"email": "loggedperson@example.com"}).to_string()),
@@ -273,8 +272,7 @@ async fn cors_preflight_admits_configured_origins_only() {
     // Actual responses expose the headers a frontend needs.
     let reply = app
         .send(
-            app.client
-                .post(app.url("/customers/invitations"))
+            app.post("/customers/invitations")
                 .header("origin", "https://admin.example.com")
                 .header("content-type", "application/json")
                 .body(json!({"email": "cors@example.com"}).to_string()),
@@ -313,11 +311,12 @@ async fn a_body_that_arrives_too_slowly_gets_a_timeout_problem() {
     options.settings.server.request_timeout_ms = 200;
     let app = spawn_app_with(options).await;
     let addr = app.addr;
+    let key = app.api_key.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         // Promise 100 bytes, send 10, then stall.
-        write!(stream, "POST /customers/invitations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"email\":").unwrap();
+        write!(stream, "POST /customers/invitations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"email\":").unwrap();
         let mut answer = String::new();
         let mut buf = [0; 4096];
         let n = stream.read(&mut buf).unwrap();
@@ -343,8 +342,10 @@ async fn boom() -> &'static str {
 async fn a_panicking_handler_becomes_a_logged_500_problem() {
     use axum::routing::get;
     let app = spawn_app().await;
+    let mut settings = partner_gateway::config::Settings::default();
+    settings.auth.disabled = true;
     let state = partner_gateway::app::build(
-        partner_gateway::config::Settings::default(),
+        settings,
         &partner_gateway::config::Credentials {
             secret_id: "AKIDpanic".into(),
             secret_key: "panic-test-key".to_owned().into(),

@@ -41,15 +41,32 @@ fn every_route_lists_every_status_it_can_answer() {
     let doc = serde_json::to_value(partner_gateway::app::openapi()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let forwarding = [400, 413, 415, 422, 429, 500, 502, 503, 504];
+    // Both routes need a bearer credential with their scope.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        doc["paths"]["/customers/invitations"]["post"]["security"][0]["bearer"][0],
+        "invitations:send"
+    );
+    assert_eq!(
+        doc["paths"]["/customers/{uin}/credit"]["post"]["security"][0]["bearer"][0],
+        "credit:allocate"
+    );
     let invitations = statuses(&doc, "/customers/invitations", "post");
     let credit = statuses(&doc, "/customers/{uin}/credit", "post");
     assert_eq!(
         invitations,
-        forwarding.iter().copied().chain([201, 409]).collect()
+        forwarding
+            .iter()
+            .copied()
+            .chain([201, 401, 403, 409])
+            .collect()
     );
     assert_eq!(
         credit,
-        forwarding.iter().copied().chain([200, 403]).collect()
+        forwarding.iter().copied().chain([200, 401, 403]).collect()
     );
     assert_eq!(statuses(&doc, "/readyz", "get"), [200, 503].into());
     assert_eq!(statuses(&doc, "/livez", "get"), [200].into());

@@ -20,6 +20,34 @@ async fn no_secret_key_appears_in_any_captured_log_line() {
     app.post_credit(CUSTOMER, json!({"amount": 1})).await;
     app.fault(Fault::once(None, FaultKind::TruncateAfterExecute));
     app.post_credit(CUSTOMER, json!({"amount": 1})).await;
+    // Tokens, good and bad, through a JWT-enabled gateway.
+    let (url, _) = crate::auth::jwks_server(vec![crate::auth::jwk("es256-a")]).await;
+    let jwt_app = spawn_app_with(crate::auth::jwt_options(url)).await;
+    for token in [
+        crate::auth::token("es256-a", "es256-a", crate::auth::claims("credit:allocate")),
+        crate::auth::token(
+            "stranger",
+            "stranger",
+            crate::auth::claims("credit:allocate"),
+        ),
+        crate::auth::token(
+            "es256-a",
+            "es256-a",
+            crate::auth::claims("invitations:send"),
+        ),
+    ] {
+        let reply = jwt_app
+            .send(
+                jwt_app
+                    .client
+                    .post(jwt_app.url(&format!("/customers/{CUSTOMER}/credit")))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(json!({"amount": 1}).to_string()),
+            )
+            .await;
+        assert!(matches!(reply.status, 200 | 401 | 403), "{}", reply.text);
+    }
     let wrong = spawn_app_with(Options {
         gateway_secret_key: Some("wrong-key-for-log-test".into()),
         ..Options::default()

@@ -19,11 +19,9 @@ async fn sigterm_flips_readiness_then_drains_in_flight_calls() {
         FaultKind::Delay { ms: 1_500 },
     ));
     let in_flight = {
-        let client = app.client.clone();
-        let url = app.url(&format!("/customers/{CUSTOMER}/credit"));
+        let request = app.post(&format!("/customers/{CUSTOMER}/credit"));
         tokio::spawn(async move {
-            client
-                .post(url)
+            request
                 .header("content-type", "application/json")
                 .body(json!({"amount": 5}).to_string())
                 .send()

@@ -8,7 +8,9 @@ downloaded.
 Run with: bash tests/browser/run.sh
 """
 
+import hashlib
 import os
+import secrets
 import socket
 import subprocess
 import tempfile
@@ -26,13 +28,23 @@ BINARY = os.environ["PG_BIN"]
 SCREENSHOT = os.environ.get("SCREENSHOT", "target/swagger-ui.png")
 
 
+KEY = "pgw_browser_" + secrets.token_urlsafe(24)
+
+
 @pytest.fixture(scope="module")
-def gateway():
+def gateway(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    config = tmp_path_factory.mktemp("config") / "auth.toml"
+    config.write_text(
+        '[[auth.api_keys]]\nname = "browser"\nsha256 = "%s"\nscopes = ["invitations:send", "credit:allocate"]\n'
+        % hashlib.sha256(KEY.encode()).hexdigest()
+    )
     env = dict(os.environ, GATEWAY__SERVER__LISTEN=f"127.0.0.1:{port}", GATEWAY__LOG__LEVEL="warn")
-    proc = subprocess.Popen([BINARY, "serve", "--sandbox"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [BINARY, "serve", "--sandbox", "--config", str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
@@ -72,6 +84,13 @@ def test_docs_lists_both_routes_and_try_it_out_works(gateway, browser):
     assert "/customers/{uin}/credit" in paths, paths
     os.makedirs(os.path.dirname(SCREENSHOT) or ".", exist_ok=True)
     browser.save_screenshot(SCREENSHOT)
+
+    # Authorize with the API key, as a developer would.
+    browser.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize").click()
+    field = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".modal-ux input")))
+    field.send_keys(KEY)
+    browser.find_element(By.CSS_SELECTOR, ".modal-ux .auth-btn-wrapper .authorize").click()
+    browser.find_element(By.CSS_SELECTOR, ".modal-ux .btn-done").click()
 
     # Try it out: the schema's example body invites new.customer@example.com.
     block = browser.find_element(By.ID, "operations-customers-create_invitation")

@@ -22,11 +22,16 @@ PY
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 log=$(mktemp)
+config=$(mktemp --suffix=.toml)
+# A key of our own, configured by its hash, so schemathesis can authenticate.
+key="pgw_contract_$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+hash=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+printf '[[auth.api_keys]]\nname = "schemathesis"\nsha256 = "%s"\nscopes = ["invitations:send", "credit:allocate"]\n' "$hash" >"$config"
 # Quota refusals are answered at once (max_wait 0) so the run spends its time on variety.
 GATEWAY__SERVER__LISTEN="127.0.0.1:$port" GATEWAY__QUOTAS__MAX_WAIT_MS=0 GATEWAY__LOG__LEVEL=warn \
-  target/debug/partner-gateway serve --sandbox >"$log" 2>&1 &
+  target/debug/partner-gateway serve --sandbox --config "$config" >"$log" 2>&1 &
 gw=$!
-trap 'kill $gw 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill $gw 2>/dev/null; rm -f "$log" "$config"' EXIT
 for _ in $(seq 1 100); do
   curl -fsS "$base/readyz" >/dev/null 2>&1 && break
   sleep 0.1
@@ -34,6 +39,7 @@ done
 
 echo "-- schemathesis against $base"
 .venv/bin/schemathesis --config-file tests/contract/schemathesis.toml run "$base/openapi.json" \
+  --header "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,unsupported_method \
   --phases examples,coverage,fuzzing \
   --max-examples 300 \
