@@ -33,7 +33,8 @@ use crate::quota::Quotas;
 use crate::routes::{self, AppState};
 use crate::tencent::TencentClient;
 use crate::tencent::actions::{
-    Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail, QueryPartnerCredit,
+    Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail,
+    QueryCreditAllocationHistory, QueryPartnerCredit,
 };
 
 /// How long past a request's deadline the outer timeout waits, so the upstream call's own
@@ -80,15 +81,23 @@ pub fn build(
                 settings.quotas.credit_per_second,
             ),
             (QueryPartnerCredit::NAME, settings.quotas.queries_per_second),
+            (
+                QueryCreditAllocationHistory::NAME,
+                settings.quotas.queries_per_second,
+            ),
         ],
         guard,
     ));
     let health = Arc::new(Health::default());
     let metrics = Arc::new(Metrics::new());
+    let store = crate::store::Store::Memory(Arc::new(crate::store::MemoryStore::new(
+        clock.clone(),
+        settings.idempotency.max_entries,
+    )));
     let tencent = Arc::new(TencentClient::new(
         &settings,
         credentials,
-        clock,
+        clock.clone(),
         quotas,
         health.clone(),
         metrics.clone(),
@@ -97,6 +106,8 @@ pub fn build(
     let state = AppState {
         tencent,
         auth,
+        store,
+        clock,
         health,
         metrics,
         max_amount_cents: settings.max_amount_cents()?,
@@ -275,6 +286,7 @@ impl App {
         let background = [
             tokio::spawn(recheck_credentials(self.state.clone())),
             tokio::spawn(metrics_upkeep(self.state.metrics.clone())),
+            tokio::spawn(crate::reconcile::run_resolver(self.state.clone())),
         ];
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {

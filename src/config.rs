@@ -26,6 +26,8 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     pub quotas: QuotaSettings,
     pub credit: CreditSettings,
+    pub idempotency: IdempotencySettings,
+    pub invitations: InvitationSettings,
     pub log: LogSettings,
     pub sandbox: SandboxSettings,
     pub auth: AuthSettings,
@@ -194,13 +196,54 @@ impl Default for QuotaSettings {
 pub struct CreditSettings {
     /// Largest |amount| one allocation may move.
     pub max_amount: f64,
+    /// Whether `POST /customers/{uin}/credit` requires an `Idempotency-Key` (400 without one).
+    pub require_idempotency_key: bool,
+    /// How long after sending an allocation whose outcome is unknown the gateway waits for it to
+    /// appear in Tencent's history before concluding it was not applied.
+    pub settle_ms: u64,
+    /// How often the background resolver looks at allocations whose outcome is unknown.
+    pub resolve_interval_ms: u64,
 }
 
 impl Default for CreditSettings {
     fn default() -> Self {
         Self {
             max_amount: 100_000.0,
+            require_idempotency_key: true,
+            settle_ms: 60_000,
+            resolve_interval_ms: 5_000,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdempotencySettings {
+    /// How long an idempotency record is kept, in seconds.
+    pub ttl_s: u64,
+    /// Most records the in-memory store holds; beyond it, keyed calls get 503.
+    pub max_entries: usize,
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        Self {
+            ttl_s: 86_400,
+            max_entries: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InvitationSettings {
+    /// After an invitation to an address, how long further ones are refused at the gateway.
+    pub cooldown_s: u64,
+}
+
+impl Default for InvitationSettings {
+    fn default() -> Self {
+        Self { cooldown_s: 180 }
     }
 }
 
@@ -377,6 +420,20 @@ impl Settings {
             return Err(invalid("quotas.guard_ms", "must be at most 500"));
         }
         self.max_amount_cents()?;
+        if self.credit.settle_ms < self.upstream.timeout_ms {
+            return Err(invalid(
+                "credit.settle_ms",
+                "must be at least upstream.timeout_ms: an allocation may still be in flight until then",
+            ));
+        }
+        positive(
+            "credit.resolve_interval_ms",
+            self.credit.resolve_interval_ms,
+        )?;
+        positive("idempotency.ttl_s", self.idempotency.ttl_s)?;
+        if self.idempotency.max_entries == 0 {
+            return Err(invalid("idempotency.max_entries", "must be greater than 0"));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
         self.sandbox.listen.parse::<SocketAddr>().map_err(|_| {

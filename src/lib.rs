@@ -15,6 +15,8 @@
 //! | [`routes`] | one module per resource |
 //! | [`auth`] | API keys, JWTs, scopes, per-caller rates |
 //! | [`audit`] | the audit record of every credit allocation |
+//! | [`idempotency`], [`store`] | Idempotency-Key records, invitation cooldowns, their store |
+//! | [`reconcile`] | settling allocations whose outcome is unknown |
 //! | [`domain`] | newtypes that parse: `Email`, `ClientUin`, `CreditAmount`, `Remark` |
 //! | [`problem`] | the one HTTP error type and its problem+json rendering |
 //! | [`quota`] | the reservation-log limiter |
@@ -34,11 +36,14 @@ pub mod context;
 pub mod domain;
 pub mod env;
 pub mod health;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod quota;
+pub mod reconcile;
 pub mod routes;
 pub mod sandbox;
+pub mod store;
 pub mod telemetry;
 pub mod tencent;

@@ -12,6 +12,9 @@
 //! | `gateway_quota_wait_seconds` | histogram | `tencent_action` |
 //! | `gateway_quota_rejections_total` | counter | `tencent_action` |
 //! | `gateway_upstream_retries_total` | counter | `tencent_action`, `reason` |
+//! | `gateway_idempotency_requests_total` | counter | `route`, `result` (`new`, `replayed`, `in_flight`, `mismatch`, `resent`) |
+//! | `gateway_credit_reconciliations_total` | counter | `result` (`applied`, `not_applied`, `pending`, `failed`) |
+//! | `gateway_invitation_cooldowns_total` | counter | `source` (`gateway`: refused here, `upstream`: Tencent's SendMailLimit180) |
 //! | `gateway_build_info` | gauge (1) | `version` |
 
 use std::time::Duration;
@@ -37,6 +40,9 @@ pub const QUOTA_WAIT: &str = "gateway_quota_wait_seconds";
 pub const QUOTA_REJECTIONS: &str = "gateway_quota_rejections_total";
 pub const UPSTREAM_RETRIES: &str = "gateway_upstream_retries_total";
 pub const BUILD_INFO: &str = "gateway_build_info";
+pub const IDEMPOTENCY: &str = "gateway_idempotency_requests_total";
+pub const RECONCILIATIONS: &str = "gateway_credit_reconciliations_total";
+pub const COOLDOWNS: &str = "gateway_invitation_cooldowns_total";
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -202,6 +208,29 @@ impl Metrics {
             ]),
         );
         self.recorder.register_counter(&key, &METADATA).increment(1);
+    }
+}
+
+impl Metrics {
+    fn count(&self, name: &'static str, pairs: &[(&'static str, String)]) {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels(pairs)), &METADATA)
+            .increment(1);
+    }
+
+    pub fn idempotency(&self, route: &'static str, result: &'static str) {
+        self.count(
+            IDEMPOTENCY,
+            &[("route", route.into()), ("result", result.into())],
+        );
+    }
+
+    pub fn reconciliation(&self, result: &'static str) {
+        self.count(RECONCILIATIONS, &[("result", result.into())]);
+    }
+
+    pub fn cooldown(&self, source: &'static str) {
+        self.count(COOLDOWNS, &[("source", source.into())]);
     }
 }
 

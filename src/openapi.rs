@@ -121,7 +121,10 @@ pub struct ForwardingProblems;
 impl IntoResponses for ForwardingProblems {
     fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
         let rows = [
-            ("400", problem("`malformed-request`: the body is not valid JSON.")),
+            (
+                "400",
+                problem("`malformed-request`: the body is not valid JSON. `idempotency-key-required`: the Idempotency-Key is missing (credit) or malformed."),
+            ),
             (
                 "401",
                 problem(
@@ -136,7 +139,8 @@ impl IntoResponses for ForwardingProblems {
                 "422",
                 problem(
                     "`validation-failed`: a field breaks an input rule (listed in `errors`; nothing was sent to Tencent). \
-                     `upstream-rejected-input`: Tencent rejected a parameter. `insufficient-credit` (credit): the partner lacks allocable credit.",
+                     `upstream-rejected-input`: Tencent rejected a parameter. `insufficient-credit` (credit): the partner lacks allocable credit. \
+                     `idempotency-key-reused`: the key was used for a different request.",
                 ),
             ),
             (
@@ -158,7 +162,11 @@ impl IntoResponses for ForwardingProblems {
                      the gateway's credentials. `credit-outcome-unknown` (credit): the allocation may or may not have been applied.",
                 ),
             ),
-            ("503", problem("`upstream-unavailable`: Tencent is busy.").header("Retry-After", retry_after())),
+            (
+                "503",
+                problem("`upstream-unavailable`: Tencent is busy. `store-unavailable`: the idempotency store cannot record the key; nothing was sent.")
+                    .header("Retry-After", retry_after()),
+            ),
             (
                 "504",
                 problem(

@@ -68,6 +68,18 @@ problem_types! {
     CallerRateLimited => "caller-rate-limited", 429, "Caller rate limit",
         "This caller sent more requests than its own per-caller rate allows (auth.caller_requests_per_minute), which keeps one caller from taking the whole Tencent quota from the others. Nothing was sent to Tencent Cloud.",
         "Retry after the number of seconds in the Retry-After header, and spread your requests.";
+    IdempotencyKeyRequired => "idempotency-key-required", 400, "Idempotency-Key required",
+        "This route needs an Idempotency-Key header (1 to 255 visible ASCII characters), or the one sent is malformed. The key names one intended operation, so a retry after a lost answer cannot apply it twice.",
+        "Generate a unique key (a UUID) per intended allocation, send it, and send the same key again on every retry of that allocation.";
+    IdempotencyKeyInUse => "idempotency-key-in-use", 409, "Idempotency-Key in use",
+        "A request with this Idempotency-Key is still being processed.",
+        "Retry with the same key after a moment; you will get the first request's answer.";
+    IdempotencyKeyReused => "idempotency-key-reused", 422, "Idempotency-Key reused",
+        "This Idempotency-Key was already used for a different request (another customer, amount or remark).",
+        "Use a new key for a new intent; reuse a key only to retry exactly the same request.";
+    StoreUnavailable => "store-unavailable", 503, "Idempotency store unavailable",
+        "The gateway cannot record the idempotency key right now, and never allocates credit without that record. Nothing was sent to Tencent Cloud.",
+        "Retry after the number of seconds in the Retry-After header.";
     QuotaExceeded => "quota-exceeded", 429, "Quota exceeded",
         "Tencent Cloud admits only a fixed number of calls per second for this action, shared by every caller of this gateway. The next free slot is further away than the gateway lets a call wait. Nothing was sent to Tencent Cloud.",
         "Retry after the number of seconds in the Retry-After header.";
@@ -103,7 +115,7 @@ problem_types! {
         "Retry later. For invitations a retry may send a second mail.";
     CreditOutcomeUnknown => "credit-outcome-unknown", 502, "Credit outcome unknown",
         "The allocation may or may not have been applied: the request may have reached Tencent Cloud, but no definite answer came back. The gateway never retries it blindly.",
-        "Do not simply resend: check the customer's credit history first (QueryCreditAllocationHistory), then allocate again only if the allocation is missing.";
+        "Retry with the same Idempotency-Key until you get a definite answer: the gateway looks the allocation up in Tencent's history and answers with its result, or sends it again once it is known not to have been applied. Never retry with a new key.";
     RequestTimeout => "request-timeout", 504, "Request timeout",
         "The gateway could not finish the request within its deadline (server.request_timeout_ms), for example because the request body arrived too slowly.",
         "Retry; send the body promptly.";

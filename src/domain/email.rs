@@ -66,10 +66,11 @@ impl Email {
         mask(&self.0)
     }
 
-    /// The key under which cooldowns compare addresses: domain case-insensitive (already
-    /// lower-cased), local part as given, since mail systems may treat its case as significant.
-    pub fn key(&self) -> &str {
-        &self.0
+    /// The key under which cooldowns compare addresses: wholly lower-cased. The domain is
+    /// case-insensitive by definition, and the mail systems that matter ignore the local part's
+    /// case too, so `Abc@Example.com` and `abc@example.com` are one mailbox here.
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
     }
 }
 

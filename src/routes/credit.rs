@@ -12,11 +12,19 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::extract::JsonBody;
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+
+use super::claim::{self, Claim};
 use crate::audit::{self, CreditRecord, Outcome};
 use crate::auth::{AllocatesCredit, Authorized, Caller};
+use crate::domain::REMARK_MAX_CHARS;
 use crate::domain::{ClientUin, CreditAmount, FieldError, Remark};
+use crate::idempotency::{self, IdempotencyKey};
 use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem, ProblemType};
+use crate::reconcile::{self, Settled};
+use crate::store::{PendingCredit, Record};
 use crate::tencent::CallContext;
 use crate::tencent::actions::AllocateCustomerCredit;
 
@@ -88,16 +96,25 @@ impl Allocation {
 }
 
 /// Allocate credit to a customer (or take it back with a negative amount).
+///
+/// Send an `Idempotency-Key` (required by default): retries with the same key never allocate
+/// twice. A `credit-outcome-unknown` answer means: retry with the same key until you get a
+/// definite answer.
 #[utoipa::path(
     post,
     path = "/customers/{uin}/credit",
     tag = "customers",
     security(("bearer" = ["credit:allocate"])),
-    params(("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros, 1 to 18446744073709551615", example = "800000232018", pattern = "^[1-9][0-9]{0,19}$")),
+    params(
+        ("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros, 1 to 18446744073709551615", example = "800000232018", pattern = "^[1-9][0-9]{0,19}$"),
+        ("Idempotency-Key" = String, Header, description = "One unique key (e.g. a UUID) per intended allocation, sent again on every retry of it. 1 to 255 visible ASCII characters. Required unless credit.require_idempotency_key = false.", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$"),
+    ),
     request_body = CreditRequest,
     responses(
-        (status = 200, description = "The allocation was applied", body = CreditResponse),
+        (status = 200, description = "The allocation was applied (`Idempotent-Replayed: true` when this is the stored answer of an earlier request with the same key)", body = CreditResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
         (status = 403, description = "`insufficient-scope`: the caller lacks `credit:allocate`. `customer-not-authorized`: the customer is not bound to this partner", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency-key-in-use`: a request with this key is still being processed", body = Problem, content_type = "application/problem+json"),
         ForwardingProblems,
     )
 )]
@@ -106,11 +123,104 @@ pub async fn allocate_credit(
     Authorized(caller, _): Authorized<AllocatesCredit>,
     State(app): State<AppState>,
     Path(uin): Path<String>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<CreditRequest>,
-) -> Result<Json<CreditResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = IdempotencyKey::from_headers(&headers, app.settings.credit.require_idempotency_key)?;
     let allocation =
         Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
     crate::context::record(|r| r.subject = Some(format!("uin {}", allocation.uin)));
+    let Some(key) = key else {
+        let (response, _) = attempt(&app, &caller, &allocation, None).await;
+        return Ok(response);
+    };
+    let scoped = key.scoped(&caller.name, ROUTE);
+    let fingerprint = idempotency::fingerprint(&[
+        ROUTE,
+        &allocation.uin.to_string(),
+        &allocation.amount.cents().to_string(),
+        allocation.remark.as_ref().map(Remark::as_str).unwrap_or(""),
+    ]);
+    let in_flight = match claim::claim(&app, ROUTE, &scoped, &fingerprint).await? {
+        Claim::Fresh(record) => record,
+        Claim::Replay(response) => return Ok(response),
+        Claim::Unknown(record) => match reconcile::settle(&app, &scoped, record).await {
+            Settled::Applied(stored) => {
+                app.metrics.idempotency(ROUTE, "replayed");
+                return Ok(idempotency::replay(&stored));
+            }
+            Settled::Pending(wait) => return Err(outcome_unknown(&key, wait)),
+            Settled::NotApplied(retryable) => claim::take(&app, ROUTE, &scoped, &retryable).await?,
+        },
+    };
+    let marker = idempotency::marker(&scoped);
+    let keyed = Keyed {
+        key: &key,
+        marker: &marker,
+    };
+    let (response, disposition) = attempt(&app, &caller, &allocation, Some(keyed)).await;
+    let (stored, response) = idempotency::capture(response).await;
+    let record = match disposition {
+        Disposition::Definite => Some(Record::Completed {
+            fingerprint,
+            response: stored,
+        }),
+        Disposition::NotExecuted => None,
+        Disposition::Unknown => Some(Record::Unknown {
+            fingerprint,
+            pending: PendingCredit {
+                marker,
+                uin: allocation.uin.get(),
+                amount_cents: allocation.amount.cents(),
+                sent_ms: app.now_ms(),
+                caller: caller.name.clone(),
+                request_id: crate::context::request_id().unwrap_or_default(),
+            },
+        }),
+    };
+    claim::settle(&app, &scoped, &in_flight, record).await;
+    Ok(response)
+}
+
+/// The route's name in idempotency scopes and metrics.
+const ROUTE: &str = "credit";
+
+/// The idempotency key of a keyed attempt and the marker it carries to Tencent.
+struct Keyed<'a> {
+    key: &'a IdempotencyKey,
+    marker: &'a str,
+}
+
+/// What an attempt's answer means for its idempotency record.
+enum Disposition {
+    /// Applied, or refused for good by Tencent: store the answer for replay.
+    Definite,
+    /// Known not to have executed: forget the key, so a retry simply tries again.
+    NotExecuted,
+    /// May or may not have been applied.
+    Unknown,
+}
+
+/// The `credit-outcome-unknown` answer to a retry that came before the allocation could be
+/// settled.
+fn outcome_unknown(key: &IdempotencyKey, wait: std::time::Duration) -> ApiError {
+    ApiError::new(
+        ProblemType::CreditOutcomeUnknown,
+        format!(
+            "the allocation with Idempotency-Key `{}` is not settled yet; retry with the same key",
+            key.as_str()
+        ),
+    )
+    .retry_after(wait.as_secs_f64().ceil() as u64)
+}
+
+/// Sends one allocation to Tencent, audits it, and answers.
+async fn attempt(
+    app: &AppState,
+    caller: &Caller,
+    allocation: &Allocation,
+    keyed: Option<Keyed<'_>>,
+) -> (Response, Disposition) {
     tracing::info!(uin = %allocation.uin, amount = %allocation.amount, "allocating credit");
     let ctx = CallContext {
         request_id: crate::context::request_id().unwrap_or_default(),
@@ -118,8 +228,9 @@ pub async fn allocate_credit(
     };
     let remark = tencent_remark(
         allocation.remark.as_ref(),
-        &caller,
+        caller,
         app.settings.auth.remark_caller,
+        keyed.as_ref().map(|k| k.marker),
     );
     let action = AllocateCustomerCredit {
         client_uin: allocation.uin.get(),
@@ -127,18 +238,15 @@ pub async fn allocate_credit(
         remark: remark.clone(),
     };
     let started = tokio::time::Instant::now();
-    let result = app
-        .tencent
-        .call(&action, &ctx)
-        .await
-        .map_err(|e| ApiError::from_call(e, true));
+    let result = app.tencent.call(&action, &ctx).await;
     let upstream = crate::context::current()
         .map(|c| c.upstream())
         .unwrap_or_default();
-    let outcome = match &result {
-        Ok(_) => Outcome::Applied,
-        Err(e) if e.kind == ProblemType::CreditOutcomeUnknown => Outcome::Unknown,
-        Err(_) => Outcome::Rejected,
+    let (outcome, disposition) = match &result {
+        Ok(_) => (Outcome::Applied, Disposition::Definite),
+        Err(e) if e.outcome_unknown() => (Outcome::Unknown, Disposition::Unknown),
+        Err(e) if e.not_executed() => (Outcome::Rejected, Disposition::NotExecuted),
+        Err(_) => (Outcome::Rejected, Disposition::Definite),
     };
     audit::credit_allocation(&CreditRecord {
         caller: &caller.name,
@@ -146,40 +254,69 @@ pub async fn allocate_credit(
         amount: &allocation.amount.to_string(),
         remark: remark.as_deref().unwrap_or(""),
         request_id: &ctx.request_id,
-        idempotency_key: None,
+        idempotency_key: keyed.as_ref().map(|k| k.key.as_str()),
         outcome,
         tencent_code: upstream.code.as_deref().unwrap_or(""),
         tencent_request_id: upstream.tencent_request_id.as_deref().unwrap_or(""),
         latency: started.elapsed(),
     });
-    if outcome == Outcome::Unknown {
-        tracing::error!(uin = %allocation.uin, amount = %allocation.amount, "credit allocation outcome unknown: check the customer's allocation history before retrying");
-    }
-    let answer = result?;
-    Ok(Json(CreditResponse {
-        uin: allocation.uin.to_string(),
-        amount: allocation.amount.as_f64(),
-        total_credit: answer.data.total_credit,
-        remaining_credit: answer.data.remaining_credit,
-        request_id: answer.request_id,
-    }))
+    let response = match result {
+        Ok(answer) => Json(CreditResponse {
+            uin: allocation.uin.to_string(),
+            amount: allocation.amount.as_f64(),
+            total_credit: answer.data.total_credit,
+            remaining_credit: answer.data.remaining_credit,
+            request_id: answer.request_id,
+        })
+        .into_response(),
+        Err(error) => {
+            let mut problem = ApiError::from_call(error, true);
+            if outcome == Outcome::Unknown {
+                tracing::error!(uin = %allocation.uin, amount = %allocation.amount, "credit allocation outcome unknown");
+                problem.detail = match &keyed {
+                    Some(k) => format!(
+                        "{}. Retry with the same Idempotency-Key `{}`: the gateway settles it through Tencent's allocation history and never applies it twice",
+                        problem.detail,
+                        k.key.as_str()
+                    ),
+                    None => format!(
+                        "{}. Check the customer's allocation history before allocating again",
+                        problem.detail
+                    ),
+                };
+            }
+            problem.into_response()
+        }
+    };
+    (response, disposition)
 }
 
-/// The `Remark` sent to Tencent: the caller's remark, with ` [by CALLER]` appended when
-/// `auth.remark_caller` is on, cut so the whole stays within Tencent's 256 characters.
-fn tencent_remark(remark: Option<&Remark>, caller: &Caller, tag_caller: bool) -> Option<String> {
+/// The `Remark` sent to Tencent: the caller's remark, then ` [by CALLER]` when
+/// `auth.remark_caller` is on, then the idempotency marker. The marker and the caller tag are kept
+/// whole; the caller's remark is cut so the whole fits Tencent's 256 characters.
+pub fn tencent_remark(
+    remark: Option<&Remark>,
+    caller: &Caller,
+    tag_caller: bool,
+    marker: Option<&str>,
+) -> Option<String> {
+    let mut suffix: Vec<String> = Vec::new();
+    if tag_caller {
+        suffix.push(format!("[by {}]", caller.name));
+    }
+    if let Some(marker) = marker {
+        suffix.push(marker.to_owned());
+    }
+    let suffix = suffix.join(" ");
     let text = remark.map(Remark::as_str).unwrap_or("");
-    if !tag_caller {
+    if suffix.is_empty() {
         return (!text.is_empty()).then(|| text.to_owned());
     }
-    let suffix = format!("[by {}]", caller.name);
-    let room = crate::domain::REMARK_MAX_CHARS.saturating_sub(suffix.chars().count() + 1);
+    let suffix: String = suffix.chars().take(REMARK_MAX_CHARS).collect();
+    let room = REMARK_MAX_CHARS.saturating_sub(suffix.chars().count() + 1);
     let kept: String = text.chars().take(room).collect();
     Some(if kept.is_empty() {
         suffix
-            .chars()
-            .take(crate::domain::REMARK_MAX_CHARS)
-            .collect()
     } else {
         format!("{kept} {suffix}")
     })
@@ -198,19 +335,33 @@ mod tests {
     }
 
     #[test]
-    fn the_caller_tag_fits_within_tencents_limit() {
-        let long = Remark::parse(&"r".repeat(256)).unwrap();
-        let tagged = tencent_remark(Some(&long), &caller("billing"), true).unwrap();
+    fn the_caller_tag_and_marker_fit_within_tencents_limit() {
+        let long = Remark::parse(&"é".repeat(256)).unwrap();
+        let marker = "[pgw:0123456789abcdef]";
+        let tagged = tencent_remark(Some(&long), &caller("billing"), true, Some(marker)).unwrap();
         assert_eq!(tagged.chars().count(), 256);
-        assert!(tagged.ends_with(" [by billing]"));
+        assert!(
+            tagged.ends_with(" [by billing] [pgw:0123456789abcdef]"),
+            "{tagged}"
+        );
         assert_eq!(
-            tencent_remark(None, &caller("svc"), true).unwrap(),
+            tencent_remark(None, &caller("svc"), true, None).unwrap(),
             "[by svc]"
         );
         assert_eq!(
-            tencent_remark(Some(&Remark::parse("Q3").unwrap()), &caller("svc"), false).unwrap(),
+            tencent_remark(None, &caller("svc"), false, Some(marker)).unwrap(),
+            marker
+        );
+        assert_eq!(
+            tencent_remark(
+                Some(&Remark::parse("Q3").unwrap()),
+                &caller("svc"),
+                false,
+                None
+            )
+            .unwrap(),
             "Q3"
         );
-        assert_eq!(tencent_remark(None, &caller("svc"), false), None);
+        assert_eq!(tencent_remark(None, &caller("svc"), false, None), None);
     }
 }

@@ -7,14 +7,24 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+
 use super::AppState;
+use super::claim::{self, Claim};
 use super::extract::JsonBody;
 use crate::auth::{Authorized, SendsInvitations};
 use crate::domain::{Email, FieldError, InvitationRole, MaterialUrl};
+use crate::idempotency::{self, IdempotencyKey};
 use crate::openapi::ForwardingProblems;
+use crate::problem::ProblemType;
 use crate::problem::{ApiError, Problem};
+use crate::store::Record;
 use crate::tencent::CallContext;
 use crate::tencent::actions::CreateAndSendClientInvitationMail;
+use crate::tencent::{CallError, ErrorClass};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_invitation))
@@ -99,22 +109,95 @@ impl Invitation {
     path = "/customers/invitations",
     tag = "customers",
     security(("bearer" = ["invitations:send"])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Optional: one unique key per intended invitation, sent again on retries, which then get the first answer instead of a second mail. 1 to 255 visible ASCII characters.", min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$"),
+    ),
     request_body = InvitationRequest,
     responses(
-        (status = 201, description = "The invitation mail was sent", body = InvitationResponse),
+        (status = 201, description = "The invitation mail was sent (`Idempotent-Replayed: true` when this is the stored answer of an earlier request with the same key)", body = InvitationResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
         (status = 403, description = "`insufficient-scope`: the caller lacks `invitations:send`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`email-already-registered`: the address already has an account", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email-already-registered`: the address already has an account. `idempotency-key-in-use`: a request with this key is still being processed", body = Problem, content_type = "application/problem+json"),
         ForwardingProblems,
     )
 )]
 #[tracing::instrument(name = "create_invitation", skip_all)]
 pub async fn create_invitation(
-    Authorized(_caller, _): Authorized<SendsInvitations>,
+    Authorized(caller, _): Authorized<SendsInvitations>,
     State(app): State<AppState>,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<InvitationRequest>,
-) -> Result<(StatusCode, Json<InvitationResponse>), ApiError> {
+) -> Result<Response, ApiError> {
+    let key = IdempotencyKey::from_headers(&headers, false)?;
     let invitation = Invitation::parse(req).map_err(ApiError::validation)?;
     crate::context::record(|r| r.subject = Some(invitation.email.masked()));
+    let claimed = match &key {
+        None => None,
+        Some(key) => {
+            let scoped = key.scoped(&caller.name, ROUTE);
+            let fingerprint = idempotency::fingerprint(&[
+                ROUTE,
+                &invitation.email.key(),
+                invitation.role.upstream(),
+                invitation
+                    .material_url
+                    .as_ref()
+                    .map(MaterialUrl::as_str)
+                    .unwrap_or(""),
+            ]);
+            match claim::claim(&app, ROUTE, &scoped, &fingerprint).await? {
+                Claim::Fresh(in_flight) => Some((scoped, fingerprint, in_flight)),
+                Claim::Replay(response) => return Ok(response),
+                // Only allocations are ever left unknown.
+                Claim::Unknown(_) => {
+                    return Err(ApiError::new(
+                        ProblemType::Internal,
+                        "unexpected idempotency record",
+                    ));
+                }
+            }
+        }
+    };
+    let (response, definite) = attempt(&app, &invitation).await;
+    match claimed {
+        None => Ok(response),
+        Some((scoped, fingerprint, in_flight)) => {
+            let (stored, response) = idempotency::capture(response).await;
+            let record = definite.then_some(Record::Completed {
+                fingerprint,
+                response: stored,
+            });
+            claim::settle(&app, &scoped, &in_flight, record).await;
+            Ok(response)
+        }
+    }
+}
+
+/// The route's name in idempotency scopes and metrics.
+const ROUTE: &str = "invitations";
+
+/// Checks the cooldown, sends the invitation, and answers; the flag says whether the answer is
+/// definite (worth storing for replay) or "not now" (the caller may retry).
+async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
+    let address = invitation.email.key();
+    let now = app.now_ms();
+    match app.store.cooldown_until(&address).await {
+        Ok(Some(until)) => {
+            app.metrics.cooldown("gateway");
+            let secs = (until - now).div_ceil(1000);
+            let problem = ApiError::new(
+                ProblemType::MailCooldown,
+                format!(
+                    "an invitation went to this address less than {} s ago",
+                    app.settings.invitations.cooldown_s
+                ),
+            )
+            .retry_after(secs);
+            return (problem.into_response(), false);
+        }
+        Ok(None) => {}
+        Err(error) => return (claim::store_problem(error).into_response(), false),
+    }
     tracing::info!(email = %invitation.email, role = invitation.role.upstream(), "sending invitation");
     let ctx = CallContext {
         request_id: crate::context::request_id().unwrap_or_default(),
@@ -123,19 +206,46 @@ pub async fn create_invitation(
     let action = CreateAndSendClientInvitationMail {
         email: invitation.email.as_str().to_owned(),
         invitation_role: Some(invitation.role.upstream()),
-        material_url: invitation.material_url.map(|u| u.as_str().to_owned()),
+        material_url: invitation
+            .material_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned()),
     };
-    let answer = app
-        .tencent
-        .call(&action, &ctx)
-        .await
-        .map_err(|e| ApiError::from_call(e, false))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(InvitationResponse {
-            email: invitation.email.as_str().to_owned(),
-            invitation_link: answer.data.invitation_link,
-            request_id: answer.request_id,
-        }),
-    ))
+    let cooldown = Duration::from_secs(app.settings.invitations.cooldown_s);
+    let start_cooldown = || async {
+        if let Err(error) = app
+            .store
+            .start_cooldown(&address, app.now_ms() + cooldown.as_millis() as u64)
+            .await
+        {
+            tracing::warn!(%error, "cannot record the invitation cooldown");
+        }
+    };
+    match app.tencent.call(&action, &ctx).await {
+        Ok(answer) => {
+            start_cooldown().await;
+            let body = InvitationResponse {
+                email: invitation.email.as_str().to_owned(),
+                invitation_link: answer.data.invitation_link,
+                request_id: answer.request_id,
+            };
+            ((StatusCode::CREATED, Json(body)).into_response(), true)
+        }
+        Err(error) => {
+            if matches!(&error, CallError::Upstream(e) if e.class() == ErrorClass::MailCooldown) {
+                // Tencent saw a recent link to this address: cool down here too, so the next
+                // attempts stop at the gateway.
+                app.metrics.cooldown("upstream");
+                start_cooldown().await;
+            }
+            let definite = !error.not_executed() && !error.outcome_unknown();
+            let problem = ApiError::from_call(error, false);
+            let problem = if problem.kind == ProblemType::MailCooldown {
+                problem.retry_after(cooldown.as_secs())
+            } else {
+                problem
+            };
+            (problem.into_response(), definite)
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! One module per resource; each exposes its routes, and [`router`] merges them.
 
+mod claim;
 pub mod credit;
 pub mod extract;
 pub mod health;
@@ -23,12 +24,23 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Authenticator>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    pub store: crate::store::Store,
+    /// The wall clock of cooldowns and reconciliation (injected in tests).
+    pub clock: crate::clock::SharedClock,
     pub settings: Arc<Settings>,
     /// `credit.max_amount` in cents, computed once.
     pub max_amount_cents: i64,
 }
 
 impl AppState {
+    pub fn idempotency_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.settings.idempotency.ttl_s)
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_unix_ms()
+    }
+
     /// The current request's deadline, set when it arrived (or from now, outside a request).
     pub fn deadline(&self) -> tokio::time::Instant {
         crate::context::current()

@@ -286,10 +286,7 @@ impl SandboxState {
                 "The mailbox has been registered.".into(),
             ));
         }
-        let key = match email.rsplit_once('@') {
-            Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
-            None => email.to_owned(),
-        };
+        let key = email.to_ascii_lowercase();
         let now = self.config.clock.now_unix_ms();
         let cooldown = self.config.invitation_cooldown.as_millis() as u64;
         let mut inner = self.lock();

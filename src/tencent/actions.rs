@@ -69,9 +69,42 @@ impl Action for QueryPartnerCredit {
     type Response = PartnerCredit;
 }
 
-/// Every action the gateway may send, for registering quotas.
-pub const ALL: [&str; 3] = [
-    CreateAndSendClientInvitationMail::NAME,
-    AllocateCustomerCredit::NAME,
-    QueryPartnerCredit::NAME,
-];
+/// One page of a customer's allocations, newest first: how the gateway finds out whether an
+/// allocation whose answer was lost was applied.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryCreditAllocationHistory {
+    pub client_uin: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocationHistory {
+    pub total: u64,
+    #[serde(default)]
+    pub history: Vec<AllocationRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocationRecord {
+    #[serde(default)]
+    pub allocated_time: String,
+    /// The customer's total credit after the allocation.
+    #[serde(default)]
+    pub credit: f64,
+    #[serde(default)]
+    pub allocated_credit: f64,
+    /// The customer's available credit after the allocation.
+    #[serde(default)]
+    pub client_credit_after: f64,
+    #[serde(default)]
+    pub remark: String,
+}
+
+impl Action for QueryCreditAllocationHistory {
+    const NAME: &'static str = "QueryCreditAllocationHistory";
+    type Response = AllocationHistory;
+}

@@ -88,6 +88,24 @@ impl CallError {
         }
     }
 
+    /// Whether the call is known not to have executed and may simply be made again later:
+    /// refused before sending, never sent, or refused by Tencent as "not now" (rate limit, busy,
+    /// credentials). Such failures leave no idempotency record behind.
+    pub fn not_executed(&self) -> bool {
+        match self {
+            Self::QuotaExceeded { .. } | Self::DeadlineExceeded => true,
+            Self::Transport { sent, .. } | Self::Timeout { sent } => !sent,
+            Self::Upstream(e) => matches!(
+                e.class(),
+                ErrorClass::RateLimited
+                    | ErrorClass::Busy
+                    | ErrorClass::AuthFailure
+                    | ErrorClass::MailCooldown
+            ),
+            Self::Status { .. } | Self::Unparsable { .. } => false,
+        }
+    }
+
     /// Whether Tencent may have executed the call: the outcome of a credit allocation is unknown.
     pub fn outcome_unknown(&self) -> bool {
         match self {

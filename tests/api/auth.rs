@@ -160,6 +160,7 @@ async fn the_credential_matrix_on_both_routes() {
             let mut request = app
                 .client
                 .post(app.url(route))
+                .header("idempotency-key", uuid::Uuid::new_v4().to_string())
                 .header("content-type", "application/json")
                 .body(body.to_string());
             if let Some(value) = &authorization {
@@ -208,6 +209,7 @@ async fn a_key_added_to_the_jwks_is_accepted_without_a_restart() {
     let send = || {
         app.client
             .post(app.url("/customers/invitations"))
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
             .bearer_auth(&rotated)
             .header("content-type", "application/json")
             .body(
@@ -234,6 +236,7 @@ async fn a_key_added_to_the_jwks_is_accepted_without_a_restart() {
         .send(
             app.client
                 .post(app.url("/customers/invitations"))
+                .header("idempotency-key", uuid::Uuid::new_v4().to_string())
                 .bearer_auth(&old)
                 .header("content-type", "application/json")
                 .body(json!({"email": "old-key@example.com"}).to_string()),
@@ -259,6 +262,7 @@ async fn a_noisy_caller_is_held_to_its_own_rate_while_others_get_through() {
     let invite = |key: &str| {
         app.client
             .post(app.url("/customers/invitations"))
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
             .bearer_auth(key)
             .header("content-type", "application/json")
             .body(
@@ -327,7 +331,17 @@ async fn every_allocation_leaves_exactly_one_audit_record() {
         assert_eq!(r["outcome"], "applied");
         assert_eq!(r["uin"], CUSTOMER.parse::<u64>().unwrap());
         assert_eq!(r["amount"], amount.to_string());
-        assert_eq!(r["remark"], "audited [by test-suite]");
+        assert!(
+            r["remark"]
+                .as_str()
+                .unwrap()
+                .starts_with("audited [by test-suite] [pgw:"),
+            "{r}"
+        );
+        assert!(
+            !r["idempotency_key"].as_str().unwrap().is_empty(),
+            "the key is audited"
+        );
         assert!(r["latency_ms"].as_f64().unwrap() > 0.0);
     }
     // Tencent stores the caller's name with the remark.
@@ -335,7 +349,7 @@ async fn every_allocation_leaves_exactly_one_audit_record() {
     assert!(
         history
             .iter()
-            .all(|h| h.remark == "audited [by test-suite]")
+            .all(|h| h.remark.starts_with("audited [by test-suite] [pgw:"))
     );
 
     // An allocation whose outcome is unknown is audited as such; a refused one as rejected.
@@ -359,4 +373,31 @@ async fn every_allocation_leaves_exactly_one_audit_record() {
         records[0]["tencent_code"],
         "FailedOperation.BalanceInsufficient"
     );
+}
+
+#[tokio::test]
+async fn a_jwks_file_works_too() {
+    let path = std::env::temp_dir().join(format!("jwks-{}.json", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, json!({"keys": [jwk("es256-a")]}).to_string()).unwrap();
+    let mut options = Options::default();
+    options.settings.auth.jwt = Some(JwtSettings {
+        jwks_file: Some(path.clone()),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        ..JwtSettings::default()
+    });
+    let app = spawn_app_with(options).await;
+    let good = token("es256-a", "es256-a", claims("credit:allocate"));
+    let reply = app
+        .send(
+            app.client
+                .post(app.url(&format!("/customers/{CUSTOMER}/credit")))
+                .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+                .bearer_auth(&good)
+                .header("content-type", "application/json")
+                .body(json!({"amount": 1}).to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    std::fs::remove_file(path).ok();
 }

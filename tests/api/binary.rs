@@ -249,6 +249,7 @@ fn a_whole_session_never_logs_the_secret_key() {
         client
             .post(format!("http://127.0.0.1:{gateway_port}{path}"))
             .bearer_auth(api_key)
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
             .header("content-type", "application/json")
             .body(body.to_owned())
             .send()

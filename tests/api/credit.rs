@@ -20,7 +20,11 @@ async fn an_allocation_is_applied_and_answered_with_the_documented_body() {
     let ledger = app.sandbox.ledger();
     let history = &ledger.history[&CUSTOMER.parse::<u64>().unwrap()];
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].remark, "Q3 top-up");
+    assert!(
+        history[0].remark.starts_with("Q3 top-up [pgw:"),
+        "{}",
+        history[0].remark
+    );
     assert_eq!(history[0].allocated_credit, 100.5);
 }
 

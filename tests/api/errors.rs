@@ -332,6 +332,7 @@ async fn allocate_at(client: &reqwest::Client, addr: std::net::SocketAddr) -> (u
     let r = client
         .post(format!("http://{addr}/customers/{CUSTOMER}/credit"))
         .header("content-type", "application/json")
+        .header("idempotency-key", "unreachable-1")
         .body(r#"{"amount": 1}"#)
         .send()
         .await

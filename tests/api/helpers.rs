@@ -244,9 +244,12 @@ impl TestApp {
         }
     }
 
-    /// A POST carrying the test suite's key.
+    /// A POST carrying the test suite's key and a fresh Idempotency-Key.
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.post(self.url(path)).bearer_auth(&self.api_key)
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.api_key)
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
     }
 
     pub async fn post_raw(

@@ -66,7 +66,11 @@ fn every_route_lists_every_status_it_can_answer() {
     );
     assert_eq!(
         credit,
-        forwarding.iter().copied().chain([200, 401, 403]).collect()
+        forwarding
+            .iter()
+            .copied()
+            .chain([200, 401, 403, 409])
+            .collect()
     );
     assert_eq!(statuses(&doc, "/readyz", "get"), [200, 503].into());
     assert_eq!(statuses(&doc, "/livez", "get"), [200].into());

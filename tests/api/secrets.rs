@@ -41,6 +41,7 @@ async fn no_secret_key_appears_in_any_captured_log_line() {
                 jwt_app
                     .client
                     .post(jwt_app.url(&format!("/customers/{CUSTOMER}/credit")))
+                    .header("idempotency-key", uuid::Uuid::new_v4().to_string())
                     .bearer_auth(&token)
                     .header("content-type", "application/json")
                     .body(json!({"amount": 1}).to_string()),

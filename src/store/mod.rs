@@ -1,0 +1,148 @@
+//! Shared state that must outlive a request: idempotency records and invitation cooldowns.
+//!
+//! The operations are the ones a Redis implementation can do atomically: create-if-absent with a
+//! TTL, compare-and-set, remove-if-unchanged. [`Store`] is an enum so the Redis backend can join
+//! the in-memory one without boxing futures. Times are Unix milliseconds on the injected clock.
+
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryStore;
+
+/// A response kept for replay: status, the headers that matter, and the exact body bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What the gateway knows of an allocation whose outcome is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCredit {
+    /// The marker carried in the Tencent Remark, searched for in the allocation history.
+    pub marker: String,
+    pub uin: u64,
+    pub amount_cents: i64,
+    /// When the last attempt was sent.
+    pub sent_ms: u64,
+    pub caller: String,
+    pub request_id: String,
+}
+
+/// The state of one idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Record {
+    /// A request with this key is being processed.
+    InFlight {
+        fingerprint: String,
+        started_ms: u64,
+    },
+    /// Finished: the answer to replay.
+    Completed {
+        fingerprint: String,
+        response: StoredResponse,
+    },
+    /// An allocation that may or may not have been applied.
+    Unknown {
+        fingerprint: String,
+        pending: PendingCredit,
+    },
+    /// Known not to have been applied: the next request with this key sends it again.
+    Retryable { fingerprint: String },
+}
+
+impl Record {
+    pub fn fingerprint(&self) -> &str {
+        match self {
+            Self::InFlight { fingerprint, .. }
+            | Self::Completed { fingerprint, .. }
+            | Self::Unknown { fingerprint, .. }
+            | Self::Retryable { fingerprint } => fingerprint,
+        }
+    }
+}
+
+/// Why a store operation could not be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the idempotency store is full")]
+    Full,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The store backends.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Memory(Arc<MemoryStore>),
+}
+
+impl Store {
+    /// Creates `key` with `record` unless it exists; returns the existing record if it does.
+    pub async fn create(
+        &self,
+        key: &str,
+        record: Record,
+        ttl: Duration,
+    ) -> Result<Result<(), Record>, StoreError> {
+        match self {
+            Self::Memory(m) => m.create(key, record, ttl),
+        }
+    }
+
+    /// Replaces the record of `key` if it still equals `expected`; true if it did.
+    pub async fn replace(
+        &self,
+        key: &str,
+        expected: &Record,
+        new: Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.replace(key, expected, new, ttl)),
+        }
+    }
+
+    /// Removes the record of `key` if it still equals `expected`.
+    pub async fn remove(&self, key: &str, expected: &Record) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.remove(key, expected)),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.get(key)),
+        }
+    }
+
+    /// Every record whose allocation outcome is unknown, for the background resolver.
+    pub async fn unknown(&self) -> Result<Vec<(String, Record)>, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.unknown()),
+        }
+    }
+
+    /// When the cooldown of `key` ends (Unix ms), if it is running.
+    pub async fn cooldown_until(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.cooldown_until(key)),
+        }
+    }
+
+    /// Starts (or extends) the cooldown of `key` until `until_ms`.
+    pub async fn start_cooldown(&self, key: &str, until_ms: u64) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => {
+                m.start_cooldown(key, until_ms);
+                Ok(())
+            }
+        }
+    }
+}
