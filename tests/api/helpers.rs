@@ -80,11 +80,14 @@ pub struct TestApp {
 /// Knobs a test can turn before the app starts.
 pub struct Options {
     pub settings: Settings,
-    /// The gateway's signing clock (the sandbox always uses the system clock).
+    /// The gateway's wall clock (signing, cooldowns, reconciliation).
     pub gateway_clock: SharedClock,
+    /// The simulator's wall clock (timestamp window, per-second quotas, its own cooldown).
+    pub sandbox_clock: SharedClock,
     /// The key the gateway signs with; the sandbox always knows the right one.
     pub gateway_secret_key: Option<String>,
-    pub sandbox_quota: Option<(&'static str, u32)>,
+    /// Per-second quotas of the simulator that differ from Tencent's.
+    pub sandbox_quotas: Vec<(&'static str, u32)>,
 }
 
 /// The API key every test app accepts for the caller `test-suite`, with every scope.
@@ -108,8 +111,9 @@ impl Default for Options {
         Self {
             settings,
             gateway_clock: clock::system(),
+            sandbox_clock: clock::system(),
             gateway_secret_key: None,
-            sandbox_quota: None,
+            sandbox_quotas: Vec::new(),
         }
     }
 }
@@ -130,10 +134,10 @@ pub async fn spawn_app_with(mut options: Options) -> TestApp {
             secret_key: SecretString::from(secret_key.clone()),
             token: None,
         },
-        clock::system(),
+        options.sandbox_clock.clone(),
     );
-    if let Some((action, limit)) = options.sandbox_quota {
-        sandbox_config.quotas.insert(action.to_owned(), limit);
+    for (action, limit) in &options.sandbox_quotas {
+        sandbox_config.quotas.insert((*action).to_owned(), *limit);
     }
     let sandbox = Sandbox::new(sandbox_config);
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

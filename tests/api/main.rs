@@ -2,8 +2,10 @@
 
 mod auth;
 mod binary;
+mod chaos;
 mod credit;
 mod errors;
+mod exactly_once;
 mod helpers;
 mod invitations;
 mod observability;
