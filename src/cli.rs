@@ -223,7 +223,7 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
              \n  gateway     {base}   (API docs: {base}/docs)\n  simulator   http://{sim}   (stats: http://{sim}/_sandbox/stats)\n\
              \nDevelopment API key (all scopes, valid until this process stops):\n  export KEY={key}\n\
              \nTry:\n  curl -i -X POST {base}/customers/invitations -H \"Authorization: Bearer $KEY\" -H 'content-type: application/json' -d '{{\"email\":\"new.customer@example.com\"}}'\n  \
-             curl -i -X POST {base}/customers/800000232018/credit -H \"Authorization: Bearer $KEY\" -H 'content-type: application/json' -d '{{\"amount\":100.5,\"remark\":\"first top-up\"}}'\n\
+             curl -i -X POST {base}/customers/800000232018/credit -H \"Authorization: Bearer $KEY\" -H 'Idempotency-Key: first-top-up' -H 'content-type: application/json' -d '{{\"amount\":100.5,\"remark\":\"first top-up\"}}'\n\
              \nStop with Ctrl-C.\n"
         );
     }
