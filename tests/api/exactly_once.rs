@@ -82,6 +82,16 @@ async fn fifty_concurrent_requests_with_one_key_make_one_tencent_call() {
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.text, first.text);
     assert_eq!(customer_total(&app), 25.5);
+    let metrics = app.get("/metrics").await.text;
+    assert!(
+        metrics.contains("gateway_idempotency_requests_total{route=\"credit\",result=\"new\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("gateway_idempotency_requests_total{route=\"credit\",result=\"replayed\"}"),
+        "{metrics}"
+    );
     // `10` and `10.0` are the same intent; a different amount is not.
     let reused = app
         .send(keyed(
