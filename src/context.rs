@@ -86,6 +86,22 @@ pub fn record(update: impl FnOnce(&mut UpstreamRecord)) {
     }
 }
 
+/// Runs `work` as its own task, with this request's context and tracing span, and waits for it.
+///
+/// Work that must finish once started (an allocation whose idempotency record has to be
+/// settled) runs this way: if the client hangs up, hyper drops the handler, but not the task.
+pub async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    use tracing::Instrument;
+    let span = tracing::Span::current();
+    let task = match current() {
+        Some(ctx) => tokio::spawn(CURRENT.scope(ctx, work).instrument(span)),
+        None => tokio::spawn(work.instrument(span)),
+    };
+    task.await
+}
+
 /// 1 to 128 characters of `[A-Za-z0-9._:-]`: safe to log and to forward as a trace id.
 pub fn is_sane(id: &str) -> bool {
     (1..=128).contains(&id.len())

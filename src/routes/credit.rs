@@ -130,10 +130,25 @@ pub async fn allocate_credit(
     let allocation =
         Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
     crate::context::record(|r| r.subject = Some(format!("uin {}", allocation.uin)));
-    let Some(key) = key else {
-        let (response, _) = attempt(&app, &caller, &allocation, None).await;
-        return Ok(response);
-    };
+    // Once the key is claimed the work must finish and settle its record even if the client
+    // hangs up, so it runs as its own task.
+    crate::context::run_to_completion(async move {
+        match key {
+            None => Ok(attempt(&app, &caller, &allocation, None).await.0),
+            Some(key) => keyed(app, caller, allocation, key).await,
+        }
+    })
+    .await
+    .map_err(|_| ApiError::new(ProblemType::Internal, "the allocation task failed"))?
+}
+
+/// A keyed allocation: claim the key, replay or settle what it holds, or send and record.
+async fn keyed(
+    app: AppState,
+    caller: Caller,
+    allocation: Allocation,
+    key: IdempotencyKey,
+) -> Result<Response, ApiError> {
     let scoped = key.scoped(&caller.name, ROUTE);
     let fingerprint = idempotency::fingerprint(&[
         ROUTE,
@@ -154,11 +169,16 @@ pub async fn allocate_credit(
         },
     };
     let marker = idempotency::marker(&scoped);
-    let keyed = Keyed {
-        key: &key,
-        marker: &marker,
-    };
-    let (response, disposition) = attempt(&app, &caller, &allocation, Some(keyed)).await;
+    let (response, disposition) = attempt(
+        &app,
+        &caller,
+        &allocation,
+        Some(Keyed {
+            key: &key,
+            marker: &marker,
+        }),
+    )
+    .await;
     let (stored, response) = idempotency::capture(response).await;
     let record = match disposition {
         Disposition::Definite => Some(Record::Completed {

@@ -15,7 +15,7 @@ use http::HeaderMap;
 use super::AppState;
 use super::claim::{self, Claim};
 use super::extract::JsonBody;
-use crate::auth::{Authorized, SendsInvitations};
+use crate::auth::{Authorized, Caller, SendsInvitations};
 use crate::domain::{Email, FieldError, InvitationRole, MaterialUrl};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::openapi::ForwardingProblems;
@@ -131,6 +131,19 @@ pub async fn create_invitation(
     let key = IdempotencyKey::from_headers(&headers, false)?;
     let invitation = Invitation::parse(req).map_err(ApiError::validation)?;
     crate::context::record(|r| r.subject = Some(invitation.email.masked()));
+    // A claimed key must be settled even if the client hangs up: the work runs as its own task.
+    crate::context::run_to_completion(keyed(app, caller, invitation, key))
+        .await
+        .map_err(|_| ApiError::new(ProblemType::Internal, "the invitation task failed"))?
+}
+
+/// Claims the key (if any), sends the invitation, and records the answer under the key.
+async fn keyed(
+    app: AppState,
+    caller: Caller,
+    invitation: Invitation,
+    key: Option<IdempotencyKey>,
+) -> Result<Response, ApiError> {
     let claimed = match &key {
         None => None,
         Some(key) => {

@@ -412,3 +412,32 @@ async fn invitation_keys_replay_the_first_answer() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_allocation_does_not_strand_its_key() {
+    let app = spawn_app().await;
+    app.fault(Fault::once(Some(CREDIT), FaultKind::Delay { ms: 600 }));
+    let body = json!({"amount": 12});
+    // The client gives up long before the upstream answers.
+    let impatient = keyed(&app, "hangup-1", &body)
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(impatient.is_err(), "the client timed out");
+    // The allocation still completes and is recorded: a retry soon gets the definite answer.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let reply = app.send(keyed(&app, "hangup-1", &body)).await;
+        if reply.status != 409 {
+            break reply;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the key stayed in flight after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.header("idempotent-replayed"), Some("true"));
+    assert_eq!(app.sandbox.stats().action(CREDIT).executed, 1);
+}
