@@ -269,10 +269,6 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
 }
 
 impl App {
-    pub fn router(&self) -> Router {
-        self.router.clone()
-    }
-
     /// Serves `listener` until `shutdown` resolves, then drains: readiness turns 503 at once;
     /// after SIGTERM the listener stays open `server.shutdown_delay_ms` so load balancers notice;
     /// in-flight calls then get `server.shutdown_grace_ms` to finish.

@@ -77,23 +77,6 @@ impl ReservationLog {
             wait_us,
         })
     }
-
-    /// How many calls arriving at `now_us` would be sent without waiting, and in how many
-    /// microseconds the next slot frees up when none would (for the `RateLimit` header).
-    pub fn remaining(&self, now_us: u64) -> (u32, u64) {
-        let busy = self
-            .slots
-            .iter()
-            .filter(|&&s| s + self.window_us > now_us)
-            .count();
-        let remaining = self.limit.saturating_sub(busy) as u32;
-        let reset_us = if remaining > 0 {
-            0
-        } else {
-            self.next_slot(now_us) - now_us
-        };
-        (remaining, reset_us)
-    }
 }
 
 #[cfg(test)]
@@ -136,18 +119,6 @@ mod tests {
         assert_eq!(log.next_slot(0), SEC, "a refusal must not take a slot");
         // Coming back exactly then is admitted.
         assert_eq!(log.reserve(700_000, 300_000).unwrap().slot_us, SEC);
-    }
-
-    #[test]
-    fn remaining_counts_free_slots() {
-        let mut log = ReservationLog::new(3, SEC);
-        assert_eq!(log.remaining(0), (3, 0));
-        log.reserve(0, 0).unwrap();
-        assert_eq!(log.remaining(0), (2, 0));
-        log.reserve(0, 0).unwrap();
-        log.reserve(0, 0).unwrap();
-        assert_eq!(log.remaining(400_000), (0, 600_000));
-        assert_eq!(log.remaining(SEC), (3, 0));
     }
 
     /// Counts the most reservations in any half-open window `(t − w, t]`.

@@ -74,13 +74,6 @@ impl LocalLimiter {
             waited: Duration::from_micros(reservation.wait_us),
         })
     }
-
-    /// `(limit, remaining now, time until a slot frees)` for the `RateLimit` headers.
-    pub fn status(&self) -> (u32, u32, Duration) {
-        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        let (remaining, reset_us) = log.remaining(self.now_us());
-        (log.limit(), remaining, Duration::from_micros(reset_us))
-    }
 }
 
 /// One limiter per upstream action.
