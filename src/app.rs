@@ -281,7 +281,7 @@ impl App {
         let settings = self.state.settings.clone();
         let background = [
             tokio::spawn(recheck_credentials(self.state.clone())),
-            tokio::spawn(metrics_upkeep(self.state.metrics.clone())),
+            tokio::spawn(upkeep(self.state.clone())),
             tokio::spawn(crate::reconcile::run_resolver(self.state.clone())),
         ];
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -335,10 +335,12 @@ async fn recheck_credentials(state: AppState) {
     }
 }
 
-/// Folds histogram samples into buckets, so memory stays flat between scrapes.
-async fn metrics_upkeep(metrics: Arc<Metrics>) {
+/// Keeps memory flat: folds histogram samples into buckets between scrapes, and forgets
+/// per-caller rate state that is back to full.
+async fn upkeep(state: AppState) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        metrics.run_upkeep();
+        state.metrics.run_upkeep();
+        state.auth.prune();
     }
 }

@@ -188,6 +188,15 @@ impl Authenticator {
         }
     }
 
+    /// Forgets callers whose rate state is back to full, so the state stays bounded by the
+    /// callers active recently (JWT subjects are not known in advance).
+    pub fn prune(&self) {
+        if let Some(limiter) = &self.per_caller {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
     /// Whether `caller` is within its own rate; the error is how long until it is.
     pub fn check_rate(&self, caller: &Caller) -> Result<(), Duration> {
         let Some(limiter) = &self.per_caller else {
@@ -324,5 +333,8 @@ mod tests {
             "{wait:?}"
         );
         assert!(auth.check_rate(&caller("b")).is_ok());
+        // Pruning keeps callers whose state is not back to full: "a" stays limited.
+        auth.prune();
+        assert!(auth.check_rate(&caller("a")).is_err());
     }
 }
