@@ -141,18 +141,25 @@ impl Metrics {
         self.handle.run_upkeep();
     }
 
-    pub fn http_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
-        let key = Key::from_parts(
-            HTTP_SERVER_DURATION,
-            labels(&[
-                ("http_route", route.to_owned()),
-                ("http_request_method", method.to_owned()),
-                ("http_response_status_code", status.to_string()),
-            ]),
-        );
+    fn observe(&self, name: &'static str, pairs: &[(&'static str, String)], duration: Duration) {
         self.recorder
-            .register_histogram(&key, &METADATA)
+            .register_histogram(&Key::from_parts(name, labels(pairs)), &METADATA)
             .record(duration.as_secs_f64());
+    }
+
+    fn count(&self, name: &'static str, pairs: &[(&'static str, String)]) {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels(pairs)), &METADATA)
+            .increment(1);
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
+        let pairs = [
+            ("http_route", route.to_owned()),
+            ("http_request_method", method.to_owned()),
+            ("http_response_status_code", status.to_string()),
+        ];
+        self.observe(HTTP_SERVER_DURATION, &pairs, duration);
     }
 
     /// Counts a request in flight until the returned guard drops.
@@ -171,51 +178,30 @@ impl Metrics {
         code: &str,
         duration: Duration,
     ) {
-        let key = Key::from_parts(
-            HTTP_CLIENT_DURATION,
-            labels(&[
-                ("tencent_action", action.to_owned()),
-                ("outcome", outcome.to_owned()),
-                ("tencent_code", code.to_owned()),
-            ]),
-        );
-        self.recorder
-            .register_histogram(&key, &METADATA)
-            .record(duration.as_secs_f64());
+        let pairs = [
+            ("tencent_action", action.to_owned()),
+            ("outcome", outcome.to_owned()),
+            ("tencent_code", code.to_owned()),
+        ];
+        self.observe(HTTP_CLIENT_DURATION, &pairs, duration);
     }
 
     pub fn quota_wait(&self, action: &'static str, waited: Duration) {
-        let key = Key::from_parts(QUOTA_WAIT, labels(&[("tencent_action", action.to_owned())]));
-        self.recorder
-            .register_histogram(&key, &METADATA)
-            .record(waited.as_secs_f64());
+        self.observe(QUOTA_WAIT, &[("tencent_action", action.to_owned())], waited);
     }
 
     pub fn quota_rejected(&self, action: &'static str) {
-        let key = Key::from_parts(
-            QUOTA_REJECTIONS,
-            labels(&[("tencent_action", action.to_owned())]),
-        );
-        self.recorder.register_counter(&key, &METADATA).increment(1);
+        self.count(QUOTA_REJECTIONS, &[("tencent_action", action.to_owned())]);
     }
 
     pub fn upstream_retry(&self, action: &'static str, reason: &str) {
-        let key = Key::from_parts(
+        self.count(
             UPSTREAM_RETRIES,
-            labels(&[
+            &[
                 ("tencent_action", action.to_owned()),
                 ("reason", reason.to_owned()),
-            ]),
+            ],
         );
-        self.recorder.register_counter(&key, &METADATA).increment(1);
-    }
-}
-
-impl Metrics {
-    fn count(&self, name: &'static str, pairs: &[(&'static str, String)]) {
-        self.recorder
-            .register_counter(&Key::from_parts(name, labels(pairs)), &METADATA)
-            .increment(1);
     }
 
     pub fn idempotency(&self, route: &'static str, result: &'static str) {
