@@ -24,13 +24,15 @@ use tracing::Instrument;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::SharedClock;
-use crate::config::{Credentials, Settings, ms};
+use crate::config::{Credentials, Settings, StoreBackend, ms};
 use crate::context::{self, RequestContext};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemMarker, ProblemType};
 use crate::quota::Quotas;
+use crate::redis_link::RedisLink;
 use crate::routes::{self, AppState};
+use crate::store::{MemoryStore, RedisStore, Store};
 use crate::tencent::TencentClient;
 use crate::tencent::actions::{
     Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail,
@@ -63,37 +65,59 @@ pub struct App {
     router: Router,
 }
 
-/// Wires everything together. Fails only if the HTTP client cannot be built (TLS roots).
+/// Wires everything together. Fails only if the HTTP client cannot be built (TLS roots) or the
+/// Redis URL cannot be used; Redis itself is reached in the background.
 pub fn build(
     settings: Settings,
     credentials: &Credentials,
     clock: SharedClock,
 ) -> anyhow::Result<App> {
     let guard = ms(settings.quotas.guard_ms);
-    let quotas = Arc::new(Quotas::new(
-        &[
-            (
-                CreateAndSendClientInvitationMail::NAME,
-                settings.quotas.invitations_per_second,
-            ),
-            (
-                AllocateCustomerCredit::NAME,
-                settings.quotas.credit_per_second,
-            ),
-            (QueryPartnerCredit::NAME, settings.quotas.queries_per_second),
-            (
-                QueryCreditAllocationHistory::NAME,
-                settings.quotas.queries_per_second,
-            ),
-        ],
-        guard,
-    ));
+    let limits = [
+        (
+            CreateAndSendClientInvitationMail::NAME,
+            settings.quotas.invitations_per_second,
+        ),
+        (
+            AllocateCustomerCredit::NAME,
+            settings.quotas.credit_per_second,
+        ),
+        (QueryPartnerCredit::NAME, settings.quotas.queries_per_second),
+        (
+            QueryCreditAllocationHistory::NAME,
+            settings.quotas.queries_per_second,
+        ),
+    ];
     let health = Arc::new(Health::default());
     let metrics = Arc::new(Metrics::new());
-    let store = crate::store::Store::Memory(Arc::new(crate::store::MemoryStore::new(
+    let memory = Arc::new(MemoryStore::new(
         clock.clone(),
         settings.idempotency.max_entries,
-    )));
+    ));
+    let (quotas, store, redis) = match settings.store.backend {
+        StoreBackend::Memory => {
+            metrics.store_up(true);
+            let quotas = Quotas::local(&limits, guard, metrics.clone());
+            (quotas, Store::Memory(memory), None)
+        }
+        StoreBackend::Redis => {
+            let link = RedisLink::new(&settings.store, health.clone(), metrics.clone())?;
+            let quotas = Quotas::shared(
+                &limits,
+                guard,
+                link.clone(),
+                settings.store.expected_replicas,
+                metrics.clone(),
+            );
+            let store = Store::Redis(Arc::new(RedisStore::new(
+                link.clone(),
+                clock.clone(),
+                memory,
+            )));
+            (quotas, store, Some(link))
+        }
+    };
+    let quotas = Arc::new(quotas);
     let tencent = Arc::new(TencentClient::new(
         &settings,
         credentials,
@@ -107,6 +131,7 @@ pub fn build(
         tencent,
         auth,
         store,
+        redis,
         clock,
         health,
         metrics,
@@ -279,11 +304,14 @@ impl App {
     ) -> std::io::Result<()> {
         let health = self.state.health.clone();
         let settings = self.state.settings.clone();
-        let background = [
+        let mut background = vec![
             tokio::spawn(recheck_credentials(self.state.clone())),
             tokio::spawn(upkeep(self.state.clone())),
             tokio::spawn(crate::reconcile::run_resolver(self.state.clone())),
         ];
+        if let Some(link) = &self.state.redis {
+            background.push(tokio::spawn(link.clone().run_prober()));
+        }
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             let how = shutdown.await;

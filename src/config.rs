@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::CreditAmount;
@@ -31,6 +31,80 @@ pub struct Settings {
     pub log: LogSettings,
     pub sandbox: SandboxSettings,
     pub auth: AuthSettings,
+    pub store: StoreSettings,
+}
+
+/// Where shared state lives: in this process, or in Redis shared by every replica.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `memory` (one replica) or `redis` (any number of replicas sharing quota, idempotency
+    /// records and cooldowns).
+    pub backend: StoreBackend,
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS. When unset, `REDIS_URL`.
+    #[serde(serialize_with = "redacted_url")]
+    pub redis_url: Option<SecretString>,
+    /// Prepended to every Redis key, so several gateways (or partner accounts) can share one Redis.
+    pub key_prefix: String,
+    /// How many replicas share the quota. While Redis is unreachable each replica falls back to a
+    /// local limiter at quota ÷ this (rounded down, at least 1). Required with `backend = "redis"`.
+    pub expected_replicas: u32,
+    /// Longest one Redis command may take before Redis counts as unreachable.
+    pub redis_timeout_ms: u64,
+    /// How often Redis is pinged, to notice it going away and coming back.
+    pub redis_probe_ms: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Memory,
+            redis_url: None,
+            key_prefix: "pgw:".into(),
+            expected_replicas: 0,
+            redis_timeout_ms: 250,
+            redis_probe_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Memory,
+    Redis,
+}
+
+impl StoreSettings {
+    /// The Redis URL with any password replaced, for logs and `check-config`.
+    pub fn redis_url_redacted(&self) -> Option<String> {
+        self.redis_url
+            .as_ref()
+            .map(|u| redact_url(u.expose_secret()))
+    }
+}
+
+/// `scheme://user:***@host…`: the password never leaves the process.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+fn redacted_url<S: serde::Serializer>(
+    url: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => serializer.serialize_some(&redact_url(u.expose_secret())),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Who may call the gateway. Authentication is on unless `disabled = true` is set explicitly.
@@ -340,6 +414,14 @@ impl Settings {
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let mut settings = settings;
+        if settings.store.redis_url.is_none() {
+            let redis_url = match &sources.env {
+                Some(map) => map.get(env::REDIS_URL).cloned(),
+                None => std::env::var(env::REDIS_URL).ok(),
+            };
+            settings.store.redis_url = redis_url.filter(|u| !u.is_empty()).map(SecretString::from);
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -443,7 +525,45 @@ impl Settings {
             )
         })?;
         cents("sandbox.partner_credit", self.sandbox.partner_credit)?;
+        self.validate_store()?;
         self.validate_auth()
+    }
+
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let store = &self.store;
+        if store.key_prefix.len() > 64 || store.key_prefix.chars().any(|c| c.is_whitespace()) {
+            return Err(invalid(
+                "store.key_prefix",
+                "must be at most 64 characters without spaces",
+            ));
+        }
+        positive("store.redis_timeout_ms", store.redis_timeout_ms)?;
+        positive("store.redis_probe_ms", store.redis_probe_ms)?;
+        if store.backend == StoreBackend::Memory {
+            return Ok(());
+        }
+        let Some(url) = &store.redis_url else {
+            return Err(invalid(
+                "store.redis_url",
+                "must be set (or REDIS_URL) when store.backend = \"redis\"",
+            ));
+        };
+        match url::Url::parse(url.expose_secret()) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
+            _ => {
+                return Err(invalid(
+                    "store.redis_url",
+                    "must be a redis:// or rediss:// URL with a host",
+                ));
+            }
+        }
+        if !(1..=1000).contains(&store.expected_replicas) {
+            return Err(invalid(
+                "store.expected_replicas",
+                "must be set (1 to 1000) when store.backend = \"redis\": each replica's share of the quota while Redis is unreachable",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_auth(&self) -> Result<(), ConfigError> {

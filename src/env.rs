@@ -12,3 +12,6 @@ pub const CONFIG_PREFIX: &str = "GATEWAY";
 pub const CONFIG_SEPARATOR: &str = "__";
 /// Log filter in `tracing_subscriber::EnvFilter` syntax; overrides `log.level`.
 pub const LOG_FILTER: &str = "RUST_LOG";
+
+/// The Redis URL, used when `store.redis_url` is not set.
+pub const REDIS_URL: &str = "REDIS_URL";

@@ -14,6 +14,21 @@ pub struct Health {
     shutting_down: AtomicBool,
     /// The last `AuthFailure*` code Tencent answered, until a call succeeds again.
     upstream_auth: Mutex<Option<String>>,
+    store: Mutex<StoreState>,
+}
+
+/// The shared store as readiness sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StoreState {
+    /// In-process store: nothing to reach.
+    #[default]
+    Local,
+    /// Redis has not answered yet since the start: not ready.
+    Connecting,
+    Up,
+    /// Redis answered before but not now: still ready, degraded (local quota share, keyed credit
+    /// calls refused).
+    Down,
 }
 
 /// A readiness answer: `ready` is true when every check is `"ok"`.
@@ -23,6 +38,9 @@ pub struct Readiness {
     pub status: &'static str,
     /// Each check and its state: `ok` or why it fails.
     pub checks: BTreeMap<&'static str, String>,
+    /// What works in a reduced way without making the gateway unready (e.g. Redis lost).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub degraded: BTreeMap<&'static str, String>,
 }
 
 impl Readiness {
@@ -52,6 +70,14 @@ impl Health {
             tracing::info!("Tencent accepts the gateway's credentials again");
             *state = None;
         }
+    }
+
+    pub fn report_store(&self, state: StoreState) {
+        *self.store.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    pub fn store_state(&self) -> StoreState {
+        *self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn upstream_auth_failed(&self) -> bool {
@@ -91,10 +117,28 @@ impl Health {
             auth.map(|code| format!("Tencent rejected the credentials: {code}"))
                 .unwrap_or_else(|| "ok".into()),
         );
+        let mut degraded = BTreeMap::new();
+        match self.store_state() {
+            StoreState::Local => {}
+            StoreState::Up => {
+                checks.insert("store", "ok".into());
+            }
+            StoreState::Connecting => {
+                checks.insert("store", "connecting to Redis".into());
+            }
+            StoreState::Down => {
+                checks.insert("store", "ok".into());
+                degraded.insert(
+                    "store",
+                    "Redis unreachable: quota at this replica's share, keyed credit calls refused, invitations use local cooldowns".into(),
+                );
+            }
+        }
         let ready = checks.values().all(|v| v == "ok");
         Readiness {
             status: if ready { "ready" } else { "not ready" },
             checks,
+            degraded,
         }
     }
 }
@@ -117,6 +161,18 @@ mod tests {
         assert!(r.checks["upstream_auth"].contains("AuthFailure.SecretIdNotFound"));
         health.report_auth_ok();
         assert!(health.readiness().is_ready());
+        health.report_store(StoreState::Connecting);
+        assert_eq!(health.readiness().checks["store"], "connecting to Redis");
+        assert!(!health.readiness().is_ready());
+        health.report_store(StoreState::Up);
+        assert!(health.readiness().is_ready());
+        health.report_store(StoreState::Down);
+        let r = health.readiness();
+        assert!(
+            r.is_ready(),
+            "losing Redis degrades, it does not stop the gateway"
+        );
+        assert!(r.degraded["store"].contains("Redis unreachable"));
         health.set_shutting_down();
         assert_eq!(health.readiness().checks["shutdown"], "shutting down");
         assert!(!health.readiness().is_ready());

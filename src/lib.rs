@@ -19,7 +19,8 @@
 //! | [`reconcile`] | settling allocations whose outcome is unknown |
 //! | [`domain`] | newtypes that parse: `Email`, `ClientUin`, `CreditAmount`, `Remark` |
 //! | [`problem`] | the one HTTP error type and its problem+json rendering |
-//! | [`quota`] | the reservation-log limiter |
+//! | [`quota`] | the reservation-log limiter: in-process and in Redis |
+//! | [`redis_link`] | the shared Redis connection and whether it answers |
 //! | [`tencent`] | signing, typed actions, error codes, transport |
 //! | [`sandbox`] | the upstream simulator |
 //! | [`openapi`] | the OpenAPI document: shared problem responses, headers |
@@ -42,6 +43,7 @@ pub mod openapi;
 pub mod problem;
 pub mod quota;
 pub mod reconcile;
+pub mod redis_link;
 pub mod routes;
 pub mod sandbox;
 pub mod store;

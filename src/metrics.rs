@@ -43,6 +43,9 @@ pub const BUILD_INFO: &str = "gateway_build_info";
 pub const IDEMPOTENCY: &str = "gateway_idempotency_requests_total";
 pub const RECONCILIATIONS: &str = "gateway_credit_reconciliations_total";
 pub const COOLDOWNS: &str = "gateway_invitation_cooldowns_total";
+pub const STORE_UP: &str = "gateway_store_up";
+pub const STORE_ERRORS: &str = "gateway_store_errors_total";
+pub const QUOTA_FALLBACK: &str = "gateway_quota_fallback_total";
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -122,6 +125,23 @@ impl Metrics {
             UPSTREAM_RETRIES.into(),
             None,
             text("Upstream calls sent again after a failure known not to have executed."),
+        );
+        r.describe_gauge(
+            STORE_UP.into(),
+            None,
+            text("1 while the shared store answers (always 1 with the memory store), 0 otherwise."),
+        );
+        r.describe_counter(
+            STORE_ERRORS.into(),
+            None,
+            text("Redis commands that failed or timed out, by operation."),
+        );
+        r.describe_counter(
+            QUOTA_FALLBACK.into(),
+            None,
+            text(
+                "Quota decisions taken by the local fallback limiter while Redis was unreachable.",
+            ),
         );
         r.describe_gauge(
             BUILD_INFO.into(),
@@ -213,6 +233,22 @@ impl Metrics {
 
     pub fn reconciliation(&self, result: &'static str) {
         self.count(RECONCILIATIONS, &[("result", result.into())]);
+    }
+
+    /// 1 while the shared store (Redis) answers, 0 otherwise; always 1 with the memory store.
+    pub fn store_up(&self, up: bool) {
+        self.recorder
+            .register_gauge(&Key::from_name(STORE_UP), &METADATA)
+            .set(if up { 1.0 } else { 0.0 });
+    }
+
+    pub fn store_error(&self, operation: &'static str) {
+        self.count(STORE_ERRORS, &[("operation", operation.into())]);
+    }
+
+    /// A quota decision taken by the local fallback limiter because Redis was unreachable.
+    pub fn quota_fallback(&self, action: &'static str) {
+        self.count(QUOTA_FALLBACK, &[("tencent_action", action.to_owned())]);
     }
 
     pub fn cooldown(&self, source: &'static str) {

@@ -1,13 +1,20 @@
 //! Keeps every forwarded call within Tencent's per-action quota.
 //!
 //! [`log`] holds the pure reservation arithmetic; [`LocalLimiter`] runs it in-process on tokio's
-//! clock (so tests can pause time). [`Quotas`] holds one limiter per upstream action.
+//! clock (so tests can pause time); [`shared::SharedLimiter`] runs the same algorithm in Redis for
+//! the whole fleet. [`Quotas`] holds each action's limiters and picks one per call: the shared one
+//! while Redis answers, otherwise this replica's local share (quota ÷ `store.expected_replicas`).
 
 pub mod log;
+pub mod shared;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::metrics::Metrics;
+use crate::redis_link::RedisLink;
+use shared::{Decision, SharedLimiter};
 
 use tokio::time::Instant;
 
@@ -25,6 +32,17 @@ pub struct LocalLimiter {
 pub struct Admission {
     /// How long the call waited for its slot.
     pub waited: Duration,
+}
+
+/// Which limiter took a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimiterKind {
+    /// In-process, the whole quota (memory store: one replica).
+    Local,
+    /// Redis, shared by the fleet.
+    Shared,
+    /// In-process at this replica's share, while Redis is unreachable.
+    Fallback,
 }
 
 /// Why a call was not admitted, with what the `Retry-After` and `RateLimit` headers need.
@@ -76,32 +94,114 @@ impl LocalLimiter {
     }
 }
 
-/// One limiter per upstream action.
+/// The limiters of one action.
+#[derive(Debug)]
+struct ActionQuota {
+    limit: u32,
+    /// The whole quota (memory store) or this replica's share (Redis fallback).
+    local: LocalLimiter,
+    shared: Option<SharedLimiter>,
+}
+
+/// Each upstream action's quota.
 #[derive(Debug)]
 pub struct Quotas {
-    limiters: HashMap<&'static str, LocalLimiter>,
+    actions: HashMap<&'static str, ActionQuota>,
+    metrics: Arc<Metrics>,
 }
 
 impl Quotas {
-    /// `limits` maps an action name to its calls per second.
-    pub fn new(limits: &[(&'static str, u32)], guard: Duration) -> Self {
-        Self {
-            limiters: limits
-                .iter()
-                .map(|&(action, limit)| (action, LocalLimiter::new(limit, guard)))
-                .collect(),
-        }
+    /// In-process limiters only: `limits` maps an action name to its calls per second.
+    pub fn local(limits: &[(&'static str, u32)], guard: Duration, metrics: Arc<Metrics>) -> Self {
+        let actions = limits
+            .iter()
+            .map(|&(action, limit)| {
+                let quota = ActionQuota {
+                    limit,
+                    local: LocalLimiter::new(limit, guard),
+                    shared: None,
+                };
+                (action, quota)
+            })
+            .collect();
+        Self { actions, metrics }
     }
 
-    /// The limiter of `action`.
+    /// Limiters in Redis, each with a local fallback at `limit / replicas` (at least 1).
+    pub fn shared(
+        limits: &[(&'static str, u32)],
+        guard: Duration,
+        link: Arc<RedisLink>,
+        replicas: u32,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let window = Duration::from_secs(1) + guard;
+        let actions = limits
+            .iter()
+            .map(|&(action, limit)| {
+                let quota = ActionQuota {
+                    limit,
+                    local: LocalLimiter::new(fallback_share(limit, replicas), guard),
+                    shared: Some(SharedLimiter::new(link.clone(), action, limit, window)),
+                };
+                (action, quota)
+            })
+            .collect();
+        Self { actions, metrics }
+    }
+
+    /// Reserves a slot for `action` at most `max_wait` away and waits for it, or refuses at once.
     ///
     /// # Panics
     /// When `action` has no configured quota: every action the client sends is registered at start.
-    pub fn limiter(&self, action: &str) -> &LocalLimiter {
-        self.limiters
+    pub async fn acquire(
+        &self,
+        action: &'static str,
+        max_wait: Duration,
+    ) -> Result<(Admission, LimiterKind), QuotaExceeded> {
+        let quota = self
+            .actions
             .get(action)
-            .unwrap_or_else(|| panic!("no quota configured for {action}"))
+            .unwrap_or_else(|| panic!("no quota configured for {action}"));
+        let Some(shared) = &quota.shared else {
+            return quota
+                .local
+                .acquire(max_wait)
+                .await
+                .map(|a| (a, LimiterKind::Local));
+        };
+        match shared.decide(max_wait, None).await {
+            Ok(Decision::Admitted { wait_us, .. }) => {
+                let waited = Duration::from_micros(wait_us);
+                if !waited.is_zero() {
+                    tokio::time::sleep(waited).await;
+                }
+                Ok((Admission { waited }, LimiterKind::Shared))
+            }
+            Ok(Decision::Refused { retry_after_us }) => Err(QuotaExceeded {
+                limit: quota.limit,
+                retry_after: Duration::from_micros(retry_after_us),
+            }),
+            Err(_) => {
+                self.metrics.quota_fallback(action);
+                quota
+                    .local
+                    .acquire(max_wait)
+                    .await
+                    .map(|a| (a, LimiterKind::Fallback))
+                    .map_err(|e| QuotaExceeded {
+                        limit: quota.limit,
+                        ..e
+                    })
+            }
+        }
     }
+}
+
+/// One replica's share of `limit` among `replicas`: rounded down so the fleet stays within the
+/// quota, but at least 1 so every replica can still make progress.
+pub fn fallback_share(limit: u32, replicas: u32) -> u32 {
+    (limit / replicas.max(1)).max(1)
 }
 
 #[cfg(test)]
@@ -182,6 +282,19 @@ mod tests {
             limiter.acquire(Duration::ZERO).await.unwrap().waited,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn the_fallback_share_keeps_the_fleet_within_the_quota() {
+        assert_eq!(fallback_share(20, 3), 6);
+        assert_eq!(fallback_share(5, 3), 1);
+        assert_eq!(
+            fallback_share(5, 10),
+            1,
+            "every replica keeps at least one call per second"
+        );
+        assert_eq!(fallback_share(5, 1), 5);
+        assert_eq!(fallback_share(5, 0), 5);
     }
 
     #[test]

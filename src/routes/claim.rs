@@ -10,7 +10,7 @@ use axum::response::Response;
 use super::AppState;
 use crate::idempotency;
 use crate::problem::{ApiError, ProblemType};
-use crate::store::{Record, StoreError};
+use crate::store::{Record, Store, StoreError};
 
 /// What the key's record says to do.
 pub enum Claim {
@@ -20,7 +20,17 @@ pub enum Claim {
     Replay(Response),
     /// An allocation whose outcome is unknown; the caller must settle it first.
     Unknown(Record),
+    /// An `InFlight` record older than any request can live: its replica died mid-request.
+    Abandoned { record: Record, started_ms: u64 },
 }
+
+/// How long after its start an `InFlight` record is presumed abandoned: the request's deadline,
+/// the outer timeout's grace, and a margin for clock differences between replicas.
+pub fn abandoned_after(app: &AppState) -> u64 {
+    app.settings.server.request_timeout_ms + ABANDON_MARGIN_MS
+}
+
+const ABANDON_MARGIN_MS: u64 = 5_000;
 
 pub fn store_problem(error: StoreError) -> ApiError {
     tracing::error!(%error, "idempotency store failed");
@@ -31,7 +41,7 @@ pub fn store_problem(error: StoreError) -> ApiError {
     .retry_after(1)
 }
 
-fn in_use(route: &'static str, app: &AppState) -> ApiError {
+pub fn in_use(route: &'static str, app: &AppState) -> ApiError {
     app.metrics.idempotency(route, "in_flight");
     ApiError::new(
         ProblemType::IdempotencyKeyInUse,
@@ -43,6 +53,7 @@ fn in_use(route: &'static str, app: &AppState) -> ApiError {
 /// Claims `scoped` for a request with fingerprint `fingerprint`.
 pub async fn claim(
     app: &AppState,
+    store: &Store,
     route: &'static str,
     scoped: &str,
     fingerprint: &str,
@@ -51,8 +62,7 @@ pub async fn claim(
         fingerprint: fingerprint.to_owned(),
         started_ms: app.now_ms(),
     };
-    let existing = match app
-        .store
+    let existing = match store
         .create(scoped, in_flight.clone(), app.idempotency_ttl())
         .await
         .map_err(store_problem)?
@@ -71,13 +81,23 @@ pub async fn claim(
         ));
     }
     match existing {
+        Record::InFlight { started_ms, .. } if app.now_ms() > started_ms + abandoned_after(app) => {
+            app.metrics.idempotency(route, "abandoned");
+            tracing::warn!("taking over an idempotency key whose request never finished");
+            Ok(Claim::Abandoned {
+                record: existing,
+                started_ms,
+            })
+        }
         Record::InFlight { .. } => Err(in_use(route, app)),
         Record::Completed { response, .. } => {
             app.metrics.idempotency(route, "replayed");
             Ok(Claim::Replay(idempotency::replay(&response)))
         }
         Record::Unknown { .. } => Ok(Claim::Unknown(existing)),
-        Record::Retryable { .. } => take(app, route, scoped, &existing).await.map(Claim::Fresh),
+        Record::Retryable { .. } => take(app, store, route, scoped, &existing)
+            .await
+            .map(Claim::Fresh),
     }
 }
 
@@ -85,6 +105,7 @@ pub async fn claim(
 /// else did first.
 pub async fn take(
     app: &AppState,
+    store: &Store,
     route: &'static str,
     scoped: &str,
     existing: &Record,
@@ -93,8 +114,7 @@ pub async fn take(
         fingerprint: existing.fingerprint().to_owned(),
         started_ms: app.now_ms(),
     };
-    if app
-        .store
+    if store
         .replace(scoped, existing, in_flight.clone(), app.idempotency_ttl())
         .await
         .map_err(store_problem)?
@@ -107,14 +127,20 @@ pub async fn take(
 }
 
 /// Settles our `InFlight` record: `Some(record)` replaces it, `None` forgets the key.
-pub async fn settle(app: &AppState, scoped: &str, in_flight: &Record, outcome: Option<Record>) {
+pub async fn settle(
+    app: &AppState,
+    store: &Store,
+    scoped: &str,
+    in_flight: &Record,
+    outcome: Option<Record>,
+) {
     let result = match outcome {
         Some(record) => {
-            app.store
+            store
                 .replace(scoped, in_flight, record, app.idempotency_ttl())
                 .await
         }
-        None => app.store.remove(scoped, in_flight).await,
+        None => store.remove(scoped, in_flight).await,
     };
     match result {
         Ok(true) => {}

@@ -156,19 +156,50 @@ async fn keyed(
         &allocation.amount.cents().to_string(),
         allocation.remark.as_ref().map(Remark::as_str).unwrap_or(""),
     ]);
-    let in_flight = match claim::claim(&app, ROUTE, &scoped, &fingerprint).await? {
-        Claim::Fresh(record) => record,
+    let marker = idempotency::marker(&scoped);
+    let unknown = match claim::claim(&app, &app.store, ROUTE, &scoped, &fingerprint).await? {
+        Claim::Fresh(record) => Ok(record),
         Claim::Replay(response) => return Ok(response),
-        Claim::Unknown(record) => match reconcile::settle(&app, &scoped, record).await {
+        Claim::Unknown(record) => Err(record),
+        Claim::Abandoned { record, started_ms } => {
+            // Its replica died while the allocation may have been on the wire: from now on it is
+            // an allocation of unknown outcome, sent at the latest when that request's deadline
+            // passed, and settled through the history like any other.
+            let unknown = Record::Unknown {
+                fingerprint: fingerprint.clone(),
+                pending: PendingCredit {
+                    marker: marker.clone(),
+                    uin: allocation.uin.get(),
+                    amount_cents: allocation.amount.cents(),
+                    sent_ms: started_ms + app.settings.server.request_timeout_ms,
+                    caller: caller.name.clone(),
+                    request_id: String::new(),
+                },
+            };
+            let adopted = app
+                .store
+                .replace(&scoped, &record, unknown.clone(), app.idempotency_ttl())
+                .await
+                .map_err(claim::store_problem)?;
+            if !adopted {
+                return Err(claim::in_use(ROUTE, &app));
+            }
+            Err(unknown)
+        }
+    };
+    let in_flight = match unknown {
+        Ok(in_flight) => in_flight,
+        Err(record) => match reconcile::settle(&app, &scoped, record).await {
             Settled::Applied(stored) => {
                 app.metrics.idempotency(ROUTE, "replayed");
                 return Ok(idempotency::replay(&stored));
             }
             Settled::Pending(wait) => return Err(outcome_unknown(&key, wait)),
-            Settled::NotApplied(retryable) => claim::take(&app, ROUTE, &scoped, &retryable).await?,
+            Settled::NotApplied(retryable) => {
+                claim::take(&app, &app.store, ROUTE, &scoped, &retryable).await?
+            }
         },
     };
-    let marker = idempotency::marker(&scoped);
     let (response, disposition) = attempt(
         &app,
         &caller,
@@ -198,7 +229,7 @@ async fn keyed(
             },
         }),
     };
-    claim::settle(&app, &scoped, &in_flight, record).await;
+    claim::settle(&app, &app.store, &scoped, &in_flight, record).await;
     Ok(response)
 }
 

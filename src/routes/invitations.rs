@@ -144,6 +144,8 @@ async fn keyed(
     invitation: Invitation,
     key: Option<IdempotencyKey>,
 ) -> Result<Response, ApiError> {
+    // Invitations go on while Redis is away, with this replica's records and cooldowns.
+    let store = app.store.lenient();
     let claimed = match &key {
         None => None,
         Some(key) => {
@@ -158,9 +160,15 @@ async fn keyed(
                     .map(MaterialUrl::as_str)
                     .unwrap_or(""),
             ]);
-            match claim::claim(&app, ROUTE, &scoped, &fingerprint).await? {
+            match claim::claim(&app, &store, ROUTE, &scoped, &fingerprint).await? {
                 Claim::Fresh(in_flight) => Some((scoped, fingerprint, in_flight)),
                 Claim::Replay(response) => return Ok(response),
+                // Its request died with its replica; the cooldowns (the gateway's and Tencent's)
+                // stop a second mail if the first one went.
+                Claim::Abandoned { record, .. } => {
+                    let in_flight = claim::take(&app, &store, ROUTE, &scoped, &record).await?;
+                    Some((scoped, fingerprint, in_flight))
+                }
                 // Only allocations are ever left unknown.
                 Claim::Unknown(_) => {
                     return Err(ApiError::new(
@@ -180,7 +188,7 @@ async fn keyed(
                 fingerprint,
                 response: stored,
             });
-            claim::settle(&app, &scoped, &in_flight, record).await;
+            claim::settle(&app, &store, &scoped, &in_flight, record).await;
             Ok(response)
         }
     }
@@ -194,22 +202,18 @@ const ROUTE: &str = "invitations";
 async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
     let address = invitation.email.key();
     let now = app.now_ms();
-    match app.store.cooldown_until(&address).await {
-        Ok(Some(until)) => {
-            app.metrics.cooldown("gateway");
-            let secs = (until - now).div_ceil(1000);
-            let problem = ApiError::new(
-                ProblemType::MailCooldown,
-                format!(
-                    "an invitation went to this address less than {} s ago",
-                    app.settings.invitations.cooldown_s
-                ),
-            )
-            .retry_after(secs);
-            return (problem.into_response(), false);
-        }
-        Ok(None) => {}
-        Err(error) => return (claim::store_problem(error).into_response(), false),
+    if let Some(until) = app.store.cooldown_until(&address).await {
+        app.metrics.cooldown("gateway");
+        let secs = until.saturating_sub(now).div_ceil(1000);
+        let problem = ApiError::new(
+            ProblemType::MailCooldown,
+            format!(
+                "an invitation went to this address less than {} s ago",
+                app.settings.invitations.cooldown_s
+            ),
+        )
+        .retry_after(secs);
+        return (problem.into_response(), false);
     }
     tracing::info!(email = %invitation.email, role = invitation.role.upstream(), "sending invitation");
     let ctx = CallContext {
@@ -226,13 +230,9 @@ async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
     };
     let cooldown = Duration::from_secs(app.settings.invitations.cooldown_s);
     let start_cooldown = || async {
-        if let Err(error) = app
-            .store
+        app.store
             .start_cooldown(&address, app.now_ms() + cooldown.as_millis() as u64)
             .await
-        {
-            tracing::warn!(%error, "cannot record the invitation cooldown");
-        }
     };
     match app.tencent.call(&action, &ctx).await {
         Ok(answer) => {

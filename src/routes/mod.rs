@@ -25,6 +25,8 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub store: crate::store::Store,
+    /// The link to Redis, with `store.backend = "redis"`.
+    pub redis: Option<Arc<crate::redis_link::RedisLink>>,
     /// The wall clock of cooldowns and reconciliation (injected in tests).
     pub clock: crate::clock::SharedClock,
     pub settings: Arc<Settings>,

@@ -1,10 +1,12 @@
 //! Shared state that must outlive a request: idempotency records and invitation cooldowns.
 //!
-//! The operations are the ones a Redis implementation can do atomically: create-if-absent with a
-//! TTL, compare-and-set, remove-if-unchanged. [`Store`] is an enum so the Redis backend can join
-//! the in-memory one without boxing futures. Times are Unix milliseconds on the injected clock.
+//! The operations are the ones Redis does atomically: create-if-absent with a TTL,
+//! compare-and-set, remove-if-unchanged. [`Store`] is an enum of the two backends (no boxed
+//! futures). Times are Unix milliseconds on the injected clock (replicas' clocks must agree to
+//! within seconds, as NTP keeps them).
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 /// A response kept for replay: status, the headers that matter, and the exact body bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,9 +84,19 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub enum Store {
     Memory(Arc<MemoryStore>),
+    Redis(Arc<RedisStore>),
 }
 
 impl Store {
+    /// The store for work that may go on without the shared store (invitations): Redis while it
+    /// answers, this replica's memory otherwise. Credit never uses it.
+    pub fn lenient(&self) -> Store {
+        match self {
+            Self::Redis(r) if !r.link().is_up() => Self::Memory(r.fallback.clone()),
+            other => other.clone(),
+        }
+    }
+
     /// Creates `key` with `record` unless it exists; returns the existing record if it does.
     pub async fn create(
         &self,
@@ -93,6 +106,7 @@ impl Store {
     ) -> Result<Result<(), Record>, StoreError> {
         match self {
             Self::Memory(m) => m.create(key, record, ttl),
+            Self::Redis(r) => r.create(key, record, ttl).await,
         }
     }
 
@@ -106,6 +120,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match self {
             Self::Memory(m) => Ok(m.replace(key, expected, new, ttl)),
+            Self::Redis(r) => r.replace(key, expected, new, ttl).await,
         }
     }
 
@@ -113,12 +128,14 @@ impl Store {
     pub async fn remove(&self, key: &str, expected: &Record) -> Result<bool, StoreError> {
         match self {
             Self::Memory(m) => Ok(m.remove(key, expected)),
+            Self::Redis(r) => r.remove(key, expected).await,
         }
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
         match self {
             Self::Memory(m) => Ok(m.get(key)),
+            Self::Redis(r) => r.get(key).await,
         }
     }
 
@@ -126,23 +143,24 @@ impl Store {
     pub async fn unknown(&self) -> Result<Vec<(String, Record)>, StoreError> {
         match self {
             Self::Memory(m) => Ok(m.unknown()),
+            Self::Redis(r) => r.unknown().await,
         }
     }
 
-    /// When the cooldown of `key` ends (Unix ms), if it is running.
-    pub async fn cooldown_until(&self, key: &str) -> Result<Option<u64>, StoreError> {
+    /// When the cooldown of `key` ends (Unix ms), if it is running. Never fails: without Redis,
+    /// this replica's own cooldowns answer.
+    pub async fn cooldown_until(&self, key: &str) -> Option<u64> {
         match self {
-            Self::Memory(m) => Ok(m.cooldown_until(key)),
+            Self::Memory(m) => m.cooldown_until(key),
+            Self::Redis(r) => r.cooldown_until(key).await,
         }
     }
 
-    /// Starts (or extends) the cooldown of `key` until `until_ms`.
-    pub async fn start_cooldown(&self, key: &str, until_ms: u64) -> Result<(), StoreError> {
+    /// Starts (or extends) the cooldown of `key` until `until_ms`; locally if Redis is away.
+    pub async fn start_cooldown(&self, key: &str, until_ms: u64) {
         match self {
-            Self::Memory(m) => {
-                m.start_cooldown(key, until_ms);
-                Ok(())
-            }
+            Self::Memory(m) => m.start_cooldown(key, until_ms),
+            Self::Redis(r) => r.start_cooldown(key, until_ms).await,
         }
     }
 }

@@ -259,7 +259,6 @@ impl TencentClient {
         ctx: &CallContext,
     ) -> Result<Answer<A::Response>, CallError> {
         let body = Bytes::from(serde_json::to_vec(action).expect("actions serialize"));
-        let limiter = self.quotas.limiter(A::NAME);
         let mut quota_wait = Duration::ZERO;
         let mut retries = 0;
         context::record(|r| r.action = Some(A::NAME));
@@ -268,8 +267,8 @@ impl TencentClient {
             let max_wait = self
                 .max_wait
                 .min(ctx.deadline.saturating_duration_since(now));
-            match limiter.acquire(max_wait).await {
-                Ok(admission) => {
+            match self.quotas.acquire(A::NAME, max_wait).await {
+                Ok((admission, _)) => {
                     quota_wait += admission.waited;
                     self.metrics.quota_wait(A::NAME, admission.waited);
                 }

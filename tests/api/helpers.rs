@@ -122,12 +122,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
-pub async fn spawn_app_with(mut options: Options) -> TestApp {
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    spawn_fleet(1, options).await.pop().unwrap()
+}
+
+/// The simulator every gateway of a test talks to, and the credentials it accepts.
+#[derive(Clone)]
+pub struct Upstream {
+    pub sandbox: Sandbox,
+    pub addr: SocketAddr,
+    pub secret_id: String,
+    pub secret_key: String,
+}
+
+pub async fn spawn_upstream(options: &Options) -> Upstream {
     let capture = capture();
     let secret_key = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
     capture.secrets.lock().unwrap().push(secret_key.clone());
     let secret_id = format!("AKIDtest{}", uuid::Uuid::new_v4().simple());
-
     let mut sandbox_config = SandboxConfig::new(
         SandboxKey {
             secret_id: secret_id.clone(),
@@ -141,38 +153,55 @@ pub async fn spawn_app_with(mut options: Options) -> TestApp {
     }
     let sandbox = Sandbox::new(sandbox_config);
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sandbox_addr = sandbox_listener.local_addr().unwrap();
+    let addr = sandbox_listener.local_addr().unwrap();
     tokio::spawn(
         sandbox
             .clone()
             .serve(sandbox_listener, std::future::pending()),
     );
+    Upstream {
+        sandbox,
+        addr,
+        secret_id,
+        secret_key,
+    }
+}
 
-    options.settings.upstream.endpoint = format!("http://{sandbox_addr}");
+/// `n` gateways (replicas: same settings, own ports) in front of one simulator.
+pub async fn spawn_fleet(n: usize, options: Options) -> Vec<TestApp> {
+    let upstream = spawn_upstream(&options).await;
     let test_key = api_key::generate();
-    capture.secrets.lock().unwrap().push(test_key.clone());
-    options
-        .settings
+    capture().secrets.lock().unwrap().push(test_key.clone());
+    let mut fleet = Vec::new();
+    for _ in 0..n {
+        fleet.push(spawn_gateway(&options, &upstream, &test_key).await);
+    }
+    fleet
+}
+
+/// One gateway in front of `upstream`, accepting `test_key` for the caller `test-suite`.
+pub async fn spawn_gateway(options: &Options, upstream: &Upstream, test_key: &str) -> TestApp {
+    let capture = capture();
+    let mut settings = options.settings.clone();
+    settings.upstream.endpoint = format!("http://{}", upstream.addr);
+    settings
         .auth
         .api_keys
-        .push(test_key_entry("test-suite", &test_key, &ALL_SCOPES));
-    options
-        .settings
-        .validate()
-        .expect("test settings are valid");
+        .push(test_key_entry("test-suite", test_key, &ALL_SCOPES));
+    settings.validate().expect("test settings are valid");
     let gateway_key = options
         .gateway_secret_key
         .clone()
-        .unwrap_or_else(|| secret_key.clone());
-    if gateway_key != secret_key {
+        .unwrap_or_else(|| upstream.secret_key.clone());
+    if gateway_key != upstream.secret_key {
         capture.secrets.lock().unwrap().push(gateway_key.clone());
     }
     let credentials = Credentials {
-        secret_id,
+        secret_id: upstream.secret_id.clone(),
         secret_key: SecretString::from(gateway_key),
         token: None,
     };
-    let app = app::build(options.settings, &credentials, options.gateway_clock).unwrap();
+    let app = app::build(settings, &credentials, options.gateway_clock.clone()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
@@ -181,13 +210,13 @@ pub async fn spawn_app_with(mut options: Options) -> TestApp {
     }));
     TestApp {
         addr,
-        sandbox,
-        sandbox_addr,
+        sandbox: upstream.sandbox.clone(),
+        sandbox_addr: upstream.addr,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
-        api_key: test_key,
+        api_key: test_key.to_owned(),
         shutdown: Some(tx),
         server: Some(server),
     }

@@ -11,6 +11,8 @@ mod invitations;
 mod observability;
 mod openapi;
 mod quota;
+mod redis_server;
+mod scale_out;
 mod secrets;
 mod shutdown;
 mod validation;

@@ -1,0 +1,200 @@
+//! The connection to Redis shared by the quota limiter and the store, and whether it works.
+//!
+//! One [`redis::aio::ConnectionManager`] (multiplexed, reconnects by itself) created lazily, so
+//! the gateway starts while Redis is away. Every command runs under `store.redis_timeout_ms`; a
+//! connection failure or timeout marks the link down, after which callers fail fast (the quota
+//! falls back to its local share, keyed credit calls get 503) instead of each waiting for a
+//! timeout. A prober pings every `store.redis_probe_ms` and marks the link up again, so recovery
+//! needs no restart. The state is reported to readiness and to the `gateway_store_up` gauge.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, RedisResult};
+use secrecy::ExposeSecret;
+
+use crate::config::{StoreSettings, ms};
+use crate::health::{Health, StoreState};
+use crate::metrics::Metrics;
+use crate::store::StoreError;
+
+const CONNECTING: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+
+pub struct RedisLink {
+    manager: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    probe_every: Duration,
+    state: AtomicU8,
+    /// Whether "not reachable yet" was logged (once, not at every probe).
+    warned: AtomicBool,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    /// The URL with its password redacted, for logs.
+    shown_url: String,
+}
+
+impl std::fmt::Debug for RedisLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLink")
+            .field("url", &self.shown_url)
+            .field("prefix", &self.prefix)
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl RedisLink {
+    /// Prepares the link without connecting; [`RedisLink::run_prober`] makes the first contact.
+    pub fn new(
+        settings: &StoreSettings,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let url = settings
+            .redis_url
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("store.redis_url is not set"))?;
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|e| anyhow::anyhow!("store.redis_url: {e}"))?;
+        let timeout = ms(settings.redis_timeout_ms);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // One quick retry: the prober, not a command in a request, waits for Redis to return.
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(100));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| anyhow::anyhow!("cannot prepare the Redis connection: {e}"))?;
+        health.report_store(StoreState::Connecting);
+        metrics.store_up(false);
+        Ok(Arc::new(Self {
+            manager,
+            prefix: settings.key_prefix.clone(),
+            timeout,
+            probe_every: ms(settings.redis_probe_ms),
+            state: AtomicU8::new(CONNECTING),
+            warned: AtomicBool::new(false),
+            health,
+            metrics,
+            shown_url: settings.redis_url_redacted().unwrap_or_default(),
+        }))
+    }
+
+    /// `prefix` + `name`: every key the gateway writes.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == UP
+    }
+
+    /// Runs one command (or script) on the shared connection, under the timeout. Fails fast
+    /// while the link is down.
+    pub async fn run<T, F, Fut>(&self, op: &'static str, command: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        if !self.is_up() {
+            return Err(StoreError::Unavailable("Redis is unreachable".into()));
+        }
+        let result = tokio::time::timeout(self.timeout, command(self.manager.clone())).await;
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                self.metrics.store_error(op);
+                if connectivity(&error) {
+                    self.mark_down(&error.to_string());
+                } else {
+                    tracing::error!(op, %error, "Redis refused a command");
+                }
+                Err(StoreError::Unavailable(format!("Redis {op} failed")))
+            }
+            Err(_) => {
+                self.metrics.store_error(op);
+                self.mark_down("timed out");
+                Err(StoreError::Unavailable(format!("Redis {op} timed out")))
+            }
+        }
+    }
+
+    /// Pings once: marks the link up on an answer, down otherwise.
+    pub async fn probe(&self) -> bool {
+        let mut conn = self.manager.clone();
+        let ping = tokio::time::timeout(self.timeout, async move {
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        })
+        .await;
+        match ping {
+            Ok(Ok(_)) => {
+                self.mark_up();
+                true
+            }
+            Ok(Err(error)) => {
+                self.mark_down(&error.to_string());
+                false
+            }
+            Err(_) => {
+                self.mark_down("timed out");
+                false
+            }
+        }
+    }
+
+    /// Probes every `store.redis_probe_ms`, forever.
+    pub async fn run_prober(self: Arc<Self>) {
+        loop {
+            self.probe().await;
+            tokio::time::sleep(self.probe_every).await;
+        }
+    }
+
+    fn mark_up(&self) {
+        let before = self.state.swap(UP, Ordering::SeqCst);
+        if before != UP {
+            if before == DOWN {
+                tracing::info!(url = %self.shown_url, "Redis is reachable again: shared quota and store resume");
+            } else {
+                tracing::info!(url = %self.shown_url, "connected to Redis");
+            }
+            self.health.report_store(StoreState::Up);
+            self.metrics.store_up(true);
+        }
+    }
+
+    fn mark_down(&self, why: &str) {
+        // Before the first contact the link stays "connecting": that is what readiness reports.
+        let before = self
+            .state
+            .compare_exchange(UP, DOWN, Ordering::SeqCst, Ordering::SeqCst);
+        match before {
+            Ok(_) => {
+                tracing::error!(url = %self.shown_url, why, "lost Redis: quota falls back to this replica's share, keyed credit calls are refused until it returns");
+                self.health.report_store(StoreState::Down);
+                self.metrics.store_up(false);
+            }
+            Err(CONNECTING) => {
+                if !self.warned.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(url = %self.shown_url, why, "Redis not reachable yet: not ready; retrying in the background");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Whether `error` says the connection (not the command) failed.
+fn connectivity(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+}

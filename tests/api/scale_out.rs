@@ -1,0 +1,417 @@
+//! Several replicas sharing one Redis: one quota for the fleet, one idempotency store, one set of
+//! cooldowns; and what happens when Redis goes away and comes back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use partner_gateway::config::{Settings, StoreBackend};
+use partner_gateway::health::Health;
+use partner_gateway::metrics::Metrics;
+use partner_gateway::quota::ReservationLog;
+use partner_gateway::quota::shared::{Decision, SharedLimiter};
+use partner_gateway::redis_link::RedisLink;
+use partner_gateway::store::{PendingCredit, Record, RedisStore, Store, StoredResponse};
+use rand::{Rng, SeedableRng};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::redis_server::TestRedis;
+
+const CREDIT: &str = "AllocateCustomerCredit";
+const INVITE: &str = "CreateAndSendClientInvitationMail";
+
+pub fn use_redis(settings: &mut Settings, redis: &TestRedis, replicas: u32) {
+    settings.store.backend = StoreBackend::Redis;
+    settings.store.redis_url = Some(SecretString::from(redis.url.clone()));
+    settings.store.key_prefix = redis.prefix.clone();
+    settings.store.expected_replicas = replicas;
+    settings.store.redis_probe_ms = 100;
+}
+
+/// A link that has made its first contact.
+async fn connected_link(redis: &TestRedis) -> Arc<RedisLink> {
+    let mut settings = Settings::default();
+    use_redis(&mut settings, redis, 1);
+    let link = RedisLink::new(
+        &settings.store,
+        Arc::new(Health::default()),
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    assert!(link.probe().await, "Redis at {} answers", redis.url);
+    link
+}
+
+/// Polls `/readyz` until `done` holds for its body, for at most 10 s.
+pub async fn wait_readiness(
+    app: &TestApp,
+    what: &str,
+    done: impl Fn(u16, &serde_json::Value) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = app.get("/readyz").await;
+        if done(reply.status, &reply.json()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {}", reply.text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+/// The Lua script is the pure log transcribed: random arrival patterns, budgets and limits give
+/// the same answers from both, on the same (pinned) clock.
+#[tokio::test]
+async fn shared_script_matches_the_pure_log() {
+    let redis = TestRedis::shared_or_private();
+    let link = connected_link(&redis).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    for case in 0..40 {
+        let limit = rng.random_range(1..8u32);
+        let window = Duration::from_millis(rng.random_range(1000..1100));
+        let max_wait_us = rng.random_range(0..3_000_000u64);
+        let shared = SharedLimiter::new(link.clone(), &format!("Case{case}"), limit, window);
+        let mut log = ReservationLog::new(limit, window.as_micros() as u64);
+        // A realistic epoch (Unix µs today), so the script's number handling is exercised.
+        let mut now = 1_790_000_000_000_000u64 + rng.random_range(0..1_000_000);
+        for call in 0..80 {
+            now += rng.random_range(0..400_000);
+            let expected = log.reserve(now, max_wait_us);
+            let got = shared
+                .decide(Duration::from_micros(max_wait_us), Some(now))
+                .await
+                .unwrap();
+            let expected = match expected {
+                Ok(r) => Decision::Admitted {
+                    slot_us: r.slot_us,
+                    wait_us: r.wait_us,
+                },
+                Err(r) => Decision::Refused {
+                    retry_after_us: r.retry_after_us,
+                },
+            };
+            assert_eq!(got, expected, "case {case} call {call}");
+        }
+    }
+}
+
+fn stored(status: u16) -> Record {
+    Record::Completed {
+        fingerprint: "f".into(),
+        response: StoredResponse {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{\"ok\":true}".to_vec(),
+        },
+    }
+}
+
+/// The store's contract, on Redis: create-if-absent, compare-and-set, remove-if-unchanged, the
+/// index of unknown outcomes, TTLs, and cooldowns that keep the later end.
+#[tokio::test]
+async fn the_redis_store_keeps_the_store_contract() {
+    let redis = TestRedis::shared_or_private();
+    let link = connected_link(&redis).await;
+    let clock = partner_gateway::clock::system();
+    let memory = Arc::new(partner_gateway::store::MemoryStore::new(clock.clone(), 10));
+    let store = Store::Redis(Arc::new(RedisStore::new(link, clock.clone(), memory)));
+    let ttl = Duration::from_secs(60);
+    let in_flight = Record::InFlight {
+        fingerprint: "f".into(),
+        started_ms: 1,
+    };
+    assert_eq!(
+        store.create("k", in_flight.clone(), ttl).await.unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        store.create("k", stored(200), ttl).await.unwrap(),
+        Err(in_flight.clone()),
+        "create never overwrites"
+    );
+    assert!(
+        !store
+            .replace("k", &stored(200), stored(201), ttl)
+            .await
+            .unwrap(),
+        "replace compares first"
+    );
+    let unknown = Record::Unknown {
+        fingerprint: "f".into(),
+        pending: PendingCredit {
+            marker: "[pgw:0123456789abcdef]".into(),
+            uin: 800000232018,
+            amount_cents: 150,
+            sent_ms: 5,
+            caller: "svc".into(),
+            request_id: "r".into(),
+        },
+    };
+    assert!(
+        store
+            .replace("k", &in_flight, unknown.clone(), ttl)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.unknown().await.unwrap(),
+        vec![("k".to_owned(), unknown.clone())]
+    );
+    assert!(
+        store
+            .replace("k", &unknown, stored(200), ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.unknown().await.unwrap().is_empty(),
+        "settled records leave the index"
+    );
+    assert_eq!(store.get("k").await.unwrap(), Some(stored(200)));
+    assert!(!store.remove("k", &in_flight).await.unwrap());
+    assert!(store.remove("k", &stored(200)).await.unwrap());
+    assert_eq!(store.get("k").await.unwrap(), None);
+
+    // Records expire with their TTL (Redis's own clock: poll, bounded).
+    store
+        .create("short", in_flight.clone(), Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.get("short").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the record never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let now = clock.now_unix_ms();
+    store.start_cooldown("a@example.com", now + 60_000).await;
+    store.start_cooldown("a@example.com", now + 30_000).await;
+    assert_eq!(
+        store.cooldown_until("a@example.com").await,
+        Some(now + 60_000),
+        "a cooldown keeps its later end"
+    );
+    assert_eq!(store.cooldown_until("b@example.com").await, None);
+}
+
+/// Three replicas, one Redis, one simulator: 10×N offered for 10 s, spread over the replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_one_quota() {
+    const SECONDS: u64 = 10;
+    let redis = TestRedis::shared_or_private();
+    let mut options = Options::default();
+    use_redis(&mut options.settings, &redis, 3);
+    let credit_n = options.settings.quotas.credit_per_second as u64;
+    let invite_n = options.settings.quotas.invitations_per_second as u64;
+    let fleet = Arc::new(spawn_fleet(3, options).await);
+    for app in fleet.iter() {
+        wait_readiness(app, "ready", |status, _| status == 200).await;
+    }
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    // Open loop: every 10 ms, 10×N/100 calls of each action, round-robin over the replicas.
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut sent = 0u64;
+    for step in 0..SECONDS * 100 {
+        tick.tick().await;
+        for (action, n) in [(CREDIT, credit_n), (INVITE, invite_n)] {
+            // 10×N per second = N/10 per 10 ms tick, spread exactly over the ticks.
+            let due = (step + 1) * n / 10 - step * n / 10;
+            for _ in 0..due {
+                let fleet = fleet.clone();
+                let replica = (sent % 3) as usize;
+                sent += 1;
+                let i = sent;
+                tasks.push(tokio::spawn(async move {
+                    let app = &fleet[replica];
+                    let reply = if action == CREDIT {
+                        app.post_credit(CUSTOMER, json!({"amount": 1})).await
+                    } else {
+                        app.post_invitation(json!({"email": format!("load-{i}@example.com")}))
+                            .await
+                    };
+                    (action, reply.status, reply.text)
+                }));
+            }
+        }
+    }
+    let offered_for = started.elapsed();
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        let (action, status, text) = t.await.unwrap();
+        assert!(
+            status == 200 || status == 201 || status == 429,
+            "{action}: unexpected {status}: {text}"
+        );
+        *statuses.entry((action, status)).or_insert(0u64) += 1;
+    }
+    let stats = fleet[0].sandbox.stats();
+    for (action, n) in [(CREDIT, credit_n), (INVITE, invite_n)] {
+        let s = stats.action(action);
+        let first = *s.per_second.keys().next().unwrap();
+        let in_window: u64 = s
+            .per_second
+            .range(first..first + SECONDS)
+            .map(|(_, c)| *c as u64)
+            .sum();
+        let utilization = in_window as f64 / (n * SECONDS) as f64;
+        println!(
+            "{action}: N={n}, offered {:.0}/s for {offered_for:?} over 3 replicas; forwarded in the first {SECONDS} s: {in_window} \
+             (utilization {:.1}%), max in one second {}, RequestLimitExceeded {}, per second {:?}",
+            10.0 * n as f64,
+            utilization * 100.0,
+            s.max_per_second,
+            s.rate_limited,
+            s.per_second
+        );
+        assert!(
+            s.max_per_second as u64 <= n,
+            "{action}: {} in one second",
+            s.max_per_second
+        );
+        assert_eq!(s.rate_limited, 0, "{action}: RequestLimitExceeded upstream");
+        assert!(utilization >= 0.95, "{action}: utilization {utilization}");
+    }
+    println!("answers: {statuses:?}");
+}
+
+/// Redis goes away while the gateway runs: it stays ready but degraded, credit calls are refused
+/// (never sent without their record), invitations go on with local cooldowns, the quota falls back
+/// to this replica's share; when Redis returns, all of it switches back without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_degrades_and_recovery_needs_no_restart() {
+    let mut redis = TestRedis::private();
+    let mut options = Options::default();
+    use_redis(&mut options.settings, &redis, 4);
+    options.settings.quotas.max_wait_ms = 0;
+    // The simulator must not refuse what the gateway admits in the second Redis returns (the
+    // local share and the shared log may both admit calls in that second: the cost of degrading).
+    options.sandbox_quotas = vec![(INVITE, 1000)];
+    let app = Arc::new(spawn_app_with(options).await);
+    wait_readiness(&app, "ready", |status, _| status == 200).await;
+    assert_eq!(
+        app.post_credit(CUSTOMER, json!({"amount": 1})).await.status,
+        200
+    );
+
+    redis.stop();
+    wait_readiness(&app, "degraded", |status, body| {
+        status == 200 && body["degraded"]["store"].is_string()
+    })
+    .await;
+
+    // Credit: refused before anything is sent.
+    let executed = app.sandbox.stats().action(CREDIT).executed;
+    let reply = app.post_credit(CUSTOMER, json!({"amount": 1})).await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert_eq!(reply.problem_type(), "/problems/store-unavailable");
+    assert_eq!(app.sandbox.stats().action(CREDIT).executed, executed);
+
+    // Invitations: sent, and the local cooldown stops a second mail to the same address.
+    let email = json!({"email": "degraded@example.com"});
+    assert_eq!(app.post_invitation(email.clone()).await.status, 201);
+    let received = app.sandbox.stats().action(INVITE).received;
+    let again = app.post_invitation(email).await;
+    assert_eq!(again.status, 429, "{}", again.text);
+    assert_eq!(again.problem_type(), "/problems/invitation-cooldown");
+    assert_eq!(app.sandbox.stats().action(INVITE).received, received);
+
+    // The quota: this replica's share (20 / 4 = 5 per second), not the fleet's 20.
+    let burst: Vec<_> = (0..12)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.post_invitation(json!({"email": format!("share-{i}@example.com")}))
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for b in burst {
+        match b.await.unwrap() {
+            201 => admitted += 1,
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (4..=5).contains(&admitted),
+        "the fallback admitted {admitted} of 12 (share 5, one slot possibly used just before)"
+    );
+    let metrics = app.get("/metrics").await.text;
+    assert_eq!(metric(&metrics, "gateway_store_up"), 0.0);
+    assert!(
+        metric(
+            &metrics,
+            "gateway_quota_fallback_total{tencent_action=\"CreateAndSendClientInvitationMail\"}"
+        ) >= 12.0
+    );
+
+    redis.start();
+    wait_readiness(&app, "recovered", |status, body| {
+        status == 200 && body.get("degraded").is_none() && body["checks"]["store"] == "ok"
+    })
+    .await;
+    assert_eq!(
+        metric(&app.get("/metrics").await.text, "gateway_store_up"),
+        1.0
+    );
+    let reply = app.post_credit(CUSTOMER, json!({"amount": 1})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    // The shared quota again: a burst of the fleet's 20 goes at once.
+    let burst: Vec<_> = (0..20)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let reply = app
+                    .post_invitation(json!({"email": format!("back-{i}@example.com")}))
+                    .await;
+                (reply.status, reply.text)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for b in burst {
+        answers.push(b.await.unwrap());
+    }
+    for (status, text) in answers {
+        assert_eq!(status, 201, "{text}");
+    }
+}
+
+/// Redis unreachable at start: not ready (the load balancer sends nothing), keyed credit calls
+/// refused; ready by itself once Redis answers.
+#[tokio::test]
+async fn without_redis_at_start_the_gateway_is_not_ready_until_it_connects() {
+    let mut redis = TestRedis::private();
+    redis.stop();
+    let mut options = Options::default();
+    use_redis(&mut options.settings, &redis, 2);
+    let app = spawn_app_with(options).await;
+    wait_readiness(&app, "reporting the store", |status, body| {
+        status == 503 && body["checks"]["store"] == "connecting to Redis"
+    })
+    .await;
+    let reply = app.post_credit(CUSTOMER, json!({"amount": 1})).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.problem_type(), "/problems/store-unavailable");
+    assert_eq!(app.sandbox.stats().action(CREDIT).received, 0);
+    redis.start();
+    wait_readiness(&app, "ready", |status, _| status == 200).await;
+    assert_eq!(
+        app.post_credit(CUSTOMER, json!({"amount": 1})).await.status,
+        200
+    );
+}
