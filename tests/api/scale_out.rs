@@ -415,3 +415,279 @@ async fn without_redis_at_start_the_gateway_is_not_ready_until_it_connects() {
         200
     );
 }
+
+/// A gateway process (`partner-gateway serve`), so a replica can be killed for real.
+struct Replica {
+    port: u16,
+    config: std::path::PathBuf,
+    upstream: Upstream,
+    child: Option<tokio::process::Child>,
+}
+
+impl Replica {
+    fn new(upstream: &Upstream, redis: &TestRedis, key_hash: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = std::env::temp_dir().join(format!("pgw-replica-{port}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[server]
+listen = "127.0.0.1:{port}"
+request_timeout_ms = 3000
+shutdown_delay_ms = 0
+[upstream]
+endpoint = "http://{upstream}"
+timeout_ms = 250
+retry_backoff_ms = 10
+[quotas]
+credit_per_second = 400
+queries_per_second = 400
+max_wait_ms = 2000
+[credit]
+settle_ms = 400
+resolve_interval_ms = 200
+[store]
+backend = "redis"
+redis_url = "{url}"
+key_prefix = "{prefix}"
+expected_replicas = 3
+redis_probe_ms = 200
+[log]
+level = "warn"
+[[auth.api_keys]]
+name = "test-suite"
+sha256 = "{key_hash}"
+scopes = ["credit:allocate"]
+"#,
+                upstream = upstream.addr,
+                url = redis.url,
+                prefix = redis.prefix,
+            ),
+        )
+        .unwrap();
+        Self {
+            port,
+            config,
+            upstream: upstream.clone(),
+            child: None,
+        }
+    }
+
+    async fn start(&mut self) {
+        let log = std::fs::File::create(self.config.with_extension("log")).unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-gateway"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .env("TENCENTCLOUD_SECRET_ID", &self.upstream.secret_id)
+            .env("TENCENTCLOUD_SECRET_KEY", &self.upstream.secret_key)
+            .env_remove("TENCENTCLOUD_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = client
+                .get(format!("http://127.0.0.1:{}/readyz", self.port))
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica on port {} never became ready; see {}",
+                self.port,
+                self.config.with_extension("log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: no drain, no settling; whatever it was doing is cut off.
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+}
+
+/// The exactly-once chaos test across three replica processes sharing Redis: requests spread
+/// over them, one replica SIGKILLed mid-run and restarted. Every intent is applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_across_three_replicas_with_one_killed_and_restarted() {
+    use partner_gateway::sandbox::{Fault, FaultKind, SEEDED_CUSTOMERS};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const INTENTS: usize = 300;
+
+    let redis = TestRedis::shared_or_private();
+    let mut options = Options::default();
+    options.sandbox_quotas = vec![(CREDIT, 400), ("QueryCreditAllocationHistory", 400)];
+    let upstream = spawn_upstream(&options).await;
+    let fault = |kind, probability| Fault {
+        action: Some(CREDIT.into()),
+        kind,
+        times: None,
+        probability: Some(probability),
+    };
+    upstream
+        .sandbox
+        .add_fault(fault(FaultKind::HangAfterExecute { ms: 600 }, 0.10));
+    upstream
+        .sandbox
+        .add_fault(fault(FaultKind::HangBeforeExecute { ms: 600 }, 0.05));
+    let key = partner_gateway::auth::api_key::generate();
+    register_secret(&key);
+    let key_hash = partner_gateway::auth::api_key::hash_hex(&key);
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|_| Replica::new(&upstream, &redis, &key_hash))
+        .collect();
+    for r in replicas.iter_mut() {
+        r.start().await;
+    }
+    let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let intents: Vec<(u64, i64)> = (0..INTENTS)
+        .map(|_| {
+            (
+                SEEDED_CUSTOMERS[rng.random_range(0..SEEDED_CUSTOMERS.len())],
+                rng.random_range(1..=10_000),
+            )
+        })
+        .collect();
+    let expected: i64 = intents.iter().map(|(_, cents)| cents).sum();
+    let done = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(16));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = intents
+        .iter()
+        .enumerate()
+        .map(|(i, &(uin, cents))| {
+            let (gate, client, key, done, ports) = (
+                gate.clone(),
+                client.clone(),
+                key.clone(),
+                done.clone(),
+                ports.clone(),
+            );
+            tokio::spawn(async move {
+                let _permit = gate.acquire().await.unwrap();
+                let body = json!({"amount": cents as f64 / 100.0, "remark": format!("intent {i}")});
+                let give_up = Instant::now() + Duration::from_secs(90);
+                let mut seen = Vec::new();
+                for attempt in 0.. {
+                    // Spread over the replicas, as a load balancer would; a dead one refuses
+                    // connections and the client goes on to the next.
+                    let port = ports[(i + attempt) % ports.len()];
+                    let sent = client
+                        .post(format!("http://127.0.0.1:{port}/customers/{uin}/credit"))
+                        .bearer_auth(&key)
+                        .header("idempotency-key", format!("replicas-{i}"))
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await;
+                    let status = match sent {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    seen.push(status);
+                    match status {
+                        200 => break,
+                        0 | 409 | 429 | 502 | 503 | 504 => {}
+                        other => panic!("intent {i}: unexpected {other}"),
+                    }
+                    assert!(
+                        Instant::now() < give_up,
+                        "intent {i} never got a definite answer: {seen:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+                seen
+            })
+        })
+        .collect();
+
+    // Mid-run: kill replica 1 once a third of the intents are done; restart it at two thirds.
+    let wait_for = |n: usize| {
+        let done = done.clone();
+        async move {
+            while done.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_for(INTENTS / 3).await;
+    replicas[1].kill().await;
+    wait_for(2 * INTENTS / 3).await;
+    replicas[1].start().await;
+
+    let mut histories = Vec::new();
+    for t in tasks {
+        histories.push(t.await.unwrap());
+    }
+    let ledger = upstream.sandbox.ledger();
+    let applied: i64 = ledger
+        .customers
+        .iter()
+        .map(|c| (c.total_credit * 100.0).round() as i64)
+        .sum();
+    let entries: Vec<_> = ledger.history.values().flatten().collect();
+    let mut markers = std::collections::HashMap::new();
+    for entry in &entries {
+        let marker = entry.remark.rsplit_once(' ').map(|(_, m)| m.to_owned());
+        *markers.entry(marker).or_insert(0usize) += 1;
+    }
+    let mut abandoned = 0.0;
+    for r in &replicas {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", r.port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        abandoned += metric(
+            &text,
+            "gateway_idempotency_requests_total{route=\"credit\",result=\"abandoned\"}",
+        );
+    }
+    let refused_connections = histories.iter().flatten().filter(|s| **s == 0).count();
+    let stats = upstream.sandbox.stats().action(CREDIT);
+    println!(
+        "replicas chaos: {INTENTS} intents over 3 replicas, one killed and restarted; {} upstream calls, {} executed, \
+         {refused_connections} requests hit the dead replica, {abandoned} keys of the dead replica taken over, {} history entries",
+        stats.received,
+        stats.executed,
+        entries.len()
+    );
+    assert_eq!(entries.len(), INTENTS, "one history entry per intent");
+    assert!(
+        markers.values().all(|&n| n == 1),
+        "an allocation appears twice"
+    );
+    assert_eq!(
+        applied, expected,
+        "the ledger equals the sum of the intents"
+    );
+    assert!(
+        refused_connections > 0,
+        "the kill happened while clients were sending"
+    );
+}
