@@ -149,7 +149,7 @@ fn missing_credentials(missing: &[&str]) -> String {
     )
 }
 
-/// The simulator's settings, from `[sandbox]` and the quotas the gateway is configured with.
+/// The simulator's settings, from `[sandbox]`.
 pub fn sandbox_config(
     settings: &Settings,
     credentials: &Credentials,
@@ -165,6 +165,9 @@ pub fn sandbox_config(
     );
     config.latency = config::ms(settings.sandbox.latency_ms);
     config.partner_credit_cents = (settings.sandbox.partner_credit * 100.0).round() as i64;
+    if settings.sandbox.lift_quotas {
+        config.quotas.values_mut().for_each(|q| *q = u32::MAX);
+    }
     config
 }
 

@@ -355,6 +355,8 @@ pub struct SandboxSettings {
     pub latency_ms: u64,
     /// Credit the simulated partner may allocate.
     pub partner_credit: f64,
+    /// Stop counting per-second quotas (for benchmarks that measure the gateway, not the quota).
+    pub lift_quotas: bool,
 }
 
 impl Default for SandboxSettings {
@@ -363,6 +365,7 @@ impl Default for SandboxSettings {
             listen: "127.0.0.1:9100".into(),
             latency_ms: 0,
             partner_credit: 1_000_000.0,
+            lift_quotas: false,
         }
     }
 }
@@ -494,8 +497,8 @@ impl Settings {
             ("quotas.credit_per_second", self.quotas.credit_per_second),
             ("quotas.queries_per_second", self.quotas.queries_per_second),
         ] {
-            if !(1..=10_000).contains(&value) {
-                return Err(invalid(key, "must be between 1 and 10000"));
+            if !(1..=100_000).contains(&value) {
+                return Err(invalid(key, "must be between 1 and 100000"));
             }
         }
         if self.quotas.guard_ms > 500 {
@@ -763,6 +766,46 @@ mod tests {
                     .collect(),
             ),
         })
+    }
+
+    #[test]
+    fn the_redis_backend_needs_a_url_and_the_replica_count() {
+        let err = load_env(&[("GATEWAY__STORE__BACKEND", "redis")]).unwrap_err();
+        assert!(err.to_string().contains("store.redis_url"), "{err}");
+        let err = load_env(&[
+            ("GATEWAY__STORE__BACKEND", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1:6379/"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("store.expected_replicas"), "{err}");
+        let err = load_env(&[
+            ("GATEWAY__STORE__BACKEND", "redis"),
+            ("GATEWAY__STORE__REDIS_URL", "http://127.0.0.1:6379/"),
+            ("GATEWAY__STORE__EXPECTED_REPLICAS", "3"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("redis://"), "{err}");
+        let ok = load_env(&[
+            ("GATEWAY__STORE__BACKEND", "redis"),
+            ("REDIS_URL", "redis://app:s3cret-pw@redis.internal:6379/2"),
+            ("GATEWAY__STORE__EXPECTED_REPLICAS", "3"),
+        ])
+        .unwrap();
+        assert_eq!(ok.store.backend, StoreBackend::Redis);
+        // The password never shows: not in Debug, not in check-config's output.
+        let shown = toml::to_string(&ok).unwrap();
+        assert!(shown.contains("redis://app:***@redis.internal:6379/2"), "{shown}");
+        assert!(!shown.contains("s3cret-pw") && !format!("{ok:?}").contains("s3cret-pw"));
+        // A URL in the settings wins over REDIS_URL.
+        let file_wins = load_env(&[
+            ("GATEWAY__STORE__REDIS_URL", "redis://primary:6379/"),
+            ("REDIS_URL", "redis://other:6379/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            file_wins.store.redis_url_redacted().as_deref(),
+            Some("redis://primary:6379/")
+        );
     }
 
     #[test]

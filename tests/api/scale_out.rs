@@ -533,8 +533,10 @@ async fn exactly_once_across_three_replicas_with_one_killed_and_restarted() {
     const INTENTS: usize = 300;
 
     let redis = TestRedis::shared_or_private();
-    let mut options = Options::default();
-    options.sandbox_quotas = vec![(CREDIT, 400), ("QueryCreditAllocationHistory", 400)];
+    let options = Options {
+        sandbox_quotas: vec![(CREDIT, 400), ("QueryCreditAllocationHistory", 400)],
+        ..Options::default()
+    };
     let upstream = spawn_upstream(&options).await;
     let fault = |kind, probability| Fault {
         action: Some(CREDIT.into()),

@@ -1,0 +1,123 @@
+# Shared by the bench scripts: build, tools, a standalone simulator, gateways, wrk runs.
+# Source it; every process started here is stopped when the script exits.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN="$ROOT/target/release/partner-gateway"
+WORK=$(mktemp -d /tmp/pgw-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+export TENCENTCLOUD_SECRET_ID="AKIDbench$(date +%s)"
+export TENCENTCLOUD_SECRET_KEY="bench-secret-$$-$RANDOM$RANDOM"
+KEY="pgw_bench_$$_$RANDOM$RANDOM$RANDOM"
+export KEY
+
+build() {
+  (cd "$ROOT" && cargo build --release --locked -q)
+}
+
+# Debian's wrk (and nginx, when asked), installed once.
+need() {
+  local missing=()
+  for pkg in "$@"; do
+    command -v "$pkg" >/dev/null || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} (Debian)" >&2
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || {
+      $sudo apt-get update -q >/dev/null 2>&1
+      $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+    }
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_http() { # URL [seconds]
+  local url=$1 limit=${2:-20} start=$SECONDS
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    if (( SECONDS - start > limit )); then echo "no answer from $url" >&2; exit 1; fi
+    sleep 0.05
+  done
+}
+
+# sandbox PORT LATENCY_MS: the simulator alone, quotas lifted.
+sandbox() {
+  local port=$1 latency=$2
+  cat > "$WORK/sandbox.toml" <<TOML
+[sandbox]
+latency_ms = $latency
+lift_quotas = true
+partner_credit = 1000000000.0
+[log]
+level = "warn"
+TOML
+  "$BIN" sandbox --config "$WORK/sandbox.toml" --listen "127.0.0.1:$port" >"$WORK/sandbox.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$port/_sandbox/stats"
+}
+
+# gateway NAME PORT UPSTREAM_PORT [extra TOML]: a release gateway in front of the simulator.
+gateway() {
+  local name=$1 port=$2 upstream=$3 extra=${4:-}
+  local hash
+  hash=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
+  cat > "$WORK/$name.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+[upstream]
+endpoint = "http://127.0.0.1:$upstream"
+[credit]
+require_idempotency_key = false
+[log]
+level = "warn"
+[[auth.api_keys]]
+name = "bench"
+sha256 = "$hash"
+scopes = ["invitations:send", "credit:allocate"]
+$extra
+TOML
+  "$BIN" serve --config "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$port/readyz"
+}
+
+# The wrk script: POST an allocation of 0.01 (unkeyed), print percentiles in µs.
+cat > "$WORK/credit.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"amount":0.01}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("KEY")
+done = function(summary, latency, requests)
+  local non2xx = summary.errors.status
+  io.write(string.format("RESULT %d %d %d %.0f %.0f %.0f %.0f\n", summary.requests,
+    non2xx, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.duration, latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+LUA
+
+# load URL SECONDS CONNECTIONS [lua]: prints "requests non2xx socket_errors duration_us p50 p99 p999".
+load() {
+  local url=$1 secs=$2 conns=$3 lua=${4:-$WORK/credit.lua}
+  wrk -t1 -c"$conns" -d"${secs}s" -s "$lua" "$url" | awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7, $8}'
+}
+
+# median of the numbers on stdin
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+machine() {
+  echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+}
+
+header() { # TITLE
+  echo "# $1"
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ); commit: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet || echo '+dirty'); machine: $(machine)"
+}
