@@ -794,7 +794,10 @@ mod tests {
         assert_eq!(ok.store.backend, StoreBackend::Redis);
         // The password never shows: not in Debug, not in check-config's output.
         let shown = toml::to_string(&ok).unwrap();
-        assert!(shown.contains("redis://app:***@redis.internal:6379/2"), "{shown}");
+        assert!(
+            shown.contains("redis://app:***@redis.internal:6379/2"),
+            "{shown}"
+        );
         assert!(!shown.contains("s3cret-pw") && !format!("{ok:?}").contains("s3cret-pw"));
         // A URL in the settings wins over REDIS_URL.
         let file_wins = load_env(&[
