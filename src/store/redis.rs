@@ -1,6 +1,6 @@
 //! The store in Redis: idempotency records and invitation cooldowns shared by every replica.
 //!
-//! Records are JSON strings under `PREFIX idem:KEY` with the idempotency TTL. Each operation that
+//! Records are JSON strings under `PREFIX` + the scoped key (`idem:ROUTE:CALLER:KEY`) with the idempotency TTL. Each operation that
 //! must be atomic is one Lua script: create-if-absent returns the existing record, replace and
 //! remove compare the whole stored value first (compare-and-set). Keys of records whose
 //! allocation outcome is unknown are also members of the set `PREFIX idem-unknown`, kept in step
@@ -124,7 +124,8 @@ fn ttl_ms(ttl: Duration) -> u64 {
 impl RedisStore {
     pub fn new(link: Arc<RedisLink>, clock: SharedClock, fallback: Arc<MemoryStore>) -> Self {
         Self {
-            record_prefix: link.key("idem:"),
+            // Scoped idempotency keys already read `idem:ROUTE:CALLER:KEY`.
+            record_prefix: link.key(""),
             unknown_set: link.key("idem-unknown"),
             link,
             clock,
