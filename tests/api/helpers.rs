@@ -88,6 +88,8 @@ pub struct Options {
     pub gateway_secret_key: Option<String>,
     /// Per-second quotas of the simulator that differ from Tencent's.
     pub sandbox_quotas: Vec<(&'static str, u32)>,
+    /// Send upstream calls here instead of to the simulator (a misbehaving server).
+    pub upstream_endpoint: Option<String>,
 }
 
 /// The API key every test app accepts for the caller `test-suite`, with every scope.
@@ -114,6 +116,7 @@ impl Default for Options {
             sandbox_clock: clock::system(),
             gateway_secret_key: None,
             sandbox_quotas: Vec::new(),
+            upstream_endpoint: None,
         }
     }
 }
@@ -183,7 +186,10 @@ pub async fn spawn_fleet(n: usize, options: Options) -> Vec<TestApp> {
 pub async fn spawn_gateway(options: &Options, upstream: &Upstream, test_key: &str) -> TestApp {
     let capture = capture();
     let mut settings = options.settings.clone();
-    settings.upstream.endpoint = format!("http://{}", upstream.addr);
+    settings.upstream.endpoint = options
+        .upstream_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", upstream.addr));
     settings
         .auth
         .api_keys

@@ -6,6 +6,7 @@ mod chaos;
 mod credit;
 mod errors;
 mod exactly_once;
+mod faults;
 mod helpers;
 mod invitations;
 mod observability;
