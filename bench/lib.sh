@@ -18,8 +18,12 @@ KEY="pgw_bench_$$_$RANDOM$RANDOM$RANDOM"
 export KEY
 
 build() {
-  (cd "$ROOT" && cargo build --release --locked -q)
+  (cd "$ROOT" && cargo build --release --locked -q && cargo build --release --locked -q --example loadgen)
 }
+LOADGEN="$ROOT/target/release/examples/loadgen"
+
+# rss_kb PID: resident set size in KiB.
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # Debian's wrk (and nginx, when asked), installed once.
 need() {
@@ -49,13 +53,13 @@ wait_http() { # URL [seconds]
   done
 }
 
-# sandbox PORT LATENCY_MS: the simulator alone, quotas lifted.
+# sandbox PORT LATENCY_MS [LIFT=true]: the simulator alone; quotas lifted unless LIFT=false.
 sandbox() {
-  local port=$1 latency=$2
+  local port=$1 latency=$2 lift=${3:-true}
   cat > "$WORK/sandbox.toml" <<TOML
 [sandbox]
 latency_ms = $latency
-lift_quotas = true
+lift_quotas = $lift
 partner_credit = 1000000000.0
 [log]
 level = "warn"
@@ -65,9 +69,10 @@ TOML
   wait_http "http://127.0.0.1:$port/_sandbox/stats"
 }
 
-# gateway NAME PORT UPSTREAM_PORT [extra TOML]: a release gateway in front of the simulator.
+# gateway NAME PORT UPSTREAM_PORT [extra TOML] [LOG_LEVEL=warn]: a release gateway in front of the
+# simulator; its log goes to a file.
 gateway() {
-  local name=$1 port=$2 upstream=$3 extra=${4:-}
+  local name=$1 port=$2 upstream=$3 extra=${4:-} level=${5:-warn}
   local hash
   hash=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
   cat > "$WORK/$name.toml" <<TOML
@@ -78,7 +83,7 @@ endpoint = "http://127.0.0.1:$upstream"
 [credit]
 require_idempotency_key = false
 [log]
-level = "warn"
+level = "$level"
 [[auth.api_keys]]
 name = "bench"
 sha256 = "$hash"
@@ -90,19 +95,14 @@ TOML
   wait_http "http://127.0.0.1:$port/readyz"
 }
 
-# The wrk script: POST an allocation of 0.01 (unkeyed), print percentiles in µs.
-cat > "$WORK/credit.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"amount":0.01}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("KEY")
-done = function(summary, latency, requests)
-  local non2xx = summary.errors.status
-  io.write(string.format("RESULT %d %d %d %.0f %.0f %.0f %.0f\n", summary.requests,
-    non2xx, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.duration, latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
-end
-LUA
+# The wrk script: POST an allocation of 0.01 (unkeyed) through the gateway; percentiles in µs.
+{
+  echo 'wrk.method = "POST"'
+  echo "wrk.body = '{\"amount\":0.01}'"
+  echo 'wrk.headers["Content-Type"] = "application/json"'
+  echo "wrk.headers[\"Authorization\"] = \"Bearer $KEY\""
+  cat "$ROOT/bench/result.lua"
+} > "$WORK/credit.lua"
 
 # load URL SECONDS CONNECTIONS [lua]: prints "requests non2xx socket_errors duration_us p50 p99 p999".
 load() {

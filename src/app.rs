@@ -127,7 +127,7 @@ pub fn build(
         metrics.clone(),
     )?);
     let auth = Arc::new(crate::auth::Authenticator::from_settings(&settings.auth)?);
-    let state = AppState {
+    let state = AppState::new(routes::Shared {
         tencent,
         auth,
         store,
@@ -137,7 +137,7 @@ pub fn build(
         metrics,
         max_amount_cents: settings.max_amount_cents()?,
         settings: Arc::new(settings),
-    };
+    });
     let (api_router, api) = routes::router().split_for_parts();
     let router = api_router
         .with_state(state.clone())

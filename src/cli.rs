@@ -180,7 +180,7 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
             Err(missing) => return fail(missing_credentials(&missing)),
         }
     };
-    telemetry::init(&settings.log, std::io::stdout);
+    let _log_writer = telemetry::init_stdout(&settings.log);
     let clock = clock::system();
     let mut simulator_addr = None;
     let mut dev_key = None;
@@ -237,7 +237,7 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
 }
 
 async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
-    telemetry::init(&settings.log, std::io::stdout);
+    let _log_writer = telemetry::init_stdout(&settings.log);
     let (credentials, generated) = match Credentials::from_env() {
         Ok(c) => (c, false),
         Err(_) => (Credentials::generate_sandbox(), true),

@@ -10,6 +10,19 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::config::{LogFormat, LogSettings};
 use crate::env;
 
+/// Installs the global subscriber writing to stdout through a background thread, so a request
+/// never waits for a write to stdout. Nothing is dropped when the writer falls behind (audit
+/// records are in this stream): callers then wait. Keep the guard until exit; dropping it flushes.
+pub fn init_stdout(settings: &LogSettings) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(64 * 1024)
+        .thread_name("log-writer")
+        .finish(std::io::stdout());
+    init(settings, writer);
+    guard
+}
+
 /// Installs the global subscriber writing to `writer`. Returns false when one is already set.
 pub fn init<W>(settings: &LogSettings, writer: W) -> bool
 where

@@ -17,9 +17,28 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::tencent::TencentClient;
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc`, so the per-request clones axum makes (extractors,
+/// middleware) are one reference count, not one per field.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state behind [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     pub tencent: Arc<TencentClient>,
     pub auth: Arc<crate::auth::Authenticator>,
     pub health: Arc<Health>,
