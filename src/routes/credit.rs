@@ -66,14 +66,16 @@ pub struct CreditResponse {
 }
 
 /// The allocation, parsed: only valid allocations exist past this point.
-struct Allocation {
+#[derive(Debug)]
+pub struct Allocation {
     uin: ClientUin,
     amount: CreditAmount,
     remark: Option<Remark>,
 }
 
 impl Allocation {
-    fn parse(uin: &str, req: &CreditRequest, max_cents: i64) -> Result<Self, Vec<FieldError>> {
+    /// The path's `uin` and the body, checked together so every invalid field is reported.
+    pub fn parse(uin: &str, req: &CreditRequest, max_cents: i64) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let uin = ClientUin::parse(uin).map_err(|m| errors.push(FieldError::new("uin", m)));
         let amount = CreditAmount::parse_json(req.amount.get(), max_cents)

@@ -65,14 +65,15 @@ pub struct InvitationResponse {
 }
 
 /// The invitation, parsed: only valid invitations exist past this point.
-struct Invitation {
+#[derive(Debug)]
+pub struct Invitation {
     email: Email,
     role: InvitationRole,
     material_url: Option<MaterialUrl>,
 }
 
 impl Invitation {
-    fn parse(req: InvitationRequest) -> Result<Self, Vec<FieldError>> {
+    pub fn parse(req: InvitationRequest) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let email = Email::parse(&req.email).map_err(|m| errors.push(FieldError::new("email", m)));
         let role = req.role.unwrap_or_default();

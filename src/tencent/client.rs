@@ -505,6 +505,23 @@ mod tests {
         }
     }
 
+    /// Found by `fuzz/run.sh` (upstream_answer target): an unknown field holding a number no f64
+    /// can hold. The parser skips unknown fields without converting them, so the answer stands;
+    /// an out-of-range number in a field it reads is unparsable.
+    #[test]
+    fn fuzz_regression_out_of_range_numbers() {
+        let (data, id): (CreditAllocated, _) = parse_answer(
+            br#"{"Response":{"TotalCredit":0.5,"RemainingCredit":0.2,"Other":0.11E2229295,"RequestId":"r"}}"#,
+        )
+        .unwrap();
+        assert_eq!((data.total_credit, id.as_str()), (0.5, "r"));
+        let err = parse_answer::<CreditAllocated>(
+            br#"{"Response":{"TotalCredit":1E2229295,"RemainingCredit":0.2,"RequestId":"r"}}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(err, CallError::Unparsable { .. }), "{err:?}");
+    }
+
     #[test]
     fn malformed_answers_are_unparsable() {
         for body in [
