@@ -5,9 +5,12 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Build the dependencies first, against stub sources, so code changes reuse that layer.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+# Cargo.toml names the benches, so they must exist (as stubs) for the manifest to load.
+RUN mkdir src benches \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
+ && echo 'fn main() {}' > benches/limiter.rs \
+ && echo 'fn main() {}' > benches/signing.rs \
  && cargo build --release --locked \
  && rm -rf src
 COPY src ./src

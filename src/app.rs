@@ -363,12 +363,13 @@ async fn recheck_credentials(state: AppState) {
     }
 }
 
-/// Keeps memory flat: folds histogram samples into buckets between scrapes, and forgets
-/// per-caller rate state that is back to full.
+/// Keeps memory flat: folds histogram samples into buckets between scrapes, forgets
+/// per-caller rate state that is back to full, and expired records and cooldowns.
 async fn upkeep(state: AppState) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         state.metrics.run_upkeep();
         state.auth.prune();
+        state.store.prune_local();
     }
 }

@@ -124,6 +124,28 @@ impl MemoryStore {
         }
     }
 
+    /// Forgets expired records and cooldowns, so memory follows what is live rather than
+    /// `idempotency.max_entries` (a cooldown to an address nobody invites again is otherwise
+    /// never looked up, so never dropped). Called every few seconds by the upkeep task.
+    pub fn prune(&self) {
+        let now = self.now();
+        self.live().retain(|_, (_, expires)| *expires > now);
+        self.cooldowns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now);
+    }
+
+    /// How many records and cooldowns are held (expired ones included until pruned).
+    pub fn len(&self) -> (usize, usize) {
+        let cooldowns = self
+            .cooldowns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        (self.live().len(), cooldowns)
+    }
+
     pub fn start_cooldown(&self, key: &str, until_ms: u64) {
         let now = self.now();
         let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,6 +179,28 @@ mod tests {
                 body: b"{}".to_vec(),
             },
         }
+    }
+
+    #[test]
+    fn prune_forgets_what_expired_and_keeps_what_is_live() {
+        let clock = ManualClock::at(1_000);
+        let store = MemoryStore::new(clock.clone(), 100);
+        store
+            .create("old", in_flight("a"), Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        store
+            .create("new", in_flight("b"), Duration::from_secs(60))
+            .unwrap()
+            .unwrap();
+        store.start_cooldown("gone@example.com", 2_000);
+        store.start_cooldown("kept@example.com", 50_000);
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(store.len(), (2, 2));
+        store.prune();
+        assert_eq!(store.len(), (1, 1));
+        assert_eq!(store.get("new"), Some(in_flight("b")));
+        assert_eq!(store.cooldown_until("kept@example.com"), Some(50_000));
     }
 
     #[test]

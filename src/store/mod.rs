@@ -147,6 +147,15 @@ impl Store {
         }
     }
 
+    /// Forgets expired entries held in this process (the memory store, or Redis's local
+    /// fallback); Redis expires its own keys.
+    pub fn prune_local(&self) {
+        match self {
+            Self::Memory(m) => m.prune(),
+            Self::Redis(r) => r.fallback.prune(),
+        }
+    }
+
     /// When the cooldown of `key` ends (Unix ms), if it is running. Never fails: without Redis,
     /// this replica's own cooldowns answer.
     pub async fn cooldown_until(&self, key: &str) -> Option<u64> {
