@@ -7,20 +7,8 @@ build; need wrk
 SIM=$(free_port)
 sandbox "$SIM" 20
 GW=$(free_port)
-# A config for the timed starts (the gateway() helper waits with curl, too coarse to time).
-hash=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
-cat > "$WORK/timed.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GW"
-[upstream]
-endpoint = "http://127.0.0.1:$SIM"
-[log]
-level = "warn"
-[[auth.api_keys]]
-name = "bench"
-sha256 = "$hash"
-scopes = ["credit:allocate"]
-TOML
+# The timed starts run the binary themselves (the gateway() helper waits with curl, too coarse).
+gateway_config timed "$GW" "$SIM"
 python3 - "$BIN" "$WORK/timed.toml" "$GW" "$STARTS" >"$WORK/starts.txt" <<'PY'
 import http.client, subprocess, sys, time
 binary, config, port, starts = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -45,14 +33,12 @@ GWPID=${PIDS[-1]}
 sleep 2
 idle=$(rss_kb "$GWPID")
 load "http://127.0.0.1:$GW/customers/800000232018/credit" 20 16 >/dev/null &
-w=$!
-peak=0
-while kill -0 $w 2>/dev/null; do r=$(rss_kb "$GWPID"); (( r > peak )) && peak=$r; sleep 0.2; done
+watch_rss "$GWPID" $!
 sleep 6   # metrics upkeep runs every 5 s
 after=$(rss_kb "$GWPID")
 header "Footprint (bash bench/footprint.sh)"
 printf '%-44s %s\n' "release binary size" "$(( $(stat -c %s "$BIN") / 1024 / 1024 )) MiB ($(stat -c %s "$BIN") bytes)"
 printf '%-44s %s ms (min %s, max %s, %s starts)\n' "start to /readyz 200, median" "$(median <"$WORK/starts.txt")" "$(sort -n "$WORK/starts.txt" | head -1)" "$(sort -n "$WORK/starts.txt" | tail -1)" "$STARTS"
 printf '%-44s %.1f MiB\n' "idle RSS (2 s after ready)" "$(echo "$idle/1024" | bc -l)"
-printf '%-44s %.1f MiB\n' "peak RSS under load (wrk -c16, 20 s, ~700/s)" "$(echo "$peak/1024" | bc -l)"
+printf '%-44s %.1f MiB\n' "peak RSS under load (wrk -c16, 20 s, ~700/s)" "$(echo "$PEAK_KB/1024" | bc -l)"
 printf '%-44s %.1f MiB\n' "RSS 6 s after the load" "$(echo "$after/1024" | bc -l)"

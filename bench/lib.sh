@@ -69,9 +69,9 @@ TOML
   wait_http "http://127.0.0.1:$port/_sandbox/stats"
 }
 
-# gateway NAME PORT UPSTREAM_PORT [extra TOML] [LOG_LEVEL=warn]: a release gateway in front of the
-# simulator; its log goes to a file.
-gateway() {
+# gateway_config NAME PORT UPSTREAM_PORT [extra TOML] [LOG_LEVEL=warn]: writes $WORK/NAME.toml, a
+# gateway in front of the simulator that accepts $KEY.
+gateway_config() {
   local name=$1 port=$2 upstream=$3 extra=${4:-} level=${5:-warn}
   local hash
   hash=$(printf '%s' "$KEY" | sha256sum | cut -d' ' -f1)
@@ -90,9 +90,27 @@ sha256 = "$hash"
 scopes = ["invitations:send", "credit:allocate"]
 $extra
 TOML
-  "$BIN" serve --config "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 &
+}
+
+# gateway NAME PORT UPSTREAM_PORT [extra TOML] [LOG_LEVEL=warn]: starts that gateway (release) and
+# waits until it is ready; its log goes to a file.
+gateway() {
+  gateway_config "$@"
+  "$BIN" serve --config "$WORK/$1.toml" >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
-  wait_http "http://127.0.0.1:$port/readyz"
+  wait_http "http://127.0.0.1:$2/readyz"
+}
+
+# watch_rss PID WAIT_PID: samples PID's RSS every 0.2 s while WAIT_PID (a background job of this
+# shell: call it directly, not in $(...), so the job is reaped) runs; raises PEAK_KB to the peak.
+PEAK_KB=0
+watch_rss() {
+  local pid=$1 waiting=$2 kb
+  while kill -0 "$waiting" 2>/dev/null; do
+    kb=$(rss_kb "$pid"); (( kb > PEAK_KB )) && PEAK_KB=$kb
+    sleep 0.2
+  done
+  wait "$waiting"
 }
 
 # The wrk script: POST an allocation of 0.01 (unkeyed) through the gateway; percentiles in µs.
@@ -112,6 +130,28 @@ load() {
 
 # median of the numbers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# col FILE N: the median over the rounds in FILE (lines printed by load) of column N.
+col() { awk -v n="$2" '{print $n}' "$1" | median; }
+
+# compare BASE OTHER WHAT: the table of two sides' rounds ($WORK/BASE.txt, $WORK/OTHER.txt: req/s,
+# p50, p99, p99.9 as medians of the rounds, non-2xx in all) and what OTHER adds to BASE.
+compare() {
+  local base=$1 other=$2 what=$3 b f
+  printf '%-16s %8s %9s %9s %10s %8s\n' '' 'req/s' 'p50 ms' 'p99 ms' 'p99.9 ms' non-2xx
+  for b in "$base" "$other"; do
+    f="$WORK/$b.txt"
+    printf '%-16s %8.0f %9.3f %9.3f %10.3f %8d\n' "$b" \
+      "$(awk '{print $1/($4/1e6)}' "$f" | median)" \
+      "$(echo "$(col "$f" 5)/1000" | bc -l)" "$(echo "$(col "$f" 6)/1000" | bc -l)" \
+      "$(echo "$(col "$f" 7)/1000" | bc -l)" "$(awk '{s+=$2+$3} END {print s}' "$f")"
+  done
+  local d5 d6 d7
+  d5=$(echo "($(col "$WORK/$other.txt" 5)-$(col "$WORK/$base.txt" 5))/1000" | bc -l)
+  d6=$(echo "($(col "$WORK/$other.txt" 6)-$(col "$WORK/$base.txt" 6))/1000" | bc -l)
+  d7=$(echo "($(col "$WORK/$other.txt" 7)-$(col "$WORK/$base.txt" 7))/1000" | bc -l)
+  printf 'added by %s: p50 %+.3f ms, p99 %+.3f ms, p99.9 %+.3f ms\n' "$what" "$d5" "$d6" "$d7"
+}
 
 machine() {
   echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"

@@ -32,13 +32,4 @@ for r in $(seq "$ROUNDS"); do
 done
 echo "## end to end: two release gateways, one simulator"
 echo "load: wrk -t1 -c$CONNS, ${SECS} s x $ROUNDS alternating rounds each, unkeyed POST /customers/{uin}/credit, simulator latency 0"
-printf '%-10s %10s %10s %10s %10s %8s\n' limiter 'req/s' 'p50 ms' 'p99 ms' 'p99.9 ms' non-2xx
-for b in memory redis; do
-  f="$WORK/$b.txt"
-  rps=$(awk '{print $1/($4/1e6)}' "$f" | median)
-  p50=$(awk '{print $5}' "$f" | median); p99=$(awk '{print $6}' "$f" | median); p999=$(awk '{print $7}' "$f" | median)
-  bad=$(awk '{s+=$2+$3} END {print s}' "$f")
-  printf '%-10s %10.0f %10.3f %10.3f %10.3f %8d\n' "$b" "$rps" "$(echo "$p50/1000" | bc -l)" "$(echo "$p99/1000" | bc -l)" "$(echo "$p999/1000" | bc -l)" "$bad"
-  eval "${b}_p50=$p50; ${b}_p99=$p99"
-done
-printf 'added by Redis: p50 %+.3f ms, p99 %+.3f ms\n' "$(echo "($redis_p50-$memory_p50)/1000" | bc -l)" "$(echo "($redis_p99-$memory_p99)/1000" | bc -l)"
+compare memory redis Redis

@@ -49,7 +49,7 @@ for b in nginx gateway; do
   f="$WORK/$b.txt"
   rps=$(awk '{print $1/($4/1e6)}' "$f" | median)
   share=$(awk '{print $2/$1*100}' "$f" | median)
-  p50=$(awk '{print $5}' "$f" | median); p99=$(awk '{print $6}' "$f" | median)
+  p50=$(col "$f" 5); p99=$(col "$f" 6)
   printf '%-28s %10.0f %9.1f%% %10.3f %12.3f\n' "$b" "$rps" "$share" "$(echo "$p50/1000" | bc -l)" "$(echo "$p99/1000" | bc -l)"
   eval "${b}_rps=$rps"
 done

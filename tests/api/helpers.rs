@@ -355,3 +355,40 @@ impl Drop for TestApp {
 
 /// A seeded customer of the sandbox.
 pub const CUSTOMER: &str = "800000232018";
+
+/// After a chaos run: the simulator's ledger holds each of the `intents` allocations exactly once
+/// (one history entry per intent, no gateway marker twice) and the customers' credit adds up to
+/// `expected_cents`. Returns the number of history entries.
+pub fn assert_each_intent_applied_once(
+    sandbox: &Sandbox,
+    intents: usize,
+    expected_cents: i64,
+) -> usize {
+    let ledger = sandbox.ledger();
+    let applied: i64 = ledger
+        .customers
+        .iter()
+        .map(|c| (c.total_credit * 100.0).round() as i64)
+        .sum();
+    let entries: Vec<_> = ledger.history.values().flatten().collect();
+    let mut markers: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for entry in &entries {
+        let marker = entry
+            .remark
+            .rsplit_once(' ')
+            .map(|(_, m)| m.to_owned())
+            .unwrap_or_default();
+        assert!(marker.starts_with("[pgw:"), "{}", entry.remark);
+        *markers.entry(marker).or_default() += 1;
+    }
+    assert_eq!(entries.len(), intents, "one history entry per intent");
+    assert!(
+        markers.values().all(|&n| n == 1),
+        "an allocation appears twice in the history"
+    );
+    assert_eq!(
+        applied, expected_cents,
+        "the ledger equals the sum of the intents"
+    );
+    entries.len()
+}
