@@ -127,9 +127,37 @@ pub fn build(
         metrics.clone(),
     )?);
     let auth = Arc::new(crate::auth::Authenticator::from_settings(&settings.auth)?);
+    let keys = Arc::new(crate::idempotency::Keys::new(
+        clock.clone(),
+        metrics.clone(),
+        Duration::from_secs(settings.idempotency.ttl_s),
+        settings.server.request_timeout_ms,
+    ));
+    let credit = Arc::new(crate::credit::Allocator::new(
+        tencent.clone(),
+        keys.clone(),
+        store.clone(),
+        redis.clone(),
+        metrics.clone(),
+        clock.clone(),
+        crate::credit::CreditConfig {
+            settle_ms: settings.credit.settle_ms,
+            resolve_interval_ms: settings.credit.resolve_interval_ms,
+            history_margin_ms: settings.credit.history_margin_ms,
+            remark_caller: settings.auth.remark_caller,
+            marker_secret: settings.credit.marker_secret.clone(),
+        },
+        ms(settings.upstream.timeout_ms),
+        settings.credit.history_max_pages,
+    ));
+    if let Some((records, capacity)) = store.fill() {
+        metrics.store_fill(records, capacity);
+    }
     let state = AppState::new(routes::Shared {
         tencent,
         auth,
+        keys,
+        credit,
         store,
         redis,
         clock,
@@ -307,7 +335,7 @@ impl App {
         let mut background = vec![
             tokio::spawn(recheck_credentials(self.state.clone())),
             tokio::spawn(upkeep(self.state.clone())),
-            tokio::spawn(crate::reconcile::run_resolver(self.state.clone())),
+            tokio::spawn(self.state.credit.clone().run_resolver()),
         ];
         if let Some(link) = &self.state.redis {
             background.push(tokio::spawn(link.clone().run_prober()));
@@ -371,5 +399,12 @@ async fn upkeep(state: AppState) {
         state.metrics.run_upkeep();
         state.auth.prune();
         state.store.prune_local();
+        state.keys.prune();
+        if let Some((records, capacity)) = state.store.fill() {
+            state.metrics.store_fill(records, capacity);
+        }
+        if let crate::store::Store::Memory(m) = &state.store {
+            state.metrics.store_evictions(m.take_evictions());
+        }
     }
 }

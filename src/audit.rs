@@ -27,7 +27,10 @@ impl Outcome {
 /// Everything the record says.
 #[derive(Debug)]
 pub struct CreditRecord<'a> {
+    /// The caller's namespaced id (`key:NAME`, `jwt:ISSUER#SUBJECT`).
     pub caller: &'a str,
+    /// `api_key`, `jwt` or `none`.
+    pub caller_kind: &'a str,
     pub uin: u64,
     pub amount: &'a str,
     pub remark: &'a str,
@@ -44,6 +47,7 @@ pub fn credit_allocation(record: &CreditRecord<'_>) {
         target: "audit",
         event = "credit_allocation",
         caller = record.caller,
+        caller_kind = record.caller_kind,
         uin = record.uin,
         amount = record.amount,
         remark = record.remark,

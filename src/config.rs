@@ -97,6 +97,16 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+fn redacted<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_some("[REDACTED]"),
+        None => serializer.serialize_none(),
+    }
+}
+
 fn redacted_url<S: serde::Serializer>(
     url: &Option<SecretString>,
     serializer: S,
@@ -277,6 +287,16 @@ pub struct CreditSettings {
     pub settle_ms: u64,
     /// How often the background resolver looks at allocations whose outcome is unknown.
     pub resolve_interval_ms: u64,
+    /// How far before an allocation's send time its history entry may be stamped (clock skew
+    /// between the gateway and Tencent); the history is read back to this point.
+    pub history_margin_ms: u64,
+    /// The most history pages one search reads; a longer history leaves the outcome unknown
+    /// rather than concluding "not applied".
+    pub history_max_pages: u32,
+    /// The key of the markers allocations carry (HMAC). Unset: with Redis, one random secret
+    /// created in Redis for the whole fleet; with the memory store, one per process.
+    #[serde(serialize_with = "redacted")]
+    pub marker_secret: Option<SecretString>,
 }
 
 impl Default for CreditSettings {
@@ -286,6 +306,9 @@ impl Default for CreditSettings {
             require_idempotency_key: true,
             settle_ms: 60_000,
             resolve_interval_ms: 5_000,
+            history_margin_ms: 900_000,
+            history_max_pages: 50,
+            marker_secret: None,
         }
     }
 }
@@ -295,7 +318,8 @@ impl Default for CreditSettings {
 pub struct IdempotencySettings {
     /// How long an idempotency record is kept, in seconds.
     pub ttl_s: u64,
-    /// Most records the in-memory store holds; beyond it, keyed calls get 503.
+    /// Most records the in-memory store holds. When full, the oldest completed invitation
+    /// records make room; credit records never do: new keys then get 503.
     pub max_entries: usize,
 }
 
@@ -303,7 +327,7 @@ impl Default for IdempotencySettings {
     fn default() -> Self {
         Self {
             ttl_s: 86_400,
-            max_entries: 100_000,
+            max_entries: 500_000,
         }
     }
 }
@@ -515,6 +539,20 @@ impl Settings {
             "credit.resolve_interval_ms",
             self.credit.resolve_interval_ms,
         )?;
+        if !(1..=1_000).contains(&self.credit.history_max_pages) {
+            return Err(invalid(
+                "credit.history_max_pages",
+                "must be between 1 and 1000",
+            ));
+        }
+        if let Some(secret) = &self.credit.marker_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(invalid(
+                "credit.marker_secret",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+            ));
+        }
         positive("idempotency.ttl_s", self.idempotency.ttl_s)?;
         if self.idempotency.max_entries == 0 {
             return Err(invalid("idempotency.max_entries", "must be greater than 0"));

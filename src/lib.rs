@@ -15,8 +15,8 @@
 //! | [`routes`] | one module per resource |
 //! | [`auth`] | API keys, JWTs, scopes, per-caller rates |
 //! | [`audit`] | the audit record of every credit allocation |
+//! | [`credit`] | allocations applied exactly once: the state machine, markers, history search |
 //! | [`idempotency`], [`store`] | Idempotency-Key records, invitation cooldowns, their store |
-//! | [`reconcile`] | settling allocations whose outcome is unknown |
 //! | [`domain`] | newtypes that parse: `Email`, `ClientUin`, `CreditAmount`, `Remark` |
 //! | [`problem`] | the one HTTP error type and its problem+json rendering |
 //! | [`quota`] | the reservation-log limiter: in-process and in Redis |
@@ -34,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod credit;
 pub mod domain;
 pub mod env;
 pub mod health;
@@ -42,7 +43,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod quota;
-pub mod reconcile;
 pub mod redis_link;
 pub mod routes;
 pub mod sandbox;

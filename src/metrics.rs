@@ -14,6 +14,11 @@
 //! | `gateway_upstream_retries_total` | counter | `tencent_action`, `reason` |
 //! | `gateway_idempotency_requests_total` | counter | `route`, `result` (`new`, `replayed`, `in_flight`, `mismatch`, `resent`) |
 //! | `gateway_credit_reconciliations_total` | counter | `result` (`applied`, `not_applied`, `pending`, `failed`) |
+//! | `gateway_credit_history_scans_total` | counter | `result` (`complete`, `reused`, `busy`, `incomplete`, `failed`) |
+//! | `gateway_credit_marker_mismatches_total` | counter | – (an alarm: a history entry carries a marker with another amount) |
+//! | `gateway_idempotency_records` | gauge | – (memory store: live records) |
+//! | `gateway_idempotency_capacity` | gauge | – (memory store: `idempotency.max_entries`) |
+//! | `gateway_idempotency_evictions_total` | counter | – (completed invitation records dropped to make room) |
 //! | `gateway_invitation_cooldowns_total` | counter | `source` (`gateway`: refused here, `upstream`: Tencent's SendMailLimit180) |
 //! | `gateway_build_info` | gauge (1) | `version` |
 
@@ -43,6 +48,11 @@ pub const BUILD_INFO: &str = "gateway_build_info";
 pub const IDEMPOTENCY: &str = "gateway_idempotency_requests_total";
 pub const RECONCILIATIONS: &str = "gateway_credit_reconciliations_total";
 pub const COOLDOWNS: &str = "gateway_invitation_cooldowns_total";
+pub const HISTORY_SCANS: &str = "gateway_credit_history_scans_total";
+pub const MARKER_MISMATCHES: &str = "gateway_credit_marker_mismatches_total";
+pub const STORE_RECORDS: &str = "gateway_idempotency_records";
+pub const STORE_CAPACITY: &str = "gateway_idempotency_capacity";
+pub const STORE_EVICTIONS: &str = "gateway_idempotency_evictions_total";
 pub const STORE_UP: &str = "gateway_store_up";
 pub const STORE_ERRORS: &str = "gateway_store_errors_total";
 pub const QUOTA_FALLBACK: &str = "gateway_quota_fallback_total";
@@ -249,6 +259,32 @@ impl Metrics {
     /// A quota decision taken by the local fallback limiter because Redis was unreachable.
     pub fn quota_fallback(&self, action: &'static str) {
         self.count(QUOTA_FALLBACK, &[("tencent_action", action.to_owned())]);
+    }
+
+    pub fn history_scan(&self, result: &'static str) {
+        self.count(HISTORY_SCANS, &[("result", result.into())]);
+    }
+
+    pub fn marker_mismatch(&self) {
+        self.count(MARKER_MISMATCHES, &[]);
+    }
+
+    /// How full the memory store is: live records and the most it holds.
+    pub fn store_fill(&self, records: usize, capacity: usize) {
+        self.recorder
+            .register_gauge(&Key::from_name(STORE_RECORDS), &METADATA)
+            .set(records as f64);
+        self.recorder
+            .register_gauge(&Key::from_name(STORE_CAPACITY), &METADATA)
+            .set(capacity as f64);
+    }
+
+    pub fn store_evictions(&self, evicted: usize) {
+        if evicted > 0 {
+            self.recorder
+                .register_counter(&Key::from_name(STORE_EVICTIONS), &METADATA)
+                .increment(evicted as u64);
+        }
     }
 
     pub fn cooldown(&self, source: &'static str) {

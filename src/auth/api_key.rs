@@ -52,6 +52,7 @@ pub fn find(entries: &[KeyEntry], presented: &str) -> Option<Caller> {
     }
     found.map(|e| Caller {
         name: e.name.clone(),
+        id: format!("key:{}", e.name),
         scopes: e.scopes.clone(),
         method: "api_key",
     })

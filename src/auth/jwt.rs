@@ -180,15 +180,43 @@ impl JwtVerifier {
         };
         Ok(Caller {
             name: name.chars().take(128).collect(),
+            id: jwt_caller_id(&self.settings.issuer, name),
             scopes,
             method: "jwt",
         })
     }
 }
 
+/// `jwt:ISSUER#SUBJECT`, or `jwt:sha256:HEX` of it when longer than 200 characters: never cut,
+/// so two long subjects cannot collide.
+pub fn jwt_caller_id(issuer: &str, subject: &str) -> String {
+    let id = format!("jwt:{issuer}#{subject}");
+    if id.chars().count() <= 200 {
+        id
+    } else {
+        use sha2::Digest;
+        format!(
+            "jwt:sha256:{}",
+            hex::encode(sha2::Sha256::digest(id.as_bytes()))
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::looks_like_jwt;
+    use super::{jwt_caller_id, looks_like_jwt};
+
+    #[test]
+    fn jwt_ids_are_namespaced_and_never_cut() {
+        assert_eq!(
+            jwt_caller_id("https://idp", "alice"),
+            "jwt:https://idp#alice"
+        );
+        let a = format!("{}a", "x".repeat(300));
+        let b = format!("{}b", "x".repeat(300));
+        assert_ne!(jwt_caller_id("i", &a), jwt_caller_id("i", &b));
+        assert!(jwt_caller_id("i", &a).starts_with("jwt:sha256:"));
+    }
 
     #[test]
     fn jwt_shape() {

@@ -51,8 +51,13 @@ impl Scope {
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The API key's configured name, or the JWT's caller claim.
+    /// For display (logs, the ` [by …]` remark tag): the API key's configured name, or the JWT's
+    /// caller claim (cut to 128 characters).
     pub name: String,
+    /// The identity, namespaced by kind of credential and never cut: `key:NAME`,
+    /// `jwt:ISSUER#SUBJECT` (`jwt:sha256:HEX` of that when longer than 200 characters), or
+    /// `none:anonymous`. Idempotency keys, per-caller rates and the audit go by it.
+    pub id: String,
     pub scopes: Vec<Scope>,
     /// `api_key`, `jwt` or `none` (authentication disabled).
     pub method: &'static str,
@@ -171,6 +176,7 @@ impl Authenticator {
         if self.disabled {
             return Ok(Caller {
                 name: "anonymous".into(),
+                id: "none:anonymous".into(),
                 scopes: Scope::ALL.to_vec(),
                 method: "none",
             });
@@ -203,7 +209,7 @@ impl Authenticator {
             return Ok(());
         };
         limiter
-            .check_key(&caller.name)
+            .check_key(&caller.id)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
@@ -240,7 +246,7 @@ impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S
             .auth
             .authenticate(parts.headers.get(http::header::AUTHORIZATION))
             .await?;
-        crate::context::record(|r| r.caller = Some(caller.name.clone()));
+        crate::context::record(|r| r.caller = Some(caller.id.clone()));
         if !caller.may(S::SCOPE) {
             return Err(insufficient_scope(S::SCOPE));
         }
@@ -322,6 +328,7 @@ mod tests {
         .unwrap();
         let caller = |n: &str| Caller {
             name: n.into(),
+            id: format!("key:{n}"),
             scopes: vec![],
             method: "api_key",
         };

@@ -13,15 +13,14 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
 use super::AppState;
-use super::claim::{self, Claim};
 use super::extract::JsonBody;
 use crate::auth::{Authorized, Caller, SendsInvitations};
 use crate::domain::{Email, FieldError, InvitationRole, MaterialUrl};
-use crate::idempotency::{self, IdempotencyKey};
+use crate::idempotency::{self, Begin, IdempotencyKey};
 use crate::openapi::ForwardingProblems;
 use crate::problem::ProblemType;
 use crate::problem::{ApiError, Problem};
-use crate::store::Record;
+use crate::store::{Record, Retention, StoredResponse};
 use crate::tencent::CallContext;
 use crate::tencent::actions::CreateAndSendClientInvitationMail;
 use crate::tencent::{CallError, ErrorClass};
@@ -150,7 +149,7 @@ async fn keyed(
     let claimed = match &key {
         None => None,
         Some(key) => {
-            let scoped = key.scoped(&caller.name, ROUTE);
+            let scoped = key.scoped(&caller.id, ROUTE);
             let fingerprint = idempotency::fingerprint(&[
                 ROUTE,
                 &invitation.email.key(),
@@ -161,17 +160,23 @@ async fn keyed(
                     .map(MaterialUrl::as_str)
                     .unwrap_or(""),
             ]);
-            match claim::claim(&app, &store, ROUTE, &scoped, &fingerprint).await? {
-                Claim::Fresh(in_flight) => Some((scoped, fingerprint, in_flight)),
-                Claim::Replay(response) => return Ok(response),
+            match app
+                .keys
+                .begin(&store, ROUTE, &scoped, &fingerprint, Retention::Evictable)
+                .await?
+            {
+                Begin::Send(in_flight) => Some((scoped, fingerprint, in_flight)),
+                Begin::Replay(stored) => {
+                    return Ok(idempotency::replay(&restore(stored, &invitation.email)));
+                }
                 // Its request died with its replica; the cooldowns (the gateway's and Tencent's)
                 // stop a second mail if the first one went.
-                Claim::Abandoned { record, .. } => {
-                    let in_flight = claim::take(&app, &store, ROUTE, &scoped, &record).await?;
+                Begin::Abandoned { record, .. } => {
+                    let in_flight = app.keys.take(&store, ROUTE, &scoped, &record).await?;
                     Some((scoped, fingerprint, in_flight))
                 }
                 // Only allocations are ever left unknown.
-                Claim::Unknown(_) => {
+                Begin::Settle(_) => {
                     return Err(ApiError::new(
                         ProblemType::Internal,
                         "unexpected idempotency record",
@@ -185,11 +190,11 @@ async fn keyed(
         None => Ok(response),
         Some((scoped, fingerprint, in_flight)) => {
             let (stored, response) = idempotency::capture(response).await;
-            let record = definite.then_some(Record::Completed {
+            let record = definite.then(|| Record::Completed {
                 fingerprint,
-                response: stored,
+                response: strip(stored, &invitation.email),
             });
-            claim::settle(&app, &store, &scoped, &in_flight, record).await;
+            app.keys.finish(&store, &scoped, &in_flight, record).await;
             Ok(response)
         }
     }
@@ -197,6 +202,45 @@ async fn keyed(
 
 /// The route's name in idempotency scopes and metrics.
 const ROUTE: &str = "invitations";
+
+/// What an invitation's record keeps of its answer: only what a replay needs. The address is
+/// left out of a 201 body (the replay puts back the request's own, which the fingerprint ties to
+/// the first); in any other answer it is masked.
+fn strip(mut stored: StoredResponse, email: &Email) -> StoredResponse {
+    if stored.status == 201 {
+        if let Ok(serde_json::Value::Object(mut body)) =
+            serde_json::from_slice::<serde_json::Value>(&stored.body)
+        {
+            body.remove("email");
+            stored.body = serde_json::to_vec(&body).unwrap_or_default();
+        }
+    } else {
+        let text = String::from_utf8_lossy(&stored.body);
+        stored.body = text.replace(email.as_str(), &email.masked()).into_bytes();
+    }
+    stored
+}
+
+/// The stored answer with the address put back: byte for byte the first answer.
+fn restore(mut stored: StoredResponse, email: &Email) -> StoredResponse {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Kept {
+        invitation_link: String,
+        request_id: String,
+    }
+    if stored.status == 201
+        && let Ok(kept) = serde_json::from_slice::<Kept>(&stored.body)
+    {
+        let body = InvitationResponse {
+            email: email.as_str().to_owned(),
+            invitation_link: kept.invitation_link,
+            request_id: kept.request_id,
+        };
+        stored.body = serde_json::to_vec(&body).unwrap_or_default();
+    }
+    stored
+}
 
 /// Checks the cooldown, sends the invitation, and answers; the flag says whether the answer is
 /// definite (worth storing for replay) or "not now" (the caller may retry).

@@ -20,6 +20,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"))
 )]
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    if let Some((records, capacity)) = app.store.fill() {
+        app.metrics.store_fill(records, capacity);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -1,6 +1,5 @@
 //! One module per resource; each exposes its routes, and [`router`] merges them.
 
-mod claim;
 pub mod credit;
 pub mod extract;
 pub mod health;
@@ -44,6 +43,10 @@ pub struct Shared {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub store: crate::store::Store,
+    /// Idempotency keys: beginning and finishing their work in the store.
+    pub keys: Arc<crate::idempotency::Keys>,
+    /// Credit allocations and their settlement.
+    pub credit: Arc<crate::credit::Allocator>,
     /// The link to Redis, with `store.backend = "redis"`.
     pub redis: Option<Arc<crate::redis_link::RedisLink>>,
     /// The wall clock of cooldowns and reconciliation (injected in tests).
@@ -54,10 +57,6 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub fn idempotency_ttl(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.settings.idempotency.ttl_s)
-    }
-
     pub fn now_ms(&self) -> u64 {
         self.clock.now_unix_ms()
     }

@@ -24,6 +24,8 @@ pub enum FaultKind {
     HangAfterExecute { ms: u64 },
     /// Execute, then send half of the answer and cut the connection.
     TruncateAfterExecute,
+    /// Execute, then answer this non-200 status with an HTML page (a proxy that lost the answer).
+    StatusAfterExecute { status: u16 },
 }
 
 /// A fault and which calls it hits. (`deny_unknown_fields` cannot be combined with `flatten`

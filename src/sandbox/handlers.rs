@@ -227,6 +227,16 @@ pub async fn api(
         }
         Some(FaultKind::Unparsable) => (StatusCode::OK, "<html>not json</html>").into_response(),
         Some(FaultKind::TruncateAfterExecute) => truncated(answer).await,
+        Some(FaultKind::StatusAfterExecute { status }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (
+                status,
+                Html(format!(
+                    "<html><body><h1>{status}</h1>injected after execution</body></html>"
+                )),
+            )
+                .into_response()
+        }
         _ => answer,
     }
 }
@@ -380,7 +390,7 @@ fn execute(
             let p = Params::parse(body, &["ClientUin", "Page", "PageSize"])?;
             let uin = p.uint("ClientUin", true)?.unwrap_or_default();
             let page = p.uint("Page", false)?.unwrap_or(1).max(1) as usize;
-            let size = p.uint("PageSize", false)?.unwrap_or(20).clamp(1, 100) as usize;
+            let size = p.uint("PageSize", false)?.unwrap_or(20).clamp(1, 1000) as usize;
             let (total, history) = state.history(uin, page, size)?;
             out.insert("Total".into(), total.into());
             out.insert(

@@ -75,6 +75,20 @@ pub struct SandboxConfig {
     pub partner_credit_cents: i64,
     /// Seed of the generator behind fault probabilities, for reproducible chaos.
     pub seed: u64,
+    /// The order `QueryCreditAllocationHistory` lists allocations in. Tencent documents none.
+    pub history_order: HistoryOrder,
+    /// The most entries one history page holds, whatever `PageSize` asked for. Tencent documents
+    /// no limit; 100 by default.
+    pub history_page_cap: usize,
+}
+
+/// The order of the allocation history's pages: Tencent's docs promise neither, so the gateway
+/// must be right under both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HistoryOrder {
+    #[default]
+    NewestFirst,
+    OldestFirst,
 }
 
 impl SandboxConfig {
@@ -98,6 +112,8 @@ impl SandboxConfig {
             latency: Duration::ZERO,
             partner_credit_cents: 100_000_000,
             seed: 0x5eed,
+            history_order: HistoryOrder::NewestFirst,
+            history_page_cap: 100,
         }
     }
 }
@@ -159,5 +175,19 @@ impl Sandbox {
 
     pub fn clear_faults(&self) {
         self.inner.clear_faults();
+    }
+
+    /// An allocation made outside the gateway (the partner's console, another tool), straight
+    /// into the ledger and its history. Returns the customer's (total, remaining) after it.
+    pub fn allocate_directly(
+        &self,
+        operator: &str,
+        uin: u64,
+        cents: i64,
+        remark: &str,
+    ) -> Result<(f64, f64), String> {
+        self.inner
+            .allocate(operator, uin, cents, remark)
+            .map_err(|(code, message)| format!("{code}: {message}"))
     }
 }

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::faults::{Fault, FaultKind};
-use super::{REGISTERED_EMAIL, SEEDED_CUSTOMERS, SandboxConfig};
+use super::{HistoryOrder, REGISTERED_EMAIL, SEEDED_CUSTOMERS, SandboxConfig};
 
 /// How many per-second counts each action keeps (about three hours of traffic).
 const MAX_SECONDS_KEPT: usize = 10_000;
@@ -74,9 +74,9 @@ pub struct HistoryEntry {
     pub allocated_time: String,
     /// The API key id that made the allocation.
     pub operator: String,
-    /// The customer's total credit after the allocation.
+    /// The increment ("Allocated credit value" in Tencent's field docs).
     pub credit: f64,
-    /// The increment.
+    /// The customer's total credit after the allocation ("The allocated total credit").
     pub allocated_credit: f64,
     /// The customer's available credit after the allocation.
     pub client_credit_after: f64,
@@ -343,15 +343,16 @@ impl SandboxState {
         inner.history.entry(uin).or_default().push(HistoryEntry {
             allocated_time: timestamp(now),
             operator: operator.to_owned(),
-            credit: cents(after.total),
-            allocated_credit: cents(amount),
+            credit: cents(amount),
+            allocated_credit: cents(after.total),
             client_credit_after: cents(after.remaining),
             remark: remark.to_owned(),
         });
         Ok((cents(after.total), cents(after.remaining)))
     }
 
-    /// One page of a customer's allocations, newest first, and the total count.
+    /// One page of a customer's allocations and the total count, in the configured order
+    /// (`history_order`), at most `history_page_cap` per page whatever was asked for.
     pub fn history(
         &self,
         uin: u64,
@@ -370,13 +371,18 @@ impl SandboxState {
             .get(&uin)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let page: Vec<_> = all
-            .iter()
-            .rev()
-            .skip((page - 1) * page_size)
-            .take(page_size)
-            .cloned()
-            .collect();
+        let page_size = page_size.clamp(1, self.config.history_page_cap.max(1));
+        let skip = (page - 1).saturating_mul(page_size);
+        let page: Vec<_> = match self.config.history_order {
+            HistoryOrder::NewestFirst => all
+                .iter()
+                .rev()
+                .skip(skip)
+                .take(page_size)
+                .cloned()
+                .collect(),
+            HistoryOrder::OldestFirst => all.iter().skip(skip).take(page_size).cloned().collect(),
+        };
         Ok((all.len(), page))
     }
 

@@ -1,18 +1,48 @@
 //! The embedded store: bounded, expiring maps behind a mutex, on the injected clock.
+//!
+//! Bounded by `idempotency.max_entries` records. When full, expired records go first, then the
+//! oldest completed records created [`Retention::Evictable`]; records money depends on
+//! ([`Retention::Keep`]) are never dropped before their TTL: a full store refuses new keys
+//! ([`StoreError::Full`], which the routes answer 503 `store-unavailable`, nothing sent).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{Record, StoreError};
+use super::{Record, Retention, StoreError};
 use crate::clock::SharedClock;
+
+#[derive(Debug)]
+struct Held {
+    record: Record,
+    expires: u64,
+    retention: Retention,
+}
+
+/// Store failures to inject, for tests: the next `lose_answers` writes take effect and then
+/// report the store unavailable (a Redis answer lost to a timeout); the next `fail_reads` reads
+/// fail.
+#[derive(Debug, Default)]
+pub struct StoreFaults {
+    pub lose_answers: AtomicU32,
+    pub fail_reads: AtomicU32,
+}
+
+fn take(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
 
 #[derive(Debug)]
 pub struct MemoryStore {
     clock: SharedClock,
     max_entries: usize,
-    records: Mutex<HashMap<String, (Record, u64)>>,
+    records: Mutex<HashMap<String, Held>>,
     cooldowns: Mutex<HashMap<String, u64>>,
+    evictions: AtomicUsize,
+    pub faults: StoreFaults,
 }
 
 impl MemoryStore {
@@ -22,14 +52,36 @@ impl MemoryStore {
             max_entries,
             records: Mutex::new(HashMap::new()),
             cooldowns: Mutex::new(HashMap::new()),
+            evictions: AtomicUsize::new(0),
+            faults: StoreFaults::default(),
         }
+    }
+
+    fn lost(&self) -> Result<(), StoreError> {
+        if take(&self.faults.lose_answers) {
+            Err(StoreError::Unavailable(
+                "injected: the answer was lost".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// (records held, capacity); expired records count until the next prune (every 5 s).
+    pub fn fill(&self) -> (usize, usize) {
+        (self.live().len(), self.max_entries)
+    }
+
+    /// Records evicted since the last call.
+    pub fn take_evictions(&self) -> usize {
+        self.evictions.swap(0, Ordering::SeqCst)
     }
 
     fn now(&self) -> u64 {
         self.clock.now_unix_ms()
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Record, u64)>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -42,72 +94,101 @@ impl MemoryStore {
         key: &str,
         record: Record,
         ttl: Duration,
+        retention: Retention,
     ) -> Result<Result<(), Record>, StoreError> {
         let now = self.now();
         let mut records = self.live();
         match records.get(key) {
-            Some((existing, expires)) if *expires > now => return Ok(Err(existing.clone())),
+            Some(held) if held.expires > now => return Ok(Err(held.record.clone())),
             _ => {}
         }
         if records.len() >= self.max_entries {
-            records.retain(|_, (_, expires)| *expires > now);
-            // Completed records can be dropped (only their replay is lost); records of work in
-            // progress or of unknown outcome never are.
+            records.retain(|_, held| held.expires > now);
             if records.len() >= self.max_entries {
-                let oldest_completed = records
+                let oldest_evictable = records
                     .iter()
-                    .filter(|(_, (r, _))| matches!(r, Record::Completed { .. }))
-                    .min_by_key(|(_, (_, expires))| *expires)
+                    .filter(|(_, h)| {
+                        h.retention == Retention::Evictable
+                            && matches!(h.record, Record::Completed { .. })
+                    })
+                    .min_by_key(|(_, h)| h.expires)
                     .map(|(k, _)| k.clone());
-                match oldest_completed {
+                match oldest_evictable {
                     Some(k) => {
                         records.remove(&k);
+                        self.evictions.fetch_add(1, Ordering::SeqCst);
                     }
                     None => return Err(StoreError::Full),
                 }
             }
         }
-        records.insert(key.to_owned(), (record, self.expiry(ttl)));
+        records.insert(
+            key.to_owned(),
+            Held {
+                record,
+                expires: self.expiry(ttl),
+                retention,
+            },
+        );
+        drop(records);
+        self.lost()?;
         Ok(Ok(()))
     }
 
-    pub fn replace(&self, key: &str, expected: &Record, new: Record, ttl: Duration) -> bool {
+    pub fn replace(
+        &self,
+        key: &str,
+        expected: &Record,
+        new: Record,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let now = self.now();
         let mut records = self.live();
-        match records.get(key) {
-            Some((current, expires)) if *expires > now && current == expected => {
-                records.insert(key.to_owned(), (new, self.expiry(ttl)));
+        let replaced = match records.get_mut(key) {
+            Some(held) if held.expires > now && held.record == *expected => {
+                held.record = new;
+                held.expires = self.expiry(ttl);
                 true
             }
             _ => false,
-        }
+        };
+        drop(records);
+        self.lost()?;
+        Ok(replaced)
     }
 
-    pub fn remove(&self, key: &str, expected: &Record) -> bool {
+    pub fn remove(&self, key: &str, expected: &Record) -> Result<bool, StoreError> {
         let mut records = self.live();
-        match records.get(key) {
-            Some((current, _)) if current == expected => {
+        let removed = match records.get(key) {
+            Some(held) if held.record == *expected => {
                 records.remove(key);
                 true
             }
             _ => false,
-        }
+        };
+        drop(records);
+        self.lost()?;
+        Ok(removed)
     }
 
-    pub fn get(&self, key: &str) -> Option<Record> {
+    pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        if take(&self.faults.fail_reads) {
+            return Err(StoreError::Unavailable("injected: read failed".into()));
+        }
         let now = self.now();
-        self.live()
+        Ok(self
+            .live()
             .get(key)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(r, _)| r.clone())
+            .filter(|h| h.expires > now)
+            .map(|h| h.record.clone()))
     }
 
     pub fn unknown(&self) -> Vec<(String, Record)> {
         let now = self.now();
         self.live()
             .iter()
-            .filter(|(_, (r, expires))| *expires > now && matches!(r, Record::Unknown { .. }))
-            .map(|(k, (r, _))| (k.clone(), r.clone()))
+            .filter(|(_, h)| h.expires > now && matches!(h.record, Record::Unknown { .. }))
+            .map(|(k, h)| (k.clone(), h.record.clone()))
             .collect()
     }
 
@@ -129,7 +210,7 @@ impl MemoryStore {
     /// never looked up, so never dropped). Called every few seconds by the upkeep task.
     pub fn prune(&self) {
         let now = self.now();
-        self.live().retain(|_, (_, expires)| *expires > now);
+        self.live().retain(|_, held| held.expires > now);
         self.cooldowns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -162,11 +243,19 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::StoredResponse;
+    use Retention::{Evictable, Keep};
+
+    impl MemoryStore {
+        fn get_ok(&self, key: &str) -> Option<Record> {
+            self.get(key).unwrap()
+        }
+    }
 
     fn in_flight(fp: &str) -> Record {
         Record::InFlight {
             fingerprint: fp.into(),
             started_ms: 0,
+            claim: String::new(),
         }
     }
 
@@ -186,11 +275,11 @@ mod tests {
         let clock = ManualClock::at(1_000);
         let store = MemoryStore::new(clock.clone(), 100);
         store
-            .create("old", in_flight("a"), Duration::from_secs(1))
+            .create("old", in_flight("a"), Duration::from_secs(1), Keep)
             .unwrap()
             .unwrap();
         store
-            .create("new", in_flight("b"), Duration::from_secs(60))
+            .create("new", in_flight("b"), Duration::from_secs(60), Keep)
             .unwrap()
             .unwrap();
         store.start_cooldown("gone@example.com", 2_000);
@@ -199,7 +288,7 @@ mod tests {
         assert_eq!(store.len(), (2, 2));
         store.prune();
         assert_eq!(store.len(), (1, 1));
-        assert_eq!(store.get("new"), Some(in_flight("b")));
+        assert_eq!(store.get_ok("new"), Some(in_flight("b")));
         assert_eq!(store.cooldown_until("kept@example.com"), Some(50_000));
     }
 
@@ -208,20 +297,29 @@ mod tests {
         let clock = ManualClock::at(1_000);
         let store = MemoryStore::new(clock.clone(), 10);
         let ttl = Duration::from_secs(60);
-        assert_eq!(store.create("k", in_flight("a"), ttl).unwrap(), Ok(()));
         assert_eq!(
-            store.create("k", in_flight("b"), ttl).unwrap(),
+            store.create("k", in_flight("a"), ttl, Keep).unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            store.create("k", in_flight("b"), ttl, Keep).unwrap(),
             Err(in_flight("a"))
         );
         assert!(
-            !store.replace("k", &in_flight("b"), completed("b"), ttl),
+            !store
+                .replace("k", &in_flight("b"), completed("b"), ttl)
+                .unwrap(),
             "CAS on a stale value fails"
         );
-        assert!(store.replace("k", &in_flight("a"), completed("a"), ttl));
-        assert_eq!(store.get("k"), Some(completed("a")));
-        assert!(!store.remove("k", &in_flight("a")));
-        assert!(store.remove("k", &completed("a")));
-        assert_eq!(store.get("k"), None);
+        assert!(
+            store
+                .replace("k", &in_flight("a"), completed("a"), ttl)
+                .unwrap()
+        );
+        assert_eq!(store.get_ok("k"), Some(completed("a")));
+        assert!(!store.remove("k", &in_flight("a")).unwrap());
+        assert!(store.remove("k", &completed("a")).unwrap());
+        assert_eq!(store.get_ok("k"), None);
     }
 
     #[test]
@@ -229,33 +327,60 @@ mod tests {
         let clock = ManualClock::at(1_000);
         let store = MemoryStore::new(clock.clone(), 10);
         store
-            .create("k", in_flight("a"), Duration::from_secs(1))
+            .create("k", in_flight("a"), Duration::from_secs(1), Keep)
             .unwrap()
             .unwrap();
         clock.advance(Duration::from_millis(999));
-        assert!(store.get("k").is_some());
+        assert!(store.get_ok("k").is_some());
         clock.advance(Duration::from_millis(1));
-        assert!(store.get("k").is_none());
+        assert!(store.get_ok("k").is_none());
         assert_eq!(
             store
-                .create("k", in_flight("b"), Duration::from_secs(1))
+                .create("k", in_flight("b"), Duration::from_secs(1), Keep)
                 .unwrap(),
             Ok(())
         );
     }
 
     #[test]
-    fn a_full_store_drops_completed_records_but_never_work_in_progress() {
-        let store = MemoryStore::new(ManualClock::at(0), 2);
+    fn a_full_store_drops_only_evictable_completed_records_and_never_money() {
+        let store = MemoryStore::new(ManualClock::at(0), 3);
         let ttl = Duration::from_secs(60);
-        store.create("done", completed("a"), ttl).unwrap().unwrap();
-        store.create("busy", in_flight("b"), ttl).unwrap().unwrap();
-        store.create("new", in_flight("c"), ttl).unwrap().unwrap();
-        assert_eq!(store.get("done"), None);
+        store
+            .create("credit", completed("a"), ttl, Keep)
+            .unwrap()
+            .unwrap();
+        store
+            .create("invite", completed("b"), ttl, Evictable)
+            .unwrap()
+            .unwrap();
+        store
+            .create("busy", in_flight("c"), ttl, Evictable)
+            .unwrap()
+            .unwrap();
+        // Full: the completed invitation record makes room, once.
+        store
+            .create("new", in_flight("d"), ttl, Keep)
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.get_ok("invite"), None);
+        assert_eq!(store.take_evictions(), 1);
+        // Nothing evictable is left: new keys are refused, the credit record stays.
         assert_eq!(
-            store.create("more", in_flight("d"), ttl),
+            store.create("more", in_flight("e"), ttl, Keep),
             Err(StoreError::Full)
         );
+        assert_eq!(store.get_ok("credit"), Some(completed("a")));
+        assert_eq!(store.fill(), (3, 3));
+    }
+
+    #[test]
+    fn a_lost_answer_still_took_effect() {
+        let store = MemoryStore::new(ManualClock::at(0), 3);
+        let ttl = Duration::from_secs(60);
+        store.faults.lose_answers.store(1, Ordering::SeqCst);
+        assert!(store.create("k", in_flight("a"), ttl, Keep).is_err());
+        assert_eq!(store.get_ok("k"), Some(in_flight("a")));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, StoreFaults};
 pub use redis::RedisStore;
 
 /// A response kept for replay: status, the headers that matter, and the exact body bytes.
@@ -45,6 +45,10 @@ pub enum Record {
     InFlight {
         fingerprint: String,
         started_ms: u64,
+        /// Unique per claim, so a claimant can tell its own record from another's (a create
+        /// whose answer was lost is checked, not assumed).
+        #[serde(default)]
+        claim: String,
     },
     /// Finished: the answer to replay.
     Completed {
@@ -69,6 +73,16 @@ impl Record {
             | Self::Retryable { fingerprint } => fingerprint,
         }
     }
+}
+
+/// Whether a full memory store may drop a completed record before its TTL to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Money depends on it (credit): kept until its TTL; a full store refuses new keys instead.
+    Keep,
+    /// Only a replay depends on it (invitations, where the cooldowns still stop a second mail
+    /// within 180 s): the oldest completed ones make room when the store is full.
+    Evictable,
 }
 
 /// Why a store operation could not be done.
@@ -103,9 +117,10 @@ impl Store {
         key: &str,
         record: Record,
         ttl: Duration,
+        retention: Retention,
     ) -> Result<Result<(), Record>, StoreError> {
         match self {
-            Self::Memory(m) => m.create(key, record, ttl),
+            Self::Memory(m) => m.create(key, record, ttl, retention),
             Self::Redis(r) => r.create(key, record, ttl).await,
         }
     }
@@ -119,7 +134,7 @@ impl Store {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         match self {
-            Self::Memory(m) => Ok(m.replace(key, expected, new, ttl)),
+            Self::Memory(m) => m.replace(key, expected, new, ttl),
             Self::Redis(r) => r.replace(key, expected, new, ttl).await,
         }
     }
@@ -127,14 +142,14 @@ impl Store {
     /// Removes the record of `key` if it still equals `expected`.
     pub async fn remove(&self, key: &str, expected: &Record) -> Result<bool, StoreError> {
         match self {
-            Self::Memory(m) => Ok(m.remove(key, expected)),
+            Self::Memory(m) => m.remove(key, expected),
             Self::Redis(r) => r.remove(key, expected).await,
         }
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
         match self {
-            Self::Memory(m) => Ok(m.get(key)),
+            Self::Memory(m) => m.get(key),
             Self::Redis(r) => r.get(key).await,
         }
     }
@@ -153,6 +168,15 @@ impl Store {
         match self {
             Self::Memory(m) => m.prune(),
             Self::Redis(r) => r.fallback.prune(),
+        }
+    }
+
+    /// (live records, capacity) of the memory store; `None` for Redis, which bounds itself
+    /// (`maxmemory` with the `noeviction` policy: see the README).
+    pub fn fill(&self) -> Option<(usize, usize)> {
+        match self {
+            Self::Memory(m) => Some(m.fill()),
+            Self::Redis(_) => None,
         }
     }
 

@@ -69,8 +69,8 @@ impl Action for QueryPartnerCredit {
     type Response = PartnerCredit;
 }
 
-/// One page of a customer's allocations, newest first: how the gateway finds out whether an
-/// allocation whose answer was lost was applied.
+/// One page of a customer's allocations (order and page-size limit undocumented): how the
+/// gateway finds out whether an allocation whose answer was lost was applied.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct QueryCreditAllocationHistory {
@@ -87,21 +87,31 @@ pub struct AllocationHistory {
     pub history: Vec<AllocationRecord>,
 }
 
+/// One history entry. Field meanings as in Tencent's field docs and SDK models
+/// (`QueryCreditAllocationHistoryData`); any of them may be null.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AllocationRecord {
-    #[serde(default)]
+    /// `YYYY-MM-DD HH:MM:SS`.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub allocated_time: String,
-    /// The customer's total credit after the allocation.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub operator: String,
+    /// "Allocated credit value": the increment of this allocation.
     #[serde(default)]
-    pub credit: f64,
+    pub credit: Option<f64>,
+    /// "The allocated total credit": the customer's total credit after it.
     #[serde(default)]
-    pub allocated_credit: f64,
-    /// The customer's available credit after the allocation.
+    pub allocated_credit: Option<f64>,
+    /// "Available credits after allocation" (may be null).
     #[serde(default)]
-    pub client_credit_after: f64,
-    #[serde(default)]
+    pub client_credit_after: Option<f64>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub remark: String,
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl Action for QueryCreditAllocationHistory {

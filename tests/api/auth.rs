@@ -326,7 +326,8 @@ async fn every_allocation_leaves_exactly_one_audit_record() {
         let records = audit_records(id);
         assert_eq!(records.len(), 1, "{id}: {records:?}");
         let r = &records[0];
-        assert_eq!(r["caller"], "test-suite");
+        assert_eq!(r["caller"], "key:test-suite");
+        assert_eq!(r["caller_kind"], "api_key");
         assert_eq!(r["tencent_request_id"], tencent_request_id.as_str());
         assert_eq!(r["outcome"], "applied");
         assert_eq!(r["uin"], CUSTOMER.parse::<u64>().unwrap());

@@ -71,7 +71,7 @@ async fn amounts_reach_tencent_exactly() {
     assert_eq!(customer.total_credit, 0.07 + 100.0 + 12.3 + 99_999.99);
     let sum_cents: i64 = ledger.history[&customer.uin]
         .iter()
-        .map(|h| (h.allocated_credit * 100.0).round() as i64)
+        .map(|h| (h.credit * 100.0).round() as i64)
         .sum();
     assert_eq!(sum_cents, 7 + 10_000 + 1_230 + 9_999_999);
 }

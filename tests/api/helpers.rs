@@ -10,7 +10,7 @@ use partner_gateway::app::{self, Shutdown};
 use partner_gateway::auth::api_key;
 use partner_gateway::clock::{self, SharedClock};
 use partner_gateway::config::{ApiKeySettings, Credentials, LogFormat, LogSettings, Settings};
-use partner_gateway::sandbox::{Fault, Sandbox, SandboxConfig, SandboxKey};
+use partner_gateway::sandbox::{Fault, HistoryOrder, Sandbox, SandboxConfig, SandboxKey};
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -90,6 +90,8 @@ pub struct Options {
     pub sandbox_quotas: Vec<(&'static str, u32)>,
     /// Send upstream calls here instead of to the simulator (a misbehaving server).
     pub upstream_endpoint: Option<String>,
+    /// The simulator's allocation-history order and page cap (Tencent documents neither).
+    pub sandbox_history: (HistoryOrder, usize),
 }
 
 /// The API key every test app accepts for the caller `test-suite`, with every scope.
@@ -117,6 +119,7 @@ impl Default for Options {
             gateway_secret_key: None,
             sandbox_quotas: Vec::new(),
             upstream_endpoint: None,
+            sandbox_history: (HistoryOrder::NewestFirst, 100),
         }
     }
 }
@@ -151,6 +154,10 @@ pub async fn spawn_upstream(options: &Options) -> Upstream {
         },
         options.sandbox_clock.clone(),
     );
+    (
+        sandbox_config.history_order,
+        sandbox_config.history_page_cap,
+    ) = options.sandbox_history;
     for (action, limit) in &options.sandbox_quotas {
         sandbox_config.quotas.insert((*action).to_owned(), *limit);
     }
@@ -391,4 +398,21 @@ pub fn assert_each_intent_applied_once(
         "the ledger equals the sum of the intents"
     );
     entries.len()
+}
+
+/// After a chaos run: every customer's credit equals the sum of the intents for that customer.
+pub fn assert_ledger_per_customer(sandbox: &Sandbox, intents: &[(u64, i64)]) {
+    let mut expected: std::collections::BTreeMap<u64, i64> = Default::default();
+    for (uin, cents) in intents {
+        *expected.entry(*uin).or_default() += cents;
+    }
+    for customer in sandbox.ledger().customers {
+        let held = (customer.total_credit * 100.0).round() as i64;
+        assert_eq!(
+            held,
+            expected.get(&customer.uin).copied().unwrap_or(0),
+            "customer {}'s credit",
+            customer.uin
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod exactly_once;
 mod faults;
 mod helpers;
 mod invitations;
+mod money_safety;
 mod observability;
 mod openapi;
 mod quota;

@@ -1,5 +1,25 @@
-//! `Idempotency-Key` (IETF httpapi draft): parsing, scoping, request fingerprints, the marker an
-//! allocation carries in its Tencent Remark, and capturing and replaying stored answers.
+//! `Idempotency-Key` (IETF httpapi draft): parsing, scoping by caller, request fingerprints,
+//! the life of a key ([`Keys`]: begin → send | replay | settle; finish), and capturing and
+//! replaying stored answers.
+//!
+//! A key's record goes:
+//!
+//! ```text
+//!  (none) --begin--> in_flight --finish(definite answer)--> completed --(TTL)--> (none)
+//!                        |  \--finish(not executed)--> (none): a retry simply sends again
+//!                        \--finish(credit: may have applied)--> unknown --settle--> completed
+//!                                                                         \--> retryable --begin--> in_flight
+//! ```
+//!
+//! `begin` creates `in_flight` only if no record exists (atomically, in Redis too), so one key
+//! makes one upstream call however many requests carry it. An `in_flight` record older than any
+//! request can live was left by a replica that died: it is taken over (credit adopts it as
+//! `unknown`, see [`crate::credit`]). A create whose answer was lost (a Redis timeout) is checked
+//! by reading the key back: a claimant recognises its own record by its unique `claim` id.
+
+mod claim;
+
+pub use claim::{Begin, Keys, store_problem};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -48,11 +68,12 @@ impl IdempotencyKey {
         }
     }
 
-    /// The store key: a key means something only for one caller on one route.
-    pub fn scoped(&self, caller: &str, route: &str) -> String {
+    /// The store key: a key means something only for one caller (its namespaced id, e.g.
+    /// `key:billing` or `jwt:ISSUER#SUB`) on one route.
+    pub fn scoped(&self, caller_id: &str, route: &str) -> String {
         format!(
             "idem:{route}:{}:{}",
-            hex::encode(Sha256::digest(caller.as_bytes())),
+            hex::encode(Sha256::digest(caller_id.as_bytes())),
             self.0
         )
     }
@@ -66,13 +87,6 @@ pub fn fingerprint(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     hex::encode(hasher.finalize())
-}
-
-/// The marker an allocation carries in its Tencent Remark: `[pgw:` + 16 hex digits + `]`,
-/// derived from the scoped key, found again in the allocation history.
-pub fn marker(scoped_key: &str) -> String {
-    let digest = hex::encode(Sha256::digest(scoped_key.as_bytes()));
-    format!("[pgw:{}]", &digest[..16])
 }
 
 /// Turns a response into what is stored, and gives the response back unchanged.
@@ -142,7 +156,6 @@ mod tests {
             key.scoped("alice", "credit"),
             key.scoped("alice", "invitations")
         );
-        assert_eq!(marker(&key.scoped("alice", "credit")).len(), 22);
     }
 
     #[test]
