@@ -148,11 +148,40 @@ impl RedisLink {
         }
     }
 
-    /// Probes every `store.redis_probe_ms`, forever.
+    /// Probes every `store.redis_probe_ms`, forever. After the first contact, checks once that
+    /// Redis will not evict keys (idempotency records money depends on must live their TTL).
     pub async fn run_prober(self: Arc<Self>) {
+        let mut policy_checked = false;
         loop {
-            self.probe().await;
+            if self.probe().await && !policy_checked {
+                policy_checked = true;
+                self.check_eviction_policy().await;
+            }
             tokio::time::sleep(self.probe_every).await;
+        }
+    }
+
+    /// Logs an error when `maxmemory-policy` lets Redis evict keys. Managed services that refuse
+    /// `CONFIG` are left unchecked (the README says what to set).
+    async fn check_eviction_policy(&self) {
+        let mut conn = self.manager.clone();
+        let answer = tokio::time::timeout(self.timeout, async move {
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory-policy")
+                .query_async::<Vec<String>>(&mut conn)
+                .await
+        })
+        .await;
+        match answer {
+            Ok(Ok(pair)) => match pair.get(1).map(String::as_str) {
+                Some("noeviction") | None => {}
+                Some(policy) => tracing::error!(
+                    policy,
+                    "Redis maxmemory-policy lets Redis evict keys: an evicted idempotency record can make a retried allocation apply twice; set maxmemory-policy noeviction"
+                ),
+            },
+            _ => tracing::info!("cannot read Redis's maxmemory-policy; make sure it is noeviction"),
         }
     }
 

@@ -738,3 +738,30 @@ async fn redis_holds_no_address_and_replays_across_replicas() {
         }
     }
 }
+
+/// A Redis that may evict keys could drop a credit record: the gateway says so loudly.
+#[tokio::test]
+async fn a_redis_that_may_evict_keys_is_reported() {
+    let redis = TestRedis::private();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut options = Options::default();
+    use_redis(&mut options.settings, &redis, 1);
+    let app = spawn_app_with(options).await;
+    wait_readiness(&app, "ready", |status, _| status == 200).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !captured_logs().contains("\"policy\":\"allkeys-lru\"") {
+        assert!(
+            Instant::now() < deadline,
+            "no error about the eviction policy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
