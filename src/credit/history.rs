@@ -148,8 +148,8 @@ where
 {
     let mut fetched = 1u32;
     let first = fetch(1, PAGE_SIZE).await?;
-    let mut total = first.total;
     let n = first.entries.len() as u64;
+    let mut total = first.total.max(n);
     if n == 0 {
         return Ok(if total == 0 {
             Scan::Complete(Vec::new())
@@ -204,7 +204,10 @@ where
                 }
                 let answer = next(page, &mut fetched).await?;
                 if answer.entries.is_empty() {
-                    break;
+                    // Fewer entries than Total promised: something is not as it says.
+                    return Ok(Scan::Incomplete(format!(
+                        "page {page} of {pages} is empty although Total is {total}"
+                    )));
                 }
                 total = total.max(answer.total);
                 pages = total.div_ceil(size);
@@ -683,6 +686,24 @@ mod tests {
         }
         assert!(matches!(run(&fake, T0 + 499, 5), Scan::Incomplete(_)));
         assert!(matches!(run(&fake, T0 + 499, 100), Scan::Complete(ref e) if e.len() == 500));
+    }
+
+    #[test]
+    fn an_empty_page_where_total_promised_entries_is_never_complete() {
+        let fake = Fake::new(150, None, true, 20);
+        let fut = scan(
+            |p, s| {
+                let mut page = fake.page(p, s);
+                if p == 3 {
+                    page.entries.clear();
+                }
+                async move { Ok(page) }
+            },
+            0,
+            100,
+        );
+        let scan = futures_util::FutureExt::now_or_never(fut).unwrap().unwrap();
+        assert!(matches!(scan, Scan::Incomplete(_)), "{scan:?}");
     }
 
     #[test]

@@ -197,6 +197,14 @@ pub struct Allocator {
     marker_key: tokio::sync::OnceCell<MarkerKey>,
 }
 
+/// KEYS[1] secret. ARGV: a new random secret. Returns the fleet's secret, creating it if absent.
+const FLEET_SECRET: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"#;
+
 /// KEYS[1] lease. ARGV: token, ttl ms. Takes or renews the lease; 1 if ours.
 const LEASE: &str = r#"
 local current = redis.call('GET', KEYS[1])
@@ -243,34 +251,39 @@ impl Allocator {
         self.clock.now_unix_ms()
     }
 
-    /// The marker secret: configured, else the fleet's one in Redis (created once), else this
-    /// process's own.
-    async fn marker_key(&self) -> Result<&MarkerKey, ApiError> {
-        self.marker_key
-            .get_or_try_init(|| async {
-                if let Some(secret) = &self.config.marker_secret {
-                    return Ok(MarkerKey::new(secret.expose_secret().as_bytes()));
-                }
-                let Some(link) = &self.redis else {
-                    return Ok(MarkerKey::random());
-                };
-                let key = link.key("credit-marker-secret");
-                let candidate = hex::encode(rand::random::<[u8; 32]>());
-                let secret: String = link
-                    .run("marker_secret", |mut conn| async move {
-                        let _: Option<String> = redis::cmd("SET")
-                            .arg(&key)
-                            .arg(&candidate)
-                            .arg("NX")
-                            .query_async(&mut conn)
-                            .await?;
-                        redis::cmd("GET").arg(&key).query_async(&mut conn).await
-                    })
+    /// The marker secret: configured, else the fleet's one in Redis (created once, read on
+    /// every keyed allocation, so a Redis that restarted and made a new one is followed at
+    /// once by every replica), else this process's own.
+    async fn marker_key(&self) -> Result<MarkerKey, ApiError> {
+        let Some(link) = self
+            .redis
+            .as_ref()
+            .filter(|_| self.config.marker_secret.is_none())
+        else {
+            return Ok(self
+                .marker_key
+                .get_or_init(|| async {
+                    match &self.config.marker_secret {
+                        Some(secret) => MarkerKey::new(secret.expose_secret().as_bytes()),
+                        None => MarkerKey::random(),
+                    }
+                })
+                .await
+                .clone());
+        };
+        let key = link.key("credit-marker-secret");
+        let candidate = hex::encode(rand::random::<[u8; 32]>());
+        let secret: String = link
+            .run("marker_secret", |mut conn| async move {
+                Script::new(FLEET_SECRET)
+                    .key(&key)
+                    .arg(&candidate)
+                    .invoke_async(&mut conn)
                     .await
-                    .map_err(idempotency::store_problem)?;
-                Ok(MarkerKey::new(secret.as_bytes()))
             })
             .await
+            .map_err(idempotency::store_problem)?;
+        Ok(MarkerKey::new(secret.as_bytes()))
     }
 
     /// Allocates, with or without an idempotency key.

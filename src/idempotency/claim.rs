@@ -37,7 +37,7 @@ pub struct Keys {
     abandoned_after_ms: u64,
     /// Our claims whose create may or may not have happened (the answer was lost) and that
     /// were never sent: a later request with the key may take them over at once.
-    unsent: Mutex<HashMap<String, Record>>,
+    unsent: Mutex<HashMap<String, (Record, u64)>>,
 }
 
 pub fn store_problem(error: StoreError) -> ApiError {
@@ -97,7 +97,7 @@ impl Keys {
         }
     }
 
-    fn unsent(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+    fn unsent(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Record, u64)>> {
         self.unsent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -133,7 +133,7 @@ impl Keys {
                         // this replica takes it over at once instead of waiting it out.
                         let mut unsent = self.unsent();
                         if unsent.len() < MAX_UNSENT {
-                            unsent.insert(scoped.to_owned(), in_flight);
+                            unsent.insert(scoped.to_owned(), (in_flight, self.now_ms()));
                         }
                         Err(store_problem(error))
                     }
@@ -149,7 +149,9 @@ impl Keys {
             ));
         }
         match existing {
-            Record::InFlight { .. } if self.unsent().get(scoped) == Some(&existing) => {
+            Record::InFlight { .. }
+                if self.unsent().get(scoped).map(|(r, _)| r) == Some(&existing) =>
+            {
                 // Ours, and never sent: take it.
                 self.unsent().remove(scoped);
                 self.take(store, route, scoped, &existing)
@@ -235,10 +237,13 @@ impl Keys {
         }
     }
 
-    /// Forgets remembered unsent claims (called by the upkeep task now and then; they only
-    /// shorten a wait that the abandoned-record rule ends anyway).
+    /// Forgets remembered unsent claims old enough to count as abandoned anyway (called by the
+    /// upkeep task).
     pub fn prune(&self) {
-        self.unsent().clear();
+        let now = self.now_ms();
+        let after = self.abandoned_after_ms;
+        self.unsent()
+            .retain(|_, (_, since)| now.saturating_sub(*since) < after);
     }
 }
 
