@@ -84,6 +84,17 @@ def test_allocate_customer_credit_succeeds(sandbox):
     assert page.History[0].Remark == "interop"
     assert page.History[0].AllocatedCredit == 100.5
 
+    # The field meanings of the SDK model: Credit is this allocation's increment, AllocatedCredit
+    # the customer's total after it, ClientCreditAfter the available credit after it.
+    req.AddedCredit = 1
+    req.Remark = "second"
+    client(sandbox).AllocateCustomerCredit(req)
+    entries = client(sandbox).QueryCreditAllocationHistory(history).History
+    second = next(e for e in entries if e.Remark == "second")
+    assert second.Credit == 1
+    assert second.AllocatedCredit == 101.5
+    assert second.ClientCreditAfter == 101.5
+
 
 def test_create_and_send_client_invitation_mail_succeeds(sandbox):
     req = models.CreateAndSendClientInvitationMailRequest()
