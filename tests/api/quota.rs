@@ -14,8 +14,12 @@ async fn ten_times_n_concurrent_calls_never_exceed_n_per_second_upstream() {
     let mut options = Options::default();
     options.settings.quotas.credit_per_second = N;
     options.settings.quotas.max_wait_ms = 2_500;
-    // A guard that absorbs the scheduling jitter of a loaded 2-core CI machine in a debug build.
-    options.settings.quotas.guard_ms = 25;
+    // The guard must cover the delay between a slot's grant and its arrival (J). Here 50 requests
+    // land at once on a 2-core machine running a debug build that logs at debug level, and the
+    // first 5 each open a new connection: 25 ms was seen to be too little (6 in one second in
+    // CI), so 120 ms, still leaving slots at 0, ~1.12 and ~2.24 s within the 2.5 s budget.
+    // Learning J instead of configuring it is the quota-on-the-wire issue's work.
+    options.settings.quotas.guard_ms = 120;
     let app = std::sync::Arc::new(spawn_app_with(options).await);
     let calls: Vec<_> = (0..10 * N)
         .map(|_| {
@@ -46,7 +50,8 @@ async fn ten_times_n_concurrent_calls_never_exceed_n_per_second_upstream() {
     );
     assert_eq!(stats.rate_limited, 0, "no RequestLimitExceeded");
     assert_eq!(stats.executed, ok);
-    // A burst of N at once, then N per (1 s + guard) within the 2.5 s budget: slots at 0, ~1, ~2 s.
+    // A burst of N at once, then N per (1 s + guard) within the 2.5 s budget: slots at 0, ~1.12,
+    // ~2.24 s.
     assert_eq!(
         ok,
         3 * N as u64,
@@ -57,7 +62,7 @@ async fn ten_times_n_concurrent_calls_never_exceed_n_per_second_upstream() {
     for reply in &refused {
         assert_eq!(reply.problem_type(), "/problems/quota-exceeded");
         let secs: u64 = reply.header("retry-after").unwrap().parse().unwrap();
-        // The next free slot is ~3.08 s away, 0.58 s past the budget: Retry-After is 1.
+        // The next free slot is ~3.36 s away, 0.86 s past the budget: Retry-After is 1.
         assert_eq!(secs, 1, "{}", reply.text);
         assert_eq!(
             reply.header("ratelimit-policy"),
