@@ -123,15 +123,23 @@ enum Order {
     Unknown,
 }
 
-/// The order page 1's own entries show, if they show one.
+/// The order page 1's own entries show: `None` when they are all one second (undecided),
+/// `Unknown` when a time is unreadable or the page is not sorted either way.
 fn order_within(entries: &[Entry]) -> Option<Order> {
-    let times: Option<Vec<i64>> = entries.iter().map(|e| e.time_s).collect();
-    let times = times?;
-    let (first, last) = (*times.first()?, *times.last()?);
-    match first.cmp(&last) {
-        std::cmp::Ordering::Greater => Some(Order::NewestFirst),
-        std::cmp::Ordering::Less => Some(Order::OldestFirst),
-        std::cmp::Ordering::Equal => None,
+    let Some(times) = entries
+        .iter()
+        .map(|e| e.time_s)
+        .collect::<Option<Vec<i64>>>()
+    else {
+        return Some(Order::Unknown);
+    };
+    let newest_first = times.windows(2).all(|w| w[0] >= w[1]);
+    let oldest_first = times.windows(2).all(|w| w[0] <= w[1]);
+    match (newest_first, oldest_first) {
+        (true, true) => None,
+        (true, false) => Some(Order::NewestFirst),
+        (false, true) => Some(Order::OldestFirst),
+        (false, false) => Some(Order::Unknown),
     }
 }
 
@@ -704,6 +712,16 @@ mod tests {
         );
         let scan = futures_util::FutureExt::now_or_never(fut).unwrap().unwrap();
         assert!(matches!(scan, Scan::Incomplete(_)), "{scan:?}");
+    }
+
+    #[test]
+    fn an_unsorted_history_is_read_whole() {
+        // Sorted nowhere: page 1 descends overall but not entry by entry.
+        let mut fake = Fake::new(150, Some(2), true, 20);
+        fake.entries.swap(3, 140);
+        fake.entries.swap(100, 148);
+        assert!(has_mark(&run(&fake, T0 + 140, 1000)));
+        assert_eq!(*fake.served.borrow(), 8, "every page");
     }
 
     #[test]
