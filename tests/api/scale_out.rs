@@ -271,7 +271,10 @@ async fn three_replicas_share_one_quota() {
     let stats = fleet[0].sandbox.stats();
     for (action, n) in [(CREDIT, credit_n), (INVITE, invite_n)] {
         let s = stats.action(action);
-        let first = *s.per_second.keys().next().unwrap();
+        // Whole seconds only: the first arrival can land anywhere in its wall-clock second, so
+        // that second is partial. The next SECONDS seconds are all under load (10×N offered for
+        // SECONDS, and queued calls keep the limiter busy up to max_wait beyond).
+        let first = *s.per_second.keys().next().unwrap() + 1;
         let in_window: u64 = s
             .per_second
             .range(first..first + SECONDS)
@@ -279,7 +282,7 @@ async fn three_replicas_share_one_quota() {
             .sum();
         let utilization = in_window as f64 / (n * SECONDS) as f64;
         println!(
-            "{action}: N={n}, offered {:.0}/s for {offered_for:?} over 3 replicas; forwarded in the first {SECONDS} s: {in_window} \
+            "{action}: N={n}, offered {:.0}/s for {offered_for:?} over 3 replicas; forwarded in the {SECONDS} whole seconds after the first arrival: {in_window} \
              (utilization {:.1}%), max in one second {}, RequestLimitExceeded {}, per second {:?}",
             10.0 * n as f64,
             utilization * 100.0,
@@ -293,7 +296,11 @@ async fn three_replicas_share_one_quota() {
             s.max_per_second
         );
         assert_eq!(s.rate_limited, 0, "{action}: RequestLimitExceeded upstream");
-        assert!(utilization >= 0.95, "{action}: utilization {utilization}");
+        // Slots come N at a time, 1 s + guard apart, so any 10 whole wall-clock seconds hold at
+        // least 9 of those bursts, wherever they fall in the second: 90% is the deterministic
+        // floor (100% is typical).
+        let floor = (SECONDS - 1) as f64 / SECONDS as f64;
+        assert!(utilization >= floor, "{action}: utilization {utilization}");
     }
     println!("answers: {statuses:?}");
 }
