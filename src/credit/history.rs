@@ -185,6 +185,17 @@ where
         *fetched += 1;
         fetch(page, size)
     };
+    // A page with fewer entries than its own Total places there is not the whole page.
+    let short = |page: u64, answer: &Page| -> Option<Scan> {
+        let expected = size.min(answer.total.saturating_sub((page - 1).saturating_mul(size)));
+        ((answer.entries.len() as u64) < expected).then(|| {
+            Scan::Incomplete(format!(
+                "page {page} holds {} entries where Total {} places {expected}",
+                answer.entries.len(),
+                answer.total
+            ))
+        })
+    };
     let mut order = order_within(&seen);
     let mut last_page: Option<Page> = None;
     if order.is_none() {
@@ -192,6 +203,9 @@ where
             return Ok(too_long(pages));
         }
         let last = next(pages, &mut fetched).await?;
+        if let Some(incomplete) = short(pages, &last) {
+            return Ok(incomplete);
+        }
         order = Some(
             match (seen[0].time_s, last.entries.first().and_then(|e| e.time_s)) {
                 (Some(a), Some(b)) if a > b => Order::NewestFirst,
@@ -217,6 +231,9 @@ where
                         "page {page} of {pages} is empty although Total is {total}"
                     )));
                 }
+                if let Some(incomplete) = short(page, &answer) {
+                    return Ok(incomplete);
+                }
                 total = total.max(answer.total);
                 pages = total.div_ceil(size);
                 seen.extend(answer.entries);
@@ -228,13 +245,20 @@ where
             // a page read stays read; a Total grown meanwhile adds pages at the end: read them.
             let mut back = pages;
             let mut stop_back = false;
+            let mut tail: Vec<u64> = Vec::new();
             if let Some(last) = last_page.take() {
                 stop_back = older_than(last.entries.first(), cutoff_s);
-                total = total.max(last.total);
+                if last.total > total {
+                    let grown = last.total.div_ceil(size);
+                    if grown - total / size > u64::from(max_pages.saturating_sub(fetched)) {
+                        return Ok(too_long(grown));
+                    }
+                    tail.extend((total / size + 1)..=grown);
+                    total = last.total;
+                }
                 seen.extend(last.entries);
                 back = pages - 1;
             }
-            let mut tail: Vec<u64> = Vec::new();
             loop {
                 let (page, going_back) = match tail.pop() {
                     Some(page) => (page, false),
@@ -245,9 +269,15 @@ where
                     return Ok(too_long(pages));
                 }
                 let answer = next(page, &mut fetched).await?;
+                if let Some(incomplete) = short(page, &answer) {
+                    return Ok(incomplete);
+                }
                 if answer.total > total {
                     // From the page holding position `total` (0-based) to the new end.
                     pages = answer.total.div_ceil(size);
+                    if pages - total / size > u64::from(max_pages.saturating_sub(fetched)) {
+                        return Ok(too_long(pages));
+                    }
                     tail.extend((total / size + 1)..=pages);
                     total = answer.total;
                 }
@@ -261,7 +291,9 @@ where
         Order::Unknown => {
             let mut page = 2;
             while page <= pages {
-                if last_page.is_some() && page == pages {
+                // The last page read for the order is still the last page only if nothing was
+                // added since.
+                if page == pages && last_page.as_ref().is_some_and(|p| p.total == total) {
                     seen.extend(last_page.take().map(|p| p.entries).unwrap_or_default());
                     break;
                 }
@@ -269,6 +301,9 @@ where
                     return Ok(too_long(pages));
                 }
                 let answer = next(page, &mut fetched).await?;
+                if let Some(incomplete) = short(page, &answer) {
+                    return Ok(incomplete);
+                }
                 total = total.max(answer.total);
                 pages = total.div_ceil(size);
                 seen.extend(answer.entries);
@@ -722,6 +757,56 @@ mod tests {
         fake.entries.swap(100, 148);
         assert!(has_mark(&run(&fake, T0 + 140, 1000)));
         assert_eq!(*fake.served.borrow(), 8, "every page");
+    }
+
+    #[test]
+    fn a_short_or_empty_page_in_any_order_is_never_complete() {
+        for newest_first in [true, false] {
+            for broken in [2, 3, 8] {
+                let fake = Fake::new(150, None, newest_first, 20);
+                let fut = scan(
+                    |p, s| {
+                        let mut page = fake.page(p, s);
+                        if p == broken {
+                            page.entries.truncate(page.entries.len() / 2);
+                        }
+                        async move { Ok(page) }
+                    },
+                    0,
+                    100,
+                );
+                let scan = futures_util::FutureExt::now_or_never(fut).unwrap().unwrap();
+                assert!(
+                    matches!(scan, Scan::Incomplete(_)),
+                    "newest_first={newest_first} page {broken}: {scan:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_total_is_refused_not_enumerated() {
+        let fut = scan(
+            |p, _| async move {
+                Ok(Page {
+                    total: if p == 1 { 3 } else { u64::MAX },
+                    entries: (0..if p == 1 { 1 } else { 1 })
+                        .map(|i| Entry {
+                            time_s: Some(T0 + i + if p == 1 { 0 } else { 10 }),
+                            cents: None,
+                            total_credit: None,
+                            remaining_credit: None,
+                            remark: String::new(),
+                            request_id: String::new(),
+                        })
+                        .collect(),
+                })
+            },
+            0,
+            10,
+        );
+        let scan = futures_util::FutureExt::now_or_never(fut).unwrap().unwrap();
+        assert!(matches!(scan, Scan::Incomplete(_)), "{scan:?}");
     }
 
     #[test]
