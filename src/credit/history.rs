@@ -478,12 +478,25 @@ impl HistorySearch {
             return None;
         }
         let mut found = None;
+        let mut doubtful = None;
         for entry in snapshot
             .marked
             .iter()
             .filter(|e| marker::ends_with(&e.remark, wanted.marker))
         {
-            if entry.cents == Some(wanted.cents) {
+            match entry.time_s {
+                // Older than this allocation can be: an earlier use of the same key (after its
+                // record expired), not this one.
+                Some(t) if t < wanted.cutoff_s => continue,
+                None => {
+                    doubtful = Some("a history entry with this marker has an unreadable time");
+                    continue;
+                }
+                Some(_) => {}
+            }
+            if entry.cents.is_none() {
+                doubtful = Some("a history entry with this marker has no amount");
+            } else if entry.cents == Some(wanted.cents) {
                 found.get_or_insert(entry);
             } else if fresh {
                 // Only the gateway can make this marker, and only for this amount: someone
@@ -500,6 +513,10 @@ impl HistorySearch {
         }
         if let Some(entry) = found {
             return Some(Lookup::Found(entry.clone()));
+        }
+        if let Some(why) = doubtful {
+            // Neither applied nor absent can be concluded: the outcome stays unknown.
+            return Some(Lookup::Unreadable(why.to_owned()));
         }
         let now = self.clock.now_unix_ms();
         (fresh
@@ -790,7 +807,7 @@ mod tests {
             |p, _| async move {
                 Ok(Page {
                     total: if p == 1 { 3 } else { u64::MAX },
-                    entries: (0..if p == 1 { 1 } else { 1 })
+                    entries: (0..1)
                         .map(|i| Entry {
                             time_s: Some(T0 + i + if p == 1 { 0 } else { 10 }),
                             cents: None,

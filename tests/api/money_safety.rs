@@ -304,3 +304,47 @@ async fn invitation_records_keep_no_address_yet_replay_byte_for_byte() {
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.text, first.text);
 }
+
+/// A key used again after its record expired carries the same marker as its first use: that
+/// older history entry is not this allocation, so a lost second use is never taken as applied.
+#[tokio::test]
+async fn a_key_reused_after_its_ttl_is_not_settled_by_its_first_use() {
+    let clock = ManualClock::at(SystemClock.now_unix_ms());
+    let mut options = Options {
+        gateway_clock: clock.clone(),
+        sandbox_clock: clock.clone(),
+        sandbox_quotas: vec![(CREDIT, 1_000), (HISTORY, 1_000)],
+        ..Options::default()
+    };
+    options.settings.upstream.timeout_ms = 300;
+    options.settings.credit.settle_ms = 1_000;
+    options.settings.idempotency.ttl_s = 60;
+    let app = spawn_app_with(options).await;
+    let body = json!({"amount": 5});
+    assert_eq!(
+        app.send(allocate(&app, &app.api_key, "again-1", &body))
+            .await
+            .status,
+        200
+    );
+    clock.advance(Duration::from_secs(7_200));
+    app.fault(Fault::once(
+        Some(CREDIT),
+        FaultKind::HangBeforeExecute { ms: 2_000 },
+    ));
+    let lost = app
+        .send(allocate(&app, &app.api_key, "again-1", &body))
+        .await;
+    assert_eq!(lost.problem_type(), "/problems/credit-outcome-unknown");
+    clock.advance(Duration::from_secs(5));
+    let retry = app
+        .send(allocate(&app, &app.api_key, "again-1", &body))
+        .await;
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    assert_eq!(
+        retry.header("idempotent-replayed"),
+        None,
+        "sent again, not the old entry"
+    );
+    assert_eq!(total_credit(&app), 10.0, "both uses applied, each once");
+}
