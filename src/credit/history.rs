@@ -681,6 +681,20 @@ mod tests {
         futures_util::FutureExt::now_or_never(fut).unwrap().unwrap()
     }
 
+    /// `run`, with `tamper` changing each page as it is served.
+    fn run_tampered(fake: &Fake, tamper: impl Fn(u64, &mut Page), max_pages: u32) -> Scan {
+        let fut = scan(
+            |p, s| {
+                let mut page = fake.page(p, s);
+                tamper(p, &mut page);
+                async move { Ok(page) }
+            },
+            0,
+            max_pages,
+        );
+        futures_util::FutureExt::now_or_never(fut).unwrap().unwrap()
+    }
+
     fn has_mark(scan: &Scan) -> bool {
         matches!(scan, Scan::Complete(e) if e.iter().any(|e| marker::ends_with(&e.remark, MARK)))
     }
@@ -751,18 +765,15 @@ mod tests {
     #[test]
     fn an_empty_page_where_total_promised_entries_is_never_complete() {
         let fake = Fake::new(150, None, true, 20);
-        let fut = scan(
-            |p, s| {
-                let mut page = fake.page(p, s);
+        let scan = run_tampered(
+            &fake,
+            |p, page| {
                 if p == 3 {
                     page.entries.clear();
                 }
-                async move { Ok(page) }
             },
-            0,
             100,
         );
-        let scan = futures_util::FutureExt::now_or_never(fut).unwrap().unwrap();
         assert!(matches!(scan, Scan::Incomplete(_)), "{scan:?}");
     }
 
@@ -781,18 +792,15 @@ mod tests {
         for newest_first in [true, false] {
             for broken in [2, 3, 8] {
                 let fake = Fake::new(150, None, newest_first, 20);
-                let fut = scan(
-                    |p, s| {
-                        let mut page = fake.page(p, s);
+                let scan = run_tampered(
+                    &fake,
+                    |p, page| {
                         if p == broken {
                             page.entries.truncate(page.entries.len() / 2);
                         }
-                        async move { Ok(page) }
                     },
-                    0,
                     100,
                 );
-                let scan = futures_util::FutureExt::now_or_never(fut).unwrap().unwrap();
                 assert!(
                     matches!(scan, Scan::Incomplete(_)),
                     "newest_first={newest_first} page {broken}: {scan:?}"

@@ -7,13 +7,45 @@ use std::time::Duration;
 use partner_gateway::sandbox::SEEDED_CUSTOMERS;
 use partner_gateway::sandbox::{Fault, FaultKind};
 use rand::{Rng, SeedableRng};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::helpers::*;
 
 const CREDIT: &str = "AllocateCustomerCredit";
 const INTENTS: usize = 500;
+
+/// What a client does with one intent, as the README says: send with its key, and retry with the
+/// same key until a definite answer. Returns every status seen.
+async fn retry_until_definite(
+    app: &TestApp,
+    i: usize,
+    uin: u64,
+    key: &str,
+    body: &Value,
+) -> Vec<u16> {
+    let mut seen: Vec<u16> = Vec::new();
+    for _ in 0..400 {
+        let reply = app
+            .send(
+                app.client
+                    .post(app.url(&format!("/customers/{uin}/credit")))
+                    .bearer_auth(&app.api_key)
+                    .header("idempotency-key", key)
+                    .header("content-type", "application/json")
+                    .body(body.to_string()),
+            )
+            .await;
+        seen.push(reply.status);
+        match reply.status {
+            200 => return seen,
+            // Not definite: the client retries with the same key.
+            409 | 429 | 502 | 503 | 504 => tokio::time::sleep(Duration::from_millis(40)).await,
+            other => panic!("intent {i}: unexpected {other}: {}", reply.text),
+        }
+    }
+    panic!("intent {i} never got a definite answer: {seen:?}");
+}
 
 fn fault(kind: FaultKind, probability: f64) -> Fault {
     Fault {
@@ -68,31 +100,8 @@ async fn five_hundred_intents_through_faults_are_each_applied_exactly_once() {
             let gate = gate.clone();
             tokio::spawn(async move {
                 let _permit = gate.acquire().await.unwrap();
-                let key = format!("chaos-{i}");
                 let body = json!({"amount": cents as f64 / 100.0, "remark": format!("intent {i}")});
-                let mut seen: Vec<u16> = Vec::new();
-                for _ in 0..400 {
-                    let reply = app
-                        .send(
-                            app.client
-                                .post(app.url(&format!("/customers/{uin}/credit")))
-                                .bearer_auth(&app.api_key)
-                                .header("idempotency-key", &key)
-                                .header("content-type", "application/json")
-                                .body(body.to_string()),
-                        )
-                        .await;
-                    seen.push(reply.status);
-                    match reply.status {
-                        200 => return seen,
-                        // Not definite: the client retries with the same key.
-                        409 | 429 | 502 | 503 | 504 => {
-                            tokio::time::sleep(Duration::from_millis(40)).await
-                        }
-                        other => panic!("intent {i}: unexpected {other}: {}", reply.text),
-                    }
-                }
-                panic!("intent {i} never got a definite answer: {seen:?}");
+                retry_until_definite(&app, i, uin, &format!("chaos-{i}"), &body).await
             })
         })
         .collect();
@@ -168,28 +177,7 @@ async fn lost_answers_across_nine_customers_settle_exactly_once() {
             tokio::spawn(async move {
                 let _permit = gate.acquire().await.unwrap();
                 let body = json!({"amount": cents as f64 / 100.0, "remark": format!("lost {i}")});
-                let mut seen = Vec::new();
-                for _ in 0..400 {
-                    let reply = app
-                        .send(
-                            app.client
-                                .post(app.url(&format!("/customers/{uin}/credit")))
-                                .bearer_auth(&app.api_key)
-                                .header("idempotency-key", format!("lost-{i}"))
-                                .header("content-type", "application/json")
-                                .body(body.to_string()),
-                        )
-                        .await;
-                    seen.push(reply.status);
-                    match reply.status {
-                        200 => return seen,
-                        409 | 429 | 502 | 503 | 504 => {
-                            tokio::time::sleep(Duration::from_millis(40)).await
-                        }
-                        other => panic!("intent {i}: unexpected {other}: {}", reply.text),
-                    }
-                }
-                panic!("intent {i} never got a definite answer: {seen:?}");
+                retry_until_definite(&app, i, uin, &format!("lost-{i}"), &body).await
             })
         })
         .collect();
