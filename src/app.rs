@@ -29,7 +29,8 @@ use crate::context::{self, RequestContext};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemMarker, ProblemType};
-use crate::quota::Quotas;
+use crate::quota::guard::GuardBounds;
+use crate::quota::{FleetConfig, QuotaConfig, Quotas};
 use crate::redis_link::RedisLink;
 use crate::routes::{self, AppState};
 use crate::store::{MemoryStore, RedisStore, Store};
@@ -72,7 +73,15 @@ pub fn build(
     credentials: &Credentials,
     clock: SharedClock,
 ) -> anyhow::Result<App> {
-    let guard = ms(settings.quotas.guard_ms);
+    let quota_config = QuotaConfig {
+        guard: GuardBounds {
+            min_us: settings.quotas.guard_min_ms * 1000,
+            max_us: settings.quotas.guard_max_ms * 1000,
+            slack_us: settings.quotas.departure_slack_ms * 1000,
+        },
+        max_wait: ms(settings.quotas.max_wait_ms),
+        probe: ms(settings.quotas.probe_interval_ms),
+    };
     let limits = [
         (
             CreateAndSendClientInvitationMail::NAME,
@@ -97,16 +106,20 @@ pub fn build(
     let (quotas, store, redis) = match settings.store.backend {
         StoreBackend::Memory => {
             metrics.store_up(true);
-            let quotas = Quotas::local(&limits, guard, metrics.clone());
+            let quotas = Quotas::local(&limits, quota_config, metrics.clone());
             (quotas, Store::Memory(memory), None)
         }
         StoreBackend::Redis => {
             let link = RedisLink::new(&settings.store, health.clone(), metrics.clone())?;
             let quotas = Quotas::shared(
                 &limits,
-                guard,
+                quota_config,
                 link.clone(),
-                settings.store.expected_replicas,
+                FleetConfig {
+                    heartbeat: ms(settings.store.heartbeat_ms),
+                    lease: ms(settings.store.partition_lease_ms),
+                    expected_replicas: settings.store.expected_replicas,
+                },
                 metrics.clone(),
             );
             let store = Store::Redis(Arc::new(RedisStore::new(
@@ -339,7 +352,11 @@ impl App {
         ];
         if let Some(link) = &self.state.redis {
             background.push(tokio::spawn(link.clone().run_prober()));
+            background.push(tokio::spawn(
+                self.state.tencent.quotas().clone().run_heartbeat(),
+            ));
         }
+        let quotas = self.state.tencent.quotas().clone();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             let how = shutdown.await;
@@ -372,6 +389,7 @@ impl App {
         for task in background {
             task.abort();
         }
+        quotas.leave().await;
         result
     }
 }

@@ -46,9 +46,15 @@ pub struct StoreSettings {
     pub redis_url: Option<SecretString>,
     /// Prepended to every Redis key, so several gateways (or partner accounts) can share one Redis.
     pub key_prefix: String,
-    /// How many replicas share the quota. While Redis is unreachable each replica falls back to a
-    /// local limiter at quota ÷ this (rounded down, at least 1). Required with `backend = "redis"`.
+    /// Optional floor on how many replicas the quota is shared among (room kept for replicas
+    /// about to start). The fleet's size is otherwise learned from heartbeats; 0 means none.
     pub expected_replicas: u32,
+    /// How often each replica announces itself in Redis; three missed heartbeats and the fleet
+    /// keeps this replica's share of the quota aside for it.
+    pub heartbeat_ms: u64,
+    /// How long a replica cut off from Redis may forward on its share after its last heartbeat;
+    /// after that it refuses quota-bound calls with 503 until Redis is back.
+    pub partition_lease_ms: u64,
     /// Longest one Redis command may take before Redis counts as unreachable.
     pub redis_timeout_ms: u64,
     /// How often Redis is pinged, to notice it going away and coming back.
@@ -62,6 +68,8 @@ impl Default for StoreSettings {
             redis_url: None,
             key_prefix: "pgw:".into(),
             expected_replicas: 0,
+            heartbeat_ms: 1_000,
+            partition_lease_ms: 30_000,
             redis_timeout_ms: 250,
             redis_probe_ms: 1_000,
         }
@@ -232,6 +240,10 @@ pub struct UpstreamSettings {
     pub retry_backoff_ms: u64,
     /// While Tencent rejects the credentials (`AuthFailure*`), how often to re-check them.
     pub auth_recheck_ms: u64,
+    /// How long an idle connection to Tencent is kept for reuse. Keep it below the server's own
+    /// idle timeout (Tencent's: about 50 s), so the pool never hands out a connection the server
+    /// is closing.
+    pub pool_idle_timeout_ms: u64,
 }
 
 impl Default for UpstreamSettings {
@@ -244,6 +256,7 @@ impl Default for UpstreamSettings {
             max_retries: 3,
             retry_backoff_ms: 100,
             auth_recheck_ms: 30_000,
+            pool_idle_timeout_ms: 45_000,
         }
     }
 }
@@ -259,8 +272,15 @@ pub struct QuotaSettings {
     pub queries_per_second: u32,
     /// Longest a call waits for a quota slot before it is refused with 429.
     pub max_wait_ms: u64,
-    /// Added to the one-second window to absorb jitter between here and Tencent.
-    pub guard_ms: u64,
+    /// Floor of the guard: the window is one second plus a guard learned from the path.
+    pub guard_min_ms: u64,
+    /// Ceiling of the guard (also the guard until the path has been measured).
+    pub guard_max_ms: u64,
+    /// How late after its slot a call may still leave; a later one reserves again.
+    pub departure_slack_ms: u64,
+    /// After a refusal showed a lower quota: one more call per second after this long without
+    /// another refusal, back toward the configured quota.
+    pub probe_interval_ms: u64,
 }
 
 impl Default for QuotaSettings {
@@ -270,7 +290,10 @@ impl Default for QuotaSettings {
             credit_per_second: 5,
             queries_per_second: 5,
             max_wait_ms: 2_000,
-            guard_ms: 10,
+            guard_min_ms: 10,
+            guard_max_ms: 250,
+            departure_slack_ms: 20,
+            probe_interval_ms: 30_000,
         }
     }
 }
@@ -525,9 +548,27 @@ impl Settings {
                 return Err(invalid(key, "must be between 1 and 100000"));
             }
         }
-        if self.quotas.guard_ms > 500 {
-            return Err(invalid("quotas.guard_ms", "must be at most 500"));
+        let q = &self.quotas;
+        if q.guard_max_ms > 1_000 {
+            return Err(invalid("quotas.guard_max_ms", "must be at most 1000"));
         }
+        if q.guard_min_ms > q.guard_max_ms {
+            return Err(invalid(
+                "quotas.guard_min_ms",
+                "must be at most quotas.guard_max_ms",
+            ));
+        }
+        if q.departure_slack_ms >= q.guard_max_ms {
+            return Err(invalid(
+                "quotas.departure_slack_ms",
+                "must be below quotas.guard_max_ms: the guard must cover the slack and the path's jitter",
+            ));
+        }
+        positive("quotas.probe_interval_ms", q.probe_interval_ms)?;
+        positive(
+            "upstream.pool_idle_timeout_ms",
+            self.upstream.pool_idle_timeout_ms,
+        )?;
         self.max_amount_cents()?;
         if self.credit.settle_ms < self.upstream.timeout_ms {
             return Err(invalid(
@@ -598,10 +639,14 @@ impl Settings {
                 ));
             }
         }
-        if !(1..=1000).contains(&store.expected_replicas) {
+        if store.expected_replicas > 1000 {
+            return Err(invalid("store.expected_replicas", "must be at most 1000"));
+        }
+        positive("store.heartbeat_ms", store.heartbeat_ms)?;
+        if store.partition_lease_ms < store.heartbeat_ms * 10 {
             return Err(invalid(
-                "store.expected_replicas",
-                "must be set (1 to 1000) when store.backend = \"redis\": each replica's share of the quota while Redis is unreachable",
+                "store.partition_lease_ms",
+                "must be at least ten heartbeats (store.heartbeat_ms)",
             ));
         }
         Ok(())
@@ -807,15 +852,14 @@ mod tests {
     }
 
     #[test]
-    fn the_redis_backend_needs_a_url_and_the_replica_count() {
+    fn the_redis_backend_needs_a_url_but_not_the_replica_count() {
         let err = load_env(&[("GATEWAY__STORE__BACKEND", "redis")]).unwrap_err();
         assert!(err.to_string().contains("store.redis_url"), "{err}");
-        let err = load_env(&[
+        load_env(&[
             ("GATEWAY__STORE__BACKEND", "redis"),
             ("REDIS_URL", "redis://127.0.0.1:6379/"),
         ])
-        .unwrap_err();
-        assert!(err.to_string().contains("store.expected_replicas"), "{err}");
+        .expect("the fleet's size comes from heartbeats");
         let err = load_env(&[
             ("GATEWAY__STORE__BACKEND", "redis"),
             ("GATEWAY__STORE__REDIS_URL", "http://127.0.0.1:6379/"),

@@ -11,6 +11,11 @@
 //! | `http_client_request_duration_seconds` (calls to Tencent) | histogram | `tencent_action`, `outcome`, `tencent_code` |
 //! | `gateway_quota_wait_seconds` | histogram | `tencent_action` |
 //! | `gateway_quota_rejections_total` | counter | `tencent_action` |
+//! | `gateway_quota_configured` | gauge | `tencent_action` (calls per second, from the configuration) |
+//! | `gateway_quota_effective` | gauge | `tencent_action` (calls per second the gateway uses: lower after Tencent's refusals showed a lower quota) |
+//! | `gateway_quota_guard_seconds` | gauge | `tencent_action` (the window's extra beyond one second, learned from the path) |
+//! | `gateway_quota_late_departures_total` | counter | `tencent_action` (slots given up because the call could not leave in time) |
+//! | `gateway_quota_fallback_total` | counter | `tencent_action` (decisions taken without Redis) |
 //! | `gateway_upstream_retries_total` | counter | `tencent_action`, `reason` |
 //! | `gateway_idempotency_requests_total` | counter | `route`, `result` (`new`, `replayed`, `in_flight`, `mismatch`, `resent`) |
 //! | `gateway_credit_reconciliations_total` | counter | `result` (`applied`, `not_applied`, `pending`, `failed`) |
@@ -56,6 +61,10 @@ pub const STORE_EVICTIONS: &str = "gateway_idempotency_evictions_total";
 pub const STORE_UP: &str = "gateway_store_up";
 pub const STORE_ERRORS: &str = "gateway_store_errors_total";
 pub const QUOTA_FALLBACK: &str = "gateway_quota_fallback_total";
+pub const QUOTA_CONFIGURED: &str = "gateway_quota_configured";
+pub const QUOTA_EFFECTIVE: &str = "gateway_quota_effective";
+pub const QUOTA_GUARD: &str = "gateway_quota_guard_seconds";
+pub const QUOTA_LATE: &str = "gateway_quota_late_departures_total";
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -152,6 +161,26 @@ impl Metrics {
             text(
                 "Quota decisions taken by the local fallback limiter while Redis was unreachable.",
             ),
+        );
+        r.describe_gauge(
+            QUOTA_CONFIGURED.into(),
+            None,
+            text("Each action's quota as configured, in calls per second."),
+        );
+        r.describe_gauge(
+            QUOTA_EFFECTIVE.into(),
+            None,
+            text("Each action's quota as the gateway uses it: lower than configured after Tencent's refusals showed a lower one."),
+        );
+        r.describe_gauge(
+            QUOTA_GUARD.into(),
+            Some(Unit::Seconds),
+            text("How much longer than one second each action's quota window is: departure slack plus the path's learned variation."),
+        );
+        r.describe_counter(
+            QUOTA_LATE.into(),
+            None,
+            text("Slots given up because the call could not leave within the departure slack."),
         );
         r.describe_gauge(
             BUILD_INFO.into(),
@@ -259,6 +288,31 @@ impl Metrics {
     /// A quota decision taken by the local fallback limiter because Redis was unreachable.
     pub fn quota_fallback(&self, action: &'static str) {
         self.count(QUOTA_FALLBACK, &[("tencent_action", action.to_owned())]);
+    }
+
+    /// Each action's configured and effective quota and its current guard.
+    pub fn quota_state(
+        &self,
+        action: &'static str,
+        configured: u32,
+        effective: u32,
+        guard: Duration,
+    ) {
+        let labels = labels(&[("tencent_action", action.to_owned())]);
+        for (name, value) in [
+            (QUOTA_CONFIGURED, configured as f64),
+            (QUOTA_EFFECTIVE, effective as f64),
+            (QUOTA_GUARD, guard.as_secs_f64()),
+        ] {
+            self.recorder
+                .register_gauge(&Key::from_parts(name, labels.clone()), &METADATA)
+                .set(value);
+        }
+    }
+
+    /// A call could not leave within the slack after its slot and reserved again.
+    pub fn quota_late(&self, action: &'static str) {
+        self.count(QUOTA_LATE, &[("tencent_action", action.to_owned())]);
     }
 
     pub fn history_scan(&self, result: &'static str) {

@@ -333,6 +333,11 @@ impl ApiError {
                 };
                 problem.with_upstream(&e.code, request_id)
             }
+            CallError::QuotaUnavailable { retry_after, .. } => Self::new(
+                P::StoreUnavailable,
+                public_detail(&error),
+            )
+            .retry_after(retry_after.as_secs().max(1)),
             CallError::Timeout { .. } | CallError::DeadlineExceeded => {
                 Self::new(P::UpstreamTimeout, public_detail(&error))
             }
@@ -395,6 +400,9 @@ fn public_detail(error: &CallError) -> String {
         CallError::Unparsable { .. } => "Tencent Cloud's answer could not be read".into(),
         CallError::Upstream(e) => format!("Tencent Cloud answered {}: {}", e.code, e.message),
         CallError::QuotaExceeded { .. } => "quota exceeded".into(),
+        CallError::QuotaUnavailable { action, .. } => format!(
+            "the shared store is unreachable and this replica holds no share of the {action} quota it may use on its own; retry, another replica may answer"
+        ),
     }
 }
 

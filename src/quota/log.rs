@@ -26,49 +26,65 @@ pub struct Refusal {
     pub retry_after_us: u64,
 }
 
-/// The last N reservations of one action, oldest first.
+/// The limit and window a reservation is made under: the effective quota (which may have been
+/// learned lower than configured) and one second plus the guard in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub limit: u32,
+    pub window_us: u64,
+}
+
+/// The last reservations of one action (as many as the configured quota), oldest first.
+///
+/// Each reservation is checked against the rule in force when it is made. Keeping as many
+/// entries as the *configured* quota, not the effective one, means a rule that changes (a lower
+/// learned quota, a wider guard) never loses an entry it needs.
 #[derive(Debug, Clone)]
 pub struct ReservationLog {
-    limit: usize,
-    window_us: u64,
+    capacity: usize,
     slots: VecDeque<u64>,
 }
 
 impl ReservationLog {
-    /// `limit` calls per `window_us`; `limit` must be at least 1.
-    pub fn new(limit: u32, window_us: u64) -> Self {
-        assert!(limit >= 1, "a quota admits at least one call per window");
+    /// Keeps the last `capacity` reservations; `capacity` is the configured quota (at least 1).
+    pub fn new(capacity: u32) -> Self {
+        assert!(capacity >= 1, "a quota admits at least one call per window");
         Self {
-            limit: limit as usize,
-            window_us,
-            slots: VecDeque::with_capacity(limit as usize),
+            capacity: capacity as usize,
+            slots: VecDeque::with_capacity(capacity as usize),
         }
     }
 
-    pub fn limit(&self) -> u32 {
-        self.limit as u32
+    pub fn capacity(&self) -> u32 {
+        self.capacity as u32
     }
 
-    /// The earliest slot a call arriving at `now_us` would get.
-    pub fn next_slot(&self, now_us: u64) -> u64 {
+    /// The earliest slot a call arriving at `now_us` would get under `rule`.
+    pub fn next_slot(&self, now_us: u64, rule: Rule) -> u64 {
+        let limit = (rule.limit.max(1) as usize).min(self.capacity);
         let latest = self.slots.back().copied().unwrap_or(0);
         let mut slot = now_us.max(latest);
-        if self.slots.len() == self.limit {
-            slot = slot.max(self.slots[0] + self.window_us);
+        if self.slots.len() >= limit {
+            slot = slot.max(self.slots[self.slots.len() - limit] + rule.window_us);
         }
         slot
     }
 
     /// Reserves the next slot if it is at most `max_wait_us` away; otherwise reserves nothing.
-    pub fn reserve(&mut self, now_us: u64, max_wait_us: u64) -> Result<Reservation, Refusal> {
-        let slot = self.next_slot(now_us);
+    pub fn reserve(
+        &mut self,
+        now_us: u64,
+        max_wait_us: u64,
+        rule: Rule,
+    ) -> Result<Reservation, Refusal> {
+        let slot = self.next_slot(now_us, rule);
         let wait_us = slot - now_us;
         if wait_us > max_wait_us {
             return Err(Refusal {
                 retry_after_us: wait_us - max_wait_us,
             });
         }
-        if self.slots.len() == self.limit {
+        if self.slots.len() == self.capacity {
             self.slots.pop_front();
         }
         self.slots.push_back(slot);
@@ -86,23 +102,27 @@ mod tests {
 
     const SEC: u64 = 1_000_000;
 
+    fn rule(limit: u32) -> Rule {
+        Rule { limit, window_us: SEC }
+    }
+
     #[test]
     fn a_burst_of_n_goes_at_once_and_the_next_waits_a_window() {
-        let mut log = ReservationLog::new(5, SEC);
+        let mut log = ReservationLog::new(5);
         for _ in 0..5 {
-            assert_eq!(log.reserve(100, 10 * SEC).unwrap().wait_us, 0);
+            assert_eq!(log.reserve(100, 10 * SEC, rule(5)).unwrap().wait_us, 0);
         }
-        let sixth = log.reserve(100, 10 * SEC).unwrap();
+        let sixth = log.reserve(100, 10 * SEC, rule(5)).unwrap();
         assert_eq!(sixth.slot_us, 100 + SEC);
         assert_eq!(sixth.wait_us, SEC);
     }
 
     #[test]
     fn waiting_is_fifo_and_slots_never_decrease() {
-        let mut log = ReservationLog::new(3, SEC);
+        let mut log = ReservationLog::new(3);
         let mut last = 0;
         for i in 0..30 {
-            let r = log.reserve(i * 1000, 100 * SEC).unwrap();
+            let r = log.reserve(i * 1000, 100 * SEC, rule(3)).unwrap();
             assert!(r.slot_us >= last, "call {i} overtook an earlier one");
             last = r.slot_us;
         }
@@ -110,15 +130,15 @@ mod tests {
 
     #[test]
     fn refusal_reserves_nothing_and_says_when_to_come_back() {
-        let mut log = ReservationLog::new(2, SEC);
-        log.reserve(0, 0).unwrap();
-        log.reserve(0, 0).unwrap();
+        let mut log = ReservationLog::new(2);
+        log.reserve(0, 0, rule(2)).unwrap();
+        log.reserve(0, 0, rule(2)).unwrap();
         // Next slot is at 1 s; with a 300 ms budget the caller is 700 ms too early.
-        let refusal = log.reserve(0, 300_000).unwrap_err();
+        let refusal = log.reserve(0, 300_000, rule(2)).unwrap_err();
         assert_eq!(refusal.retry_after_us, 700_000);
-        assert_eq!(log.next_slot(0), SEC, "a refusal must not take a slot");
+        assert_eq!(log.next_slot(0, rule(2)), SEC, "a refusal must not take a slot");
         // Coming back exactly then is admitted.
-        assert_eq!(log.reserve(700_000, 300_000).unwrap().slot_us, SEC);
+        assert_eq!(log.reserve(700_000, 300_000, rule(2)).unwrap().slot_us, SEC);
     }
 
     /// Counts the most reservations in any half-open window `(t − w, t]`.
@@ -139,12 +159,12 @@ mod tests {
             gaps in proptest::collection::vec(0u64..400_000, 1..120),
             max_wait in 0u64..3_000_000,
         ) {
-            let mut log = ReservationLog::new(limit, SEC);
+            let mut log = ReservationLog::new(limit);
             let mut now = 0;
             let mut slots = Vec::new();
             for gap in gaps {
                 now += gap;
-                match log.reserve(now, max_wait) {
+                match log.reserve(now, max_wait, rule(limit)) {
                     Ok(r) => {
                         prop_assert!(r.wait_us <= max_wait);
                         prop_assert_eq!(r.slot_us, now + r.wait_us);
@@ -153,7 +173,7 @@ mod tests {
                     }
                     Err(refusal) => {
                         prop_assert!(refusal.retry_after_us > 0);
-                        prop_assert_eq!(log.next_slot(now) - now - max_wait, refusal.retry_after_us);
+                        prop_assert_eq!(log.next_slot(now, rule(limit)) - now - max_wait, refusal.retry_after_us);
                     }
                 }
             }
@@ -164,12 +184,34 @@ mod tests {
             prop_assert!(per_second.values().all(|&c| c <= limit as usize));
         }
 
+        /// Whatever rule each call is made under (a learned quota between 1 and the configured
+        /// one, a guard between 0 and 250 ms), each granted slot ends a window of its own rule
+        /// that holds at most its own limit: a rule that changes never lets earlier grants crowd it.
+        #[test]
+        fn each_grant_respects_the_rule_it_was_made_under(
+            capacity in 1u32..8,
+            calls in proptest::collection::vec((0u64..300_000, 1u32..8, 0u64..250_000), 1..150),
+        ) {
+            let mut log = ReservationLog::new(capacity);
+            let mut now = 0;
+            let mut slots: Vec<u64> = Vec::new();
+            for (gap, limit, guard) in calls {
+                now += gap;
+                let r = Rule { limit: limit.min(capacity), window_us: SEC + guard };
+                if let Ok(grant) = log.reserve(now, 2 * SEC, r) {
+                    let inside = slots.iter().filter(|&&s| s + r.window_us > grant.slot_us).count();
+                    prop_assert!(inside < r.limit as usize, "{inside} earlier slots in the window of a limit {}", r.limit);
+                    slots.push(grant.slot_us);
+                }
+            }
+        }
+
         /// With everyone willing to wait, the log admits exactly N per window: it does not waste quota.
         #[test]
         fn saturated_log_is_fully_used(limit in 1u32..10, calls in 1usize..200) {
-            let mut log = ReservationLog::new(limit, SEC);
+            let mut log = ReservationLog::new(limit);
             let mut last = 0;
-            for _ in 0..calls { last = log.reserve(0, u64::MAX).unwrap().slot_us; }
+            for _ in 0..calls { last = log.reserve(0, u64::MAX, rule(limit)).unwrap().slot_us; }
             let expected_windows = (calls as u64 - 1) / limit as u64;
             prop_assert_eq!(last, expected_windows * SEC);
         }

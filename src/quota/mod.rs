@@ -1,38 +1,55 @@
-//! Keeps every forwarded call within Tencent's per-action quota.
+//! Keeps every forwarded call within Tencent's per-action quota, counted where Tencent counts it:
+//! at arrival, per wall-clock second.
 //!
-//! [`log`] holds the pure reservation arithmetic; [`LocalLimiter`] runs it in-process on tokio's
-//! clock (so tests can pause time); [`shared::SharedLimiter`] runs the same algorithm in Redis for
-//! the whole fleet. [`Quotas`] holds each action's limiters and picks one per call: the shared one
-//! while Redis answers, otherwise this replica's local share (quota ÷ `store.expected_replicas`).
+//! # Why no wall-clock second can hold more than N arrivals
+//!
+//! Each call reserves a slot in a log ([`log`]) that holds at most `n` slots in any window of
+//! `1 s + guard`. The client ([`crate::tencent::client`]) first gets a connection that is open
+//! and ready (connecting takes 0–300 ms to a distant TLS endpoint and must not happen between
+//! the slot and the wire), then waits for its slot, then checks at departure that it is no more
+//! than `quotas.departure_slack_ms` late; a call that is later gives its slot up (it stays used)
+//! and reserves again. So call k leaves in `[S_k, S_k + slack]` and arrives `d_k` later, where
+//! `d` varies by J. For calls k and k + n, `S_{k+n} ≥ S_k + 1 s + guard`, so
+//!
+//! `A_{k+n} − A_k ≥ 1 s + guard − slack − J`,
+//!
+//! which is at least one second, so the two never share a wall-clock second, as long as
+//! `guard ≥ slack + J`. The guard is learned ([`guard`]): slack plus the measured variation of
+//! the path, widened on a refusal that looks like jitter, bounded by `quotas.guard_min_ms` and
+//! `quotas.guard_max_ms` (a path whose variation exceeds the ceiling is throttled by Tencent:
+//! that ceiling is the one thing configuration must get right). With Redis the slot's position
+//! on this replica's clock is known only within the Redis round trip, so a call departs no
+//! earlier than `answer + wait` and counts its lateness from `request + wait`.
+//!
+//! `n` is the *effective* quota ([`learn`]): the configured one until Tencent's refusals show a
+//! lower one. With Redis, `n` and the log are the fleet's, and replicas that may be cut off from
+//! Redis keep a share the others do not use ([`fleet`]).
+//!
+//! [`Quotas`] holds each action's state and picks per call: the whole quota in-process (memory
+//! store: one replica), the shared log in Redis, or, while Redis is unreachable, this replica's
+//! share once the fleet has stopped counting on it.
 
+pub mod fleet;
+pub mod guard;
+pub mod learn;
 pub mod log;
 pub mod shared;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::metrics::Metrics;
-use crate::redis_link::RedisLink;
-use shared::{Decision, SharedLimiter};
-
 use tokio::time::Instant;
 
-pub use log::{Refusal, Reservation, ReservationLog};
+use crate::metrics::Metrics;
+use crate::redis_link::RedisLink;
+use fleet::{FleetTiming, Gate, Membership};
+use guard::{GuardBounds, PathGuard};
+use learn::{Learned, Verdict};
+use shared::{Beat, Decision, ReserveArgs, SharedQuotas};
 
-/// The quota of one action: how many calls per second, and the limiter that enforces it.
-#[derive(Debug)]
-pub struct LocalLimiter {
-    epoch: Instant,
-    log: Mutex<ReservationLog>,
-}
-
-/// What a caller learns when the limiter admits it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admission {
-    /// How long the call waited for its slot.
-    pub waited: Duration,
-}
+pub use log::{Refusal, Reservation, ReservationLog, Rule};
 
 /// Which limiter took a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +60,27 @@ pub enum LimiterKind {
     Shared,
     /// In-process at this replica's share, while Redis is unreachable.
     Fallback,
+}
+
+/// A granted slot, on this replica's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    /// The call must not leave before this.
+    pub not_before: Instant,
+    /// The earliest instant the slot can be at; lateness is counted from here.
+    pub origin: Instant,
+    /// How late after `origin` the call may still leave.
+    pub slack: Duration,
+    /// How long the call waits for its slot.
+    pub waited: Duration,
+    pub kind: LimiterKind,
+}
+
+impl Ticket {
+    /// Whether a call leaving at `now` still keeps the quota's promise.
+    pub fn on_time(&self, now: Instant) -> bool {
+        now >= self.not_before && now.saturating_duration_since(self.origin) <= self.slack
+    }
 }
 
 /// Why a call was not admitted, with what the `Retry-After` and `RateLimit` headers need.
@@ -59,13 +97,129 @@ impl QuotaExceeded {
     }
 }
 
-impl LocalLimiter {
-    /// `limit` calls per rolling `1 s + guard`.
-    pub fn new(limit: u32, guard: Duration) -> Self {
-        let window = Duration::from_secs(1) + guard;
+/// Why no slot was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaError {
+    /// The next slot is beyond the wait budget (429).
+    Exceeded(QuotaExceeded),
+    /// Redis is unreachable and this replica holds no share it may use (503).
+    Unavailable { retry_after: Duration },
+}
+
+/// The settings the quota needs.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaConfig {
+    pub guard: GuardBounds,
+    /// `quotas.max_wait_ms`: how far ahead a slot may be (the fleet arithmetic needs it).
+    pub max_wait: Duration,
+    /// Additive increase: one more call per second after this long without a refusal.
+    pub probe: Duration,
+}
+
+/// With Redis: how this replica takes part in the fleet.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetConfig {
+    pub heartbeat: Duration,
+    pub lease: Duration,
+    pub expected_replicas: u32,
+}
+
+/// One action's state.
+#[derive(Debug)]
+struct ActionQuota {
+    configured: u32,
+    learned: Mutex<Learned>,
+    /// The whole quota in-process (memory store).
+    log: Mutex<ReservationLog>,
+    /// This replica's share while Redis is unreachable.
+    fallback: Mutex<ReservationLog>,
+    /// For `/metrics`: the effective quota and the guard of the last reservation.
+    effective: AtomicU32,
+    guard_us: AtomicU64,
+}
+
+#[derive(Debug)]
+struct FleetPart {
+    quotas: SharedQuotas,
+    id: String,
+    membership: Mutex<Membership>,
+    expected_replicas: u32,
+}
+
+/// Each upstream action's quota.
+#[derive(Debug)]
+pub struct Quotas {
+    actions: HashMap<&'static str, ActionQuota>,
+    /// Order of `actions` for heartbeats.
+    names: Vec<&'static str>,
+    epoch: Instant,
+    path: Mutex<PathGuard>,
+    config: QuotaConfig,
+    fleet: Option<FleetPart>,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Quotas {
+    /// In-process limiters only: `limits` maps an action name to its configured calls per second.
+    pub fn local(limits: &[(&'static str, u32)], config: QuotaConfig, metrics: Arc<Metrics>) -> Self {
+        Self::build(limits, config, None, metrics)
+    }
+
+    /// Limiters in Redis, with a share per replica while Redis is unreachable.
+    pub fn shared(
+        limits: &[(&'static str, u32)],
+        config: QuotaConfig,
+        link: Arc<RedisLink>,
+        fleet: FleetConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let timing = FleetTiming::new(
+            fleet.heartbeat,
+            fleet.lease,
+            config.max_wait,
+            Duration::from_micros(config.guard.max_us),
+        );
+        let part = FleetPart {
+            quotas: SharedQuotas::new(link),
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            membership: Mutex::new(Membership::new(timing)),
+            expected_replicas: fleet.expected_replicas,
+        };
+        Self::build(limits, config, Some(part), metrics)
+    }
+
+    fn build(
+        limits: &[(&'static str, u32)],
+        config: QuotaConfig,
+        fleet: Option<FleetPart>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let actions = limits
+            .iter()
+            .map(|&(action, limit)| {
+                let quota = ActionQuota {
+                    configured: limit,
+                    learned: Mutex::new(Learned::new(limit)),
+                    log: Mutex::new(ReservationLog::new(limit)),
+                    fallback: Mutex::new(ReservationLog::new(limit)),
+                    effective: AtomicU32::new(limit),
+                    guard_us: AtomicU64::new(config.guard.max_us),
+                };
+                (action, quota)
+            })
+            .collect();
         Self {
+            actions,
+            names: limits.iter().map(|&(a, _)| a).collect(),
             epoch: Instant::now(),
-            log: Mutex::new(ReservationLog::new(limit, window.as_micros() as u64)),
+            path: Mutex::new(PathGuard::new(config.guard)),
+            config,
+            fleet,
+            metrics,
         }
     }
 
@@ -73,135 +227,268 @@ impl LocalLimiter {
         Instant::now().duration_since(self.epoch).as_micros() as u64
     }
 
-    /// Reserves a slot at most `max_wait` away and sleeps until it; refuses at once otherwise.
-    /// Dropping the returned future after the reservation keeps the slot used (conservative).
-    pub async fn acquire(&self, max_wait: Duration) -> Result<Admission, QuotaExceeded> {
-        let reservation = {
-            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-            let limit = log.limit();
-            log.reserve(self.now_us(), max_wait.as_micros() as u64)
-                .map_err(|r| QuotaExceeded {
-                    limit,
-                    retry_after: Duration::from_micros(r.retry_after_us),
-                })?
-        };
-        if reservation.wait_us > 0 {
-            tokio::time::sleep_until(self.epoch + Duration::from_micros(reservation.slot_us)).await;
-        }
-        Ok(Admission {
-            waited: Duration::from_micros(reservation.wait_us),
-        })
-    }
-}
-
-/// The limiters of one action.
-#[derive(Debug)]
-struct ActionQuota {
-    limit: u32,
-    /// The whole quota (memory store) or this replica's share (Redis fallback).
-    local: LocalLimiter,
-    shared: Option<SharedLimiter>,
-}
-
-/// Each upstream action's quota.
-#[derive(Debug)]
-pub struct Quotas {
-    actions: HashMap<&'static str, ActionQuota>,
-    metrics: Arc<Metrics>,
-}
-
-impl Quotas {
-    /// In-process limiters only: `limits` maps an action name to its calls per second.
-    pub fn local(limits: &[(&'static str, u32)], guard: Duration, metrics: Arc<Metrics>) -> Self {
-        let actions = limits
-            .iter()
-            .map(|&(action, limit)| {
-                let quota = ActionQuota {
-                    limit,
-                    local: LocalLimiter::new(limit, guard),
-                    shared: None,
-                };
-                (action, quota)
-            })
-            .collect();
-        Self { actions, metrics }
+    fn action(&self, action: &str) -> &ActionQuota {
+        self.actions
+            .get(action)
+            .unwrap_or_else(|| panic!("no quota configured for {action}"))
     }
 
-    /// Limiters in Redis, each with a local fallback at `limit / replicas` (at least 1).
-    pub fn shared(
-        limits: &[(&'static str, u32)],
-        guard: Duration,
-        link: Arc<RedisLink>,
-        replicas: u32,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let window = Duration::from_secs(1) + guard;
-        let actions = limits
-            .iter()
-            .map(|&(action, limit)| {
-                let quota = ActionQuota {
-                    limit,
-                    local: LocalLimiter::new(fallback_share(limit, replicas), guard),
-                    shared: Some(SharedLimiter::new(link.clone(), action, limit, window)),
-                };
-                (action, quota)
-            })
-            .collect();
-        Self { actions, metrics }
+    fn slack(&self) -> Duration {
+        Duration::from_micros(self.config.guard.slack_us)
     }
 
-    /// Reserves a slot for `action` at most `max_wait` away and waits for it, or refuses at once.
+    /// The guard a reservation made now uses.
+    pub fn guard(&self) -> Duration {
+        Duration::from_micros(lock(&self.path).guard_us(self.now_us()))
+    }
+
+    /// Reserves a slot for `action` at most `max_wait` away, or refuses at once. The caller waits
+    /// for [`Ticket::not_before`] itself (after making its connection ready).
     ///
     /// # Panics
     /// When `action` has no configured quota: every action the client sends is registered at start.
-    pub async fn acquire(
+    pub async fn reserve(
         &self,
         action: &'static str,
         max_wait: Duration,
-    ) -> Result<(Admission, LimiterKind), QuotaExceeded> {
-        let quota = self
-            .actions
-            .get(action)
-            .unwrap_or_else(|| panic!("no quota configured for {action}"));
-        let Some(shared) = &quota.shared else {
-            return quota
-                .local
-                .acquire(max_wait)
-                .await
-                .map(|a| (a, LimiterKind::Local));
+    ) -> Result<Ticket, QuotaError> {
+        let quota = self.action(action);
+        let guard_us = lock(&self.path).guard_us(self.now_us());
+        let Some(fleet) = &self.fleet else {
+            let limit = {
+                let mut learned = lock(&quota.learned);
+                learned.tick(self.now_us(), self.config.probe.as_micros() as u64);
+                learned.effective
+            };
+            quota.effective.store(limit, Ordering::Relaxed);
+            quota.guard_us.store(guard_us, Ordering::Relaxed);
+            let rule = Rule {
+                limit,
+                window_us: 1_000_000 + guard_us,
+            };
+            return self.reserve_in(&quota.log, rule, max_wait, LimiterKind::Local);
         };
-        match shared.decide(max_wait, None).await {
-            Ok(Decision::Admitted { wait_us, .. }) => {
-                let waited = Duration::from_micros(wait_us);
-                if !waited.is_zero() {
-                    tokio::time::sleep(waited).await;
-                }
-                Ok((Admission { waited }, LimiterKind::Shared))
+        let timing = lock(&fleet.membership).timing();
+        let asked = Instant::now();
+        let args = ReserveArgs {
+            configured: quota.configured,
+            guard_us,
+            max_wait,
+            stale: timing.stale,
+            expire: timing.lease + timing.max_wait + timing.max_window + Duration::from_secs(1),
+            now_us: None,
+        };
+        match fleet.quotas.reserve(action, args).await {
+            Ok(Decision::Admitted {
+                wait_us,
+                window_us,
+                ..
+            }) => {
+                let answered = Instant::now();
+                let wait = Duration::from_micros(wait_us);
+                quota
+                    .guard_us
+                    .store(window_us.saturating_sub(1_000_000), Ordering::Relaxed);
+                Ok(Ticket {
+                    not_before: answered + wait,
+                    origin: asked + wait,
+                    slack: self.slack(),
+                    waited: wait + (answered - asked),
+                    kind: LimiterKind::Shared,
+                })
             }
-            Ok(Decision::Refused { retry_after_us }) => Err(QuotaExceeded {
-                limit: quota.limit,
+            Ok(Decision::Refused {
+                retry_after_us,
+                limit,
+            }) => Err(QuotaError::Exceeded(QuotaExceeded {
+                limit: if limit == 0 { quota.configured } else { limit },
                 retry_after: Duration::from_micros(retry_after_us),
-            }),
+            })),
             Err(_) => {
                 self.metrics.quota_fallback(action);
-                quota
-                    .local
-                    .acquire(max_wait)
-                    .await
-                    .map(|a| (a, LimiterKind::Fallback))
-                    .map_err(|e| QuotaExceeded {
-                        limit: quota.limit,
-                        ..e
-                    })
+                let now = Instant::now();
+                let gate = lock(&fleet.membership).gate(action, now);
+                match gate {
+                    Gate::NotYet(retry_after) => Err(QuotaError::Exceeded(QuotaExceeded {
+                        limit: quota.configured,
+                        retry_after,
+                    })),
+                    Gate::Share(0) | Gate::Closed => Err(QuotaError::Unavailable {
+                        retry_after: timing.heartbeat.max(Duration::from_secs(1)),
+                    }),
+                    Gate::Share(share) => {
+                        let rule = Rule {
+                            limit: share,
+                            window_us: 1_000_000 + guard_us,
+                        };
+                        let ticket =
+                            self.reserve_in(&quota.fallback, rule, max_wait, LimiterKind::Fallback)?;
+                        lock(&fleet.membership).fallback_used(Instant::now());
+                        Ok(ticket)
+                    }
+                }
             }
         }
     }
-}
 
-/// One replica's share of `limit` among `replicas`: rounded down so the fleet stays within the
-/// quota, but at least 1 so every replica can still make progress.
-pub fn fallback_share(limit: u32, replicas: u32) -> u32 {
-    (limit / replicas.max(1)).max(1)
+    fn reserve_in(
+        &self,
+        log: &Mutex<ReservationLog>,
+        rule: Rule,
+        max_wait: Duration,
+        kind: LimiterKind,
+    ) -> Result<Ticket, QuotaError> {
+        let reservation = lock(log)
+            .reserve(self.now_us(), max_wait.as_micros() as u64, rule)
+            .map_err(|r| {
+                QuotaError::Exceeded(QuotaExceeded {
+                    limit: rule.limit,
+                    retry_after: Duration::from_micros(r.retry_after_us),
+                })
+            })?;
+        let at = self.epoch + Duration::from_micros(reservation.slot_us);
+        Ok(Ticket {
+            not_before: at,
+            origin: at,
+            slack: self.slack(),
+            waited: Duration::from_micros(reservation.wait_us),
+            kind,
+        })
+    }
+
+    /// A round trip to Tencent measured on an open connection.
+    pub fn observe_round_trip(&self, rtt: Duration) {
+        let now = self.now_us();
+        lock(&self.path).observe(now, rtt.as_micros() as u64);
+    }
+
+    /// Tencent answered `RequestLimitExceeded` to `action`: learn from it (see [`learn`]).
+    pub async fn refused(&self, action: &'static str) -> Verdict {
+        let quota = self.action(action);
+        let probe = self.config.probe;
+        let now = self.now_us();
+        let local = || lock(&quota.learned).refused(now, probe.as_micros() as u64);
+        let verdict = match &self.fleet {
+            None => local(),
+            Some(fleet) => match fleet
+                .quotas
+                .refused(action, quota.configured, probe, None)
+                .await
+            {
+                Ok((verdict, n)) => {
+                    quota.effective.store(n, Ordering::Relaxed);
+                    verdict
+                }
+                Err(_) => local(),
+            },
+        };
+        match verdict {
+            Verdict::Jitter => {
+                let guard = {
+                    let mut path = lock(&self.path);
+                    path.widen(now);
+                    path.guard_us(now)
+                };
+                tracing::warn!(
+                    action,
+                    guard_ms = guard / 1000,
+                    "Tencent refused a call the quota had room for; widening the guard"
+                );
+            }
+            Verdict::Lowered { from, to } => {
+                if self.fleet.is_none() {
+                    quota.effective.store(to, Ordering::Relaxed);
+                }
+                tracing::warn!(
+                    action,
+                    configured = quota.configured,
+                    observed = to,
+                    previous = from,
+                    "Tencent admits fewer calls per second than configured; lowering the effective quota"
+                );
+            }
+            Verdict::AlreadyLowered => {}
+        }
+        verdict
+    }
+
+    /// Writes each action's effective quota and guard to `/metrics`.
+    pub fn export(&self) {
+        for (name, quota) in &self.actions {
+            self.metrics.quota_state(
+                name,
+                quota.configured,
+                quota.effective.load(Ordering::Relaxed),
+                Duration::from_micros(quota.guard_us.load(Ordering::Relaxed)),
+            );
+        }
+    }
+
+    /// With Redis: announces this replica every heartbeat, forever.
+    pub async fn run_heartbeat(self: Arc<Self>) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        let every = lock(&fleet.membership).timing().heartbeat;
+        loop {
+            self.beat(fleet).await;
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    async fn beat(&self, fleet: &FleetPart) {
+        let sent = Instant::now();
+        let (fallback_recent, timing, held) = {
+            let mut m = lock(&fleet.membership);
+            let recent = m.beat_started(sent);
+            let held: Vec<_> = self
+                .names
+                .iter()
+                .map(|a| (*a, self.actions[a].configured, m.share(a)))
+                .collect();
+            (recent, m.timing(), held)
+        };
+        let (guard_us, rtt_lo_us) = {
+            let mut path = lock(&self.path);
+            (path.guard_us(self.now_us()), path.rtt_lo_us())
+        };
+        let beat = Beat {
+            id: &fleet.id,
+            guard_us,
+            rtt_lo_us,
+            fallback_recent,
+            stale: timing.stale,
+            expire: timing.lease + timing.max_wait + timing.max_window + Duration::from_secs(1),
+            hold: timing.max_wait + timing.max_window,
+            probe: self.config.probe,
+            expected_replicas: fleet.expected_replicas,
+            actions: &held,
+            now_us: None,
+        };
+        match fleet.quotas.heartbeat(&beat).await {
+            Ok(answer) => {
+                let reply = Instant::now();
+                let shares: Vec<_> = self
+                    .names
+                    .iter()
+                    .zip(&answer)
+                    .map(|(a, &(share, n))| {
+                        self.actions[a].effective.store(n, Ordering::Relaxed);
+                        (*a, share)
+                    })
+                    .collect();
+                lock(&fleet.membership).beat_answered(sent, reply, shares);
+            }
+            Err(_) => lock(&fleet.membership).beat_failed(),
+        }
+    }
+
+    /// With Redis: gives this replica's shares back (graceful shutdown).
+    pub async fn leave(&self) {
+        if let Some(fleet) = &self.fleet {
+            let _ = fleet.quotas.leave(&fleet.id, &self.names).await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -209,13 +496,43 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    fn quotas(n: u32, guard_ms: u64) -> Quotas {
+        let us = guard_ms * 1000;
+        Quotas::local(
+            &[("A", n)],
+            QuotaConfig {
+                guard: GuardBounds {
+                    min_us: us,
+                    max_us: us,
+                    slack_us: 0,
+                },
+                max_wait: Duration::from_secs(2),
+                probe: Duration::from_secs(30),
+            },
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    /// Reserves and waits for the slot, as the client does (minus the connection).
+    async fn acquire(q: &Quotas, max_wait: Duration) -> Result<Duration, QuotaExceeded> {
+        match q.reserve("A", max_wait).await {
+            Ok(ticket) => {
+                tokio::time::sleep_until(ticket.not_before).await;
+                assert!(ticket.on_time(Instant::now()));
+                Ok(ticket.waited)
+            }
+            Err(QuotaError::Exceeded(e)) => Err(e),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
     /// 10×N concurrent callers on a paused clock: the first N are admitted without time passing,
     /// the rest in arrival order one window apart, and those beyond the budget are refused at once
     /// with a Retry-After that admits them when obeyed.
     #[tokio::test(start_paused = true)]
     async fn ten_times_n_concurrent_callers() {
         const N: u32 = 5;
-        let limiter = Arc::new(LocalLimiter::new(N, Duration::ZERO));
+        let limiter = Arc::new(quotas(N, 0));
         let start = Instant::now();
         let max_wait = Duration::from_millis(3_500);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -224,7 +541,7 @@ mod tests {
             let limiter = limiter.clone();
             let tx = tx.clone();
             tasks.push(tokio::spawn(async move {
-                let result = limiter.acquire(max_wait).await;
+                let result = acquire(&limiter, max_wait).await;
                 tx.send((i, Instant::now() - start, result)).unwrap();
             }));
             // Let each task reserve before the next is spawned, so arrival order is i.
@@ -238,7 +555,7 @@ mod tests {
         let mut refused = Vec::new();
         while let Some((i, at, result)) = rx.recv().await {
             match result {
-                Ok(a) => admitted.push((i, at, a.waited)),
+                Ok(waited) => admitted.push((i, at, waited)),
                 Err(e) => refused.push((i, at, e)),
             }
         }
@@ -273,28 +590,64 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn obeying_retry_after_gets_admitted() {
-        let limiter = LocalLimiter::new(1, Duration::ZERO);
-        limiter.acquire(Duration::ZERO).await.unwrap();
-        let refused = limiter.acquire(Duration::ZERO).await.unwrap_err();
+        let limiter = quotas(1, 0);
+        acquire(&limiter, Duration::ZERO).await.unwrap();
+        let refused = acquire(&limiter, Duration::ZERO).await.unwrap_err();
         assert_eq!(refused.retry_after, Duration::from_secs(1));
         tokio::time::advance(Duration::from_secs(refused.retry_after_secs())).await;
         assert_eq!(
-            limiter.acquire(Duration::ZERO).await.unwrap().waited,
+            acquire(&limiter, Duration::ZERO).await.unwrap(),
             Duration::ZERO
         );
     }
 
-    #[test]
-    fn the_fallback_share_keeps_the_fleet_within_the_quota() {
-        assert_eq!(fallback_share(20, 3), 6);
-        assert_eq!(fallback_share(5, 3), 1);
-        assert_eq!(
-            fallback_share(5, 10),
-            1,
-            "every replica keeps at least one call per second"
+    /// A slot is good only if the call leaves within the slack after it.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_departure_is_not_on_time() {
+        let q = Quotas::local(
+            &[("A", 1)],
+            QuotaConfig {
+                guard: GuardBounds {
+                    min_us: 30_000,
+                    max_us: 30_000,
+                    slack_us: 20_000,
+                },
+                max_wait: Duration::from_secs(2),
+                probe: Duration::from_secs(30),
+            },
+            Arc::new(Metrics::new()),
         );
-        assert_eq!(fallback_share(5, 1), 5);
-        assert_eq!(fallback_share(5, 0), 5);
+        let ticket = q.reserve("A", Duration::ZERO).await.unwrap();
+        assert!(ticket.on_time(Instant::now()));
+        tokio::time::advance(Duration::from_millis(20)).await;
+        assert!(ticket.on_time(Instant::now()));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(!ticket.on_time(Instant::now()));
+    }
+
+    /// Tencent enforcing 1/s where 20 are configured: refusals bring the effective quota down, and
+    /// the limiter then admits one call per window.
+    #[tokio::test(start_paused = true)]
+    async fn refusals_lower_the_effective_quota() {
+        let q = quotas(20, 0);
+        assert_eq!(q.refused("A").await, Verdict::Jitter);
+        assert_eq!(
+            q.refused("A").await,
+            Verdict::Lowered { from: 20, to: 10 }
+        );
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_millis(1_100)).await;
+            q.refused("A").await;
+        }
+        q.export();
+        let text = q.metrics.render();
+        assert!(
+            text.contains("gateway_quota_effective{tencent_action=\"A\"} 1"),
+            "{text}"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        acquire(&q, Duration::ZERO).await.unwrap();
+        assert!(acquire(&q, Duration::ZERO).await.is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     if let Some((records, capacity)) = app.store.fill() {
         app.metrics.store_fill(records, capacity);
     }
+    app.tencent.quotas().export();
     (
         [(
             header::CONTENT_TYPE,

@@ -25,7 +25,8 @@ use crate::config::{Credentials, Settings, ms};
 use crate::context;
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::quota::{QuotaExceeded, Quotas};
+use super::wire::{Conn, Wire, WireError};
+use crate::quota::{QuotaError, QuotaExceeded, Quotas};
 
 /// Largest answer body read from Tencent; real answers are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -77,6 +78,13 @@ pub enum CallError {
     /// The deadline passed before the call could be sent.
     #[error("deadline passed before the call could be sent")]
     DeadlineExceeded,
+    /// Redis is unreachable and this replica holds no share of the quota it may use; nothing
+    /// was sent.
+    #[error("no quota available for {action} while the shared store is unreachable")]
+    QuotaUnavailable {
+        action: &'static str,
+        retry_after: Duration,
+    },
 }
 
 impl CallError {
@@ -93,7 +101,9 @@ impl CallError {
     /// credentials). Such failures leave no idempotency record behind.
     pub fn not_executed(&self) -> bool {
         match self {
-            Self::QuotaExceeded { .. } | Self::DeadlineExceeded => true,
+            Self::QuotaExceeded { .. } | Self::DeadlineExceeded | Self::QuotaUnavailable { .. } => {
+                true
+            }
             Self::Transport { sent, .. } | Self::Timeout { sent } => !sent,
             Self::Upstream(e) => matches!(
                 e.class(),
@@ -112,7 +122,9 @@ impl CallError {
             Self::Upstream(e) => e.class() == ErrorClass::Internal,
             Self::Timeout { sent } | Self::Transport { sent, .. } => *sent,
             Self::Status { .. } | Self::Unparsable { .. } => true,
-            Self::QuotaExceeded { .. } | Self::DeadlineExceeded => false,
+            Self::QuotaExceeded { .. } | Self::DeadlineExceeded | Self::QuotaUnavailable { .. } => {
+                false
+            }
         }
     }
 
@@ -126,6 +138,7 @@ impl CallError {
             Self::Unparsable { .. } => "unparsable",
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::DeadlineExceeded => "deadline",
+            Self::QuotaUnavailable { .. } => "quota_unavailable",
         }
     }
 
@@ -139,6 +152,7 @@ impl CallError {
             Self::Status { .. } => "http_status",
             Self::Unparsable { .. } => "unparsable",
             Self::DeadlineExceeded => "deadline",
+            Self::QuotaUnavailable { .. } => "quota_unavailable",
         }
     }
 }
@@ -191,8 +205,8 @@ pub fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, S
 /// Signs and sends calls to one endpoint with one credential.
 #[derive(Debug)]
 pub struct TencentClient {
-    http: reqwest::Client,
-    endpoint: Url,
+    wire: Wire,
+    endpoint: http::Uri,
     host: String,
     signer: Signer,
     token: Option<SecretString>,
@@ -215,22 +229,20 @@ impl TencentClient {
         quotas: Arc<Quotas>,
         health: Arc<Health>,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, reqwest::Error> {
-        let endpoint = Url::parse(&settings.upstream.endpoint).expect("validated endpoint");
-        let host = match endpoint.port() {
-            Some(port) => format!("{}:{port}", endpoint.host_str().unwrap_or_default()),
-            None => endpoint.host_str().unwrap_or_default().to_owned(),
+    ) -> std::io::Result<Self> {
+        let url = Url::parse(&settings.upstream.endpoint).expect("validated endpoint");
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(ms(settings.upstream.connect_timeout_ms))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(REQUEST_CLIENT)
-            .build()?;
+        let wire = Wire::new(
+            &url,
+            ms(settings.upstream.connect_timeout_ms),
+            ms(settings.upstream.pool_idle_timeout_ms),
+        )?;
         Ok(Self {
-            http,
-            endpoint,
+            wire,
+            endpoint: url.as_str().parse().expect("a URL is a URI"),
             host,
             signer: Signer::new(
                 credentials.secret_id.clone(),
@@ -251,7 +263,16 @@ impl TencentClient {
         })
     }
 
+    /// The quota of every action (for `/metrics`).
+    pub fn quotas(&self) -> &Arc<Quotas> {
+        &self.quotas
+    }
+
     /// Sends `action`, waiting for quota and retrying only what is safe to retry.
+    ///
+    /// Per attempt: reserve a slot; get a connection ready (starting [`Wire::lead`] before the
+    /// slot); wait for the slot; leave only if still on time, else reserve again (the missed
+    /// slot stays used). See [`crate::quota`] for why this keeps every second within the quota.
     #[tracing::instrument(name = "tencent", skip_all, fields(action = A::NAME))]
     pub async fn call<A: Action>(
         &self,
@@ -263,27 +284,26 @@ impl TencentClient {
         let mut retries = 0;
         context::record(|r| r.action = Some(A::NAME));
         loop {
-            let now = Instant::now();
-            let max_wait = self
-                .max_wait
-                .min(ctx.deadline.saturating_duration_since(now));
-            match self.quotas.acquire(A::NAME, max_wait).await {
-                Ok((admission, _)) => {
-                    quota_wait += admission.waited;
-                    self.metrics.quota_wait(A::NAME, admission.waited);
-                }
-                Err(exceeded) => {
-                    self.metrics.quota_rejected(A::NAME);
-                    let error = CallError::QuotaExceeded {
-                        action: A::NAME,
-                        exceeded,
-                    };
+            let conn = match self.depart::<A>(ctx, &mut quota_wait).await {
+                Ok(Some(ready)) => ready,
+                Ok(None) => continue,
+                Err(error) => {
                     context::record(|r| r.code = Some(error.label().to_owned()));
+                    if error.is_retryable() && retries < self.max_retries {
+                        let backoff = self.backoff_for(retries);
+                        if Instant::now() + backoff < ctx.deadline {
+                            retries += 1;
+                            self.metrics.upstream_retry(A::NAME, error.label());
+                            tokio::time::sleep(backoff).await;
+                            continue;
+                        }
+                    }
                     return Err(error);
                 }
-            }
+            };
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
+                self.wire.checkin(conn);
                 return Err(CallError::DeadlineExceeded);
             }
             let started = Instant::now();
@@ -293,9 +313,20 @@ impl TencentClient {
                 r.retries = retries;
             });
             let result = self
-                .send_once::<A>(body.clone(), ctx, remaining.min(self.attempt_timeout))
+                .send_once::<A>(conn, body.clone(), ctx, remaining.min(self.attempt_timeout))
                 .await;
-            self.observe(A::NAME, &result, started.elapsed(), retries);
+            let elapsed = started.elapsed();
+            self.observe(A::NAME, &result, elapsed, retries);
+            match &result {
+                Ok(_) => self.quotas.observe_round_trip(elapsed),
+                Err(CallError::Upstream(e)) => {
+                    self.quotas.observe_round_trip(elapsed);
+                    if e.class() == ErrorClass::RateLimited {
+                        self.quotas.refused(A::NAME).await;
+                    }
+                }
+                Err(_) => {}
+            }
             match result {
                 Ok((data, request_id)) => {
                     return Ok(Answer {
@@ -323,6 +354,58 @@ impl TencentClient {
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// Reserves a slot and makes a connection ready for it. `Ok(None)`: the call could not
+    /// leave within the slack after its slot (the slot is given up) and must reserve again.
+    async fn depart<A: Action>(
+        &self,
+        ctx: &CallContext,
+        quota_wait: &mut Duration,
+    ) -> Result<Option<Conn>, CallError> {
+        let max_wait = self
+            .max_wait
+            .min(ctx.deadline.saturating_duration_since(Instant::now()));
+        let ticket = match self.quotas.reserve(A::NAME, max_wait).await {
+            Ok(ticket) => ticket,
+            Err(QuotaError::Exceeded(exceeded)) => {
+                self.metrics.quota_rejected(A::NAME);
+                return Err(CallError::QuotaExceeded {
+                    action: A::NAME,
+                    exceeded,
+                });
+            }
+            Err(QuotaError::Unavailable { retry_after }) => {
+                self.metrics.quota_rejected(A::NAME);
+                return Err(CallError::QuotaUnavailable {
+                    action: A::NAME,
+                    retry_after,
+                });
+            }
+        };
+        *quota_wait += ticket.waited;
+        self.metrics.quota_wait(A::NAME, ticket.waited);
+        if let Some(start) = ticket.not_before.checked_sub(self.wire.lead()) {
+            tokio::time::sleep_until(start).await;
+        }
+        let hold = ticket.not_before.saturating_duration_since(Instant::now());
+        let mut conn = self.wire.checkout(hold).await.map_err(not_sent)?;
+        tokio::time::sleep_until(ticket.not_before).await;
+        if !conn.is_open() {
+            conn = self.wire.checkout(Duration::ZERO).await.map_err(not_sent)?;
+        }
+        if !ticket.on_time(Instant::now()) {
+            self.metrics.quota_late(A::NAME);
+            tracing::debug!(
+                late_ms = Instant::now()
+                    .saturating_duration_since(ticket.origin)
+                    .as_millis() as u64,
+                "missed the quota slot; reserving again"
+            );
+            self.wire.checkin(conn);
+            return Ok(None);
+        }
+        Ok(Some(conn))
     }
 
     /// Exponential backoff with jitter in [½, 1] of the nominal delay.
@@ -393,6 +476,7 @@ impl TencentClient {
 
     async fn send_once<A: Action>(
         &self,
+        conn: Conn,
         body: Bytes,
         ctx: &CallContext,
         timeout: Duration,
@@ -405,46 +489,60 @@ impl TencentClient {
             timestamp,
             payload: &body,
         });
-        let mut request = self
-            .http
-            .post(self.endpoint.clone())
-            .timeout(timeout)
+        let not_sent = |detail: &str| CallError::Transport {
+            sent: false,
+            detail: detail.into(),
+        };
+        let mut request = http::Request::post(self.endpoint.clone())
             .header(http::header::HOST, &self.host)
             .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(http::header::USER_AGENT, REQUEST_CLIENT)
             .header(http::header::AUTHORIZATION, authorization)
             .header("X-TC-Action", A::NAME)
             .header("X-TC-Version", VERSION)
             .header("X-TC-Timestamp", timestamp.to_string())
             .header("X-TC-Language", "en-US")
-            .header("X-TC-RequestClient", REQUEST_CLIENT)
-            .header("X-TC-TraceId", &ctx.request_id);
+            .header("X-TC-RequestClient", REQUEST_CLIENT);
+        request = match http::HeaderValue::from_str(&ctx.request_id) {
+            Ok(id) => request.header("X-TC-TraceId", id),
+            Err(_) => request,
+        };
         if let Some(region) = &self.region {
             request = request.header("X-TC-Region", region);
         }
         if let Some(token) = &self.token {
-            let mut value = http::HeaderValue::from_str(token.expose_secret()).map_err(|_| {
-                CallError::Transport {
-                    sent: false,
-                    detail: "the token is not a valid header value".into(),
-                }
-            })?;
+            let mut value = http::HeaderValue::from_str(token.expose_secret())
+                .map_err(|_| not_sent("the token is not a valid header value"))?;
             value.set_sensitive(true);
             request = request.header("X-TC-Token", value);
         }
-        let mut response = request.body(body).send().await.map_err(classify)?;
-        if response.status() != reqwest::StatusCode::OK {
-            return Err(CallError::Status {
-                status: response.status().as_u16(),
-            });
-        }
-        let mut answer = Vec::with_capacity(512);
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+        let request = request
+            .body(http_body_util::Full::new(body))
+            .map_err(|_| not_sent("the request could not be built"))?;
+        let answer =
+            tokio::time::timeout(timeout, self.wire.send(conn, request, MAX_ANSWER_BYTES)).await;
+        let (status, answer) = match answer {
+            Err(_) => return Err(CallError::Timeout { sent: true }),
+            Ok(Err(WireError::NotSent(detail))) => {
+                return Err(CallError::Transport {
+                    sent: false,
+                    detail,
+                });
+            }
+            Ok(Err(WireError::Broken(detail))) => {
+                return Err(CallError::Transport { sent: true, detail });
+            }
+            Ok(Err(WireError::TooLarge)) => {
                 return Err(CallError::Unparsable {
                     detail: "answer larger than 1 MiB".into(),
                 });
             }
-            answer.extend_from_slice(&chunk);
+            Ok(Ok(answer)) => answer,
+        };
+        if status != http::StatusCode::OK {
+            return Err(CallError::Status {
+                status: status.as_u16(),
+            });
         }
         parse_answer(&answer)
     }
@@ -459,20 +557,15 @@ impl TencentClient {
     }
 }
 
-/// Sorts a reqwest failure into "nothing was sent" (connecting failed) or "may have been sent".
-fn classify(error: reqwest::Error) -> CallError {
-    let sent = !error.is_connect();
-    if error.is_timeout() {
-        CallError::Timeout { sent }
-    } else {
-        let mut detail = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            detail.push_str(": ");
-            detail.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        CallError::Transport { sent, detail }
+/// A connection that could not be made or readied: nothing was sent.
+fn not_sent(error: WireError) -> CallError {
+    let detail = match error {
+        WireError::NotSent(d) | WireError::Broken(d) => d,
+        WireError::TooLarge => "answer too large".into(),
+    };
+    CallError::Transport {
+        sent: false,
+        detail,
     }
 }
 

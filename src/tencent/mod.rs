@@ -1,13 +1,15 @@
 //! The upstream: Tencent Cloud API 3.0, product `intlpartnersmgt`, version 2022-09-28.
 //!
 //! [`sign`] is the pure TC3 signature (shared with the sandbox's verifier), [`actions`] the typed
-//! requests and answers, [`error`] what Tencent's error codes mean to the gateway, and [`client`]
-//! the transport: quota, signing, timeouts, the narrow retry policy and answer parsing.
+//! requests and answers, [`error`] what Tencent's error codes mean to the gateway, [`wire`] the
+//! connections (ready before a quota slot, never after), and [`client`] the call: quota,
+//! signing, timeouts, the narrow retry policy and answer parsing.
 
 pub mod actions;
 pub mod client;
 pub mod error;
 pub mod sign;
+pub mod wire;
 
 /// Service name in the credential scope.
 pub const SERVICE: &str = "intlpartnersmgt";

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use partner_gateway::config::{Settings, StoreBackend};
 use partner_gateway::health::Health;
 use partner_gateway::metrics::Metrics;
-use partner_gateway::quota::ReservationLog;
-use partner_gateway::quota::shared::{Decision, SharedLimiter};
+use partner_gateway::quota::learn::Learned;
+use partner_gateway::quota::shared::{Decision, ReserveArgs, SharedQuotas};
+use partner_gateway::quota::{ReservationLog, Rule};
 use partner_gateway::redis_link::RedisLink;
 use partner_gateway::store::{PendingCredit, Record, RedisStore, Retention, Store, StoredResponse};
 use rand::{Rng, SeedableRng};
@@ -27,6 +28,8 @@ pub fn use_redis(settings: &mut Settings, redis: &TestRedis, replicas: u32) {
     settings.store.key_prefix = redis.prefix.clone();
     settings.store.expected_replicas = replicas;
     settings.store.redis_probe_ms = 100;
+    settings.store.heartbeat_ms = 200;
+    settings.store.partition_lease_ms = 10_000;
 }
 
 /// A link that has made its first contact.
@@ -68,38 +71,83 @@ fn metric(text: &str, name_and_labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The Lua script is the pure log transcribed: random arrival patterns, budgets and limits give
-/// the same answers from both, on the same (pinned) clock.
+/// The Lua script is the pure log transcribed: random arrival patterns, budgets, limits and
+/// guards give the same answers from both, on the same (pinned) clock.
 #[tokio::test]
 async fn shared_script_matches_the_pure_log() {
     let redis = TestRedis::shared_or_private();
     let link = connected_link(&redis).await;
+    let shared = SharedQuotas::new(link);
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     for case in 0..40 {
         let limit = rng.random_range(1..8u32);
-        let window = Duration::from_millis(rng.random_range(1000..1100));
         let max_wait_us = rng.random_range(0..3_000_000u64);
-        let shared = SharedLimiter::new(link.clone(), &format!("Case{case}"), limit, window);
-        let mut log = ReservationLog::new(limit, window.as_micros() as u64);
+        let action = format!("Case{case}");
+        let mut log = ReservationLog::new(limit);
         // A realistic epoch (Unix µs today), so the script's number handling is exercised.
         let mut now = 1_790_000_000_000_000u64 + rng.random_range(0..1_000_000);
         for call in 0..80 {
             now += rng.random_range(0..400_000);
-            let expected = log.reserve(now, max_wait_us);
+            let guard_us = rng.random_range(0..100_000u64);
+            let rule = Rule {
+                limit,
+                window_us: 1_000_000 + guard_us,
+            };
+            let expected = log.reserve(now, max_wait_us, rule);
             let got = shared
-                .decide(Duration::from_micros(max_wait_us), Some(now))
+                .reserve(
+                    &action,
+                    ReserveArgs {
+                        configured: limit,
+                        guard_us,
+                        max_wait: Duration::from_micros(max_wait_us),
+                        stale: Duration::from_secs(3),
+                        expire: Duration::from_secs(40),
+                        now_us: Some(now),
+                    },
+                )
                 .await
                 .unwrap();
             let expected = match expected {
                 Ok(r) => Decision::Admitted {
                     slot_us: r.slot_us,
                     wait_us: r.wait_us,
+                    limit,
+                    window_us: rule.window_us,
                 },
                 Err(r) => Decision::Refused {
                     retry_after_us: r.retry_after_us,
+                    limit,
                 },
             };
             assert_eq!(got, expected, "case {case} call {call}");
+        }
+    }
+}
+
+/// The fleet's learned quota is the pure one transcribed: random refusal patterns give the same
+/// verdicts and the same effective quota.
+#[tokio::test]
+async fn shared_learning_matches_the_pure_rules() {
+    let redis = TestRedis::shared_or_private();
+    let link = connected_link(&redis).await;
+    let shared = SharedQuotas::new(link);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let probe = Duration::from_secs(30);
+    for case in 0..20 {
+        let configured = rng.random_range(1..25u32);
+        let action = format!("Learn{case}");
+        let mut pure = Learned::new(configured);
+        let mut now = 1_790_000_000_000_000u64;
+        for call in 0..60 {
+            now += rng.random_range(0..2_500_000);
+            let expected = pure.refused(now, probe.as_micros() as u64);
+            let (got, n) = shared
+                .refused(&action, configured, probe, Some(now))
+                .await
+                .unwrap();
+            assert_eq!(got, expected, "case {case} call {call}");
+            assert_eq!(n, pure.effective, "case {case} call {call}");
         }
     }
 }
