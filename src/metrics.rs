@@ -16,6 +16,8 @@
 //! | `gateway_quota_guard_seconds` | gauge | `tencent_action` (the window's extra beyond one second, learned from the path) |
 //! | `gateway_quota_late_departures_total` | counter | `tencent_action` (slots given up because the call could not leave in time) |
 //! | `gateway_quota_fallback_total` | counter | `tencent_action` (decisions taken without Redis) |
+//! | `gateway_quota_share` | gauge | `tencent_action` (with Redis: calls per second this replica may forward on its own while cut off) |
+//! | `gateway_fleet_replicas` | gauge | – (with Redis: live replicas at this replica's last heartbeat) |
 //! | `gateway_upstream_retries_total` | counter | `tencent_action`, `reason` |
 //! | `gateway_idempotency_requests_total` | counter | `route`, `result` (`new`, `replayed`, `in_flight`, `mismatch`, `resent`) |
 //! | `gateway_credit_reconciliations_total` | counter | `result` (`applied`, `not_applied`, `pending`, `failed`) |
@@ -65,6 +67,8 @@ pub const QUOTA_CONFIGURED: &str = "gateway_quota_configured";
 pub const QUOTA_EFFECTIVE: &str = "gateway_quota_effective";
 pub const QUOTA_GUARD: &str = "gateway_quota_guard_seconds";
 pub const QUOTA_LATE: &str = "gateway_quota_late_departures_total";
+pub const QUOTA_SHARE: &str = "gateway_quota_share";
+pub const FLEET_REPLICAS: &str = "gateway_fleet_replicas";
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -176,6 +180,16 @@ impl Metrics {
             QUOTA_GUARD.into(),
             Some(Unit::Seconds),
             text("How much longer than one second each action's quota window is: departure slack plus the path's learned variation."),
+        );
+        r.describe_gauge(
+            QUOTA_SHARE.into(),
+            None,
+            text("With Redis: calls per second this replica may forward on its own while cut off from Redis."),
+        );
+        r.describe_gauge(
+            FLEET_REPLICAS.into(),
+            None,
+            text("With Redis: live replicas at this replica's last heartbeat."),
         );
         r.describe_counter(
             QUOTA_LATE.into(),
@@ -308,6 +322,23 @@ impl Metrics {
                 .register_gauge(&Key::from_parts(name, labels.clone()), &METADATA)
                 .set(value);
         }
+    }
+
+    /// This replica's share of `action`'s quota while cut off from Redis.
+    pub fn quota_share(&self, action: &'static str, share: u32) {
+        self.recorder
+            .register_gauge(
+                &Key::from_parts(QUOTA_SHARE, labels(&[("tencent_action", action.to_owned())])),
+                &METADATA,
+            )
+            .set(share as f64);
+    }
+
+    /// Live replicas seen at the last heartbeat.
+    pub fn fleet_replicas(&self, live: u32) {
+        self.recorder
+            .register_gauge(&Key::from_name(FLEET_REPLICAS), &METADATA)
+            .set(live as f64);
     }
 
     /// A call could not leave within the slack after its slot and reserved again.

@@ -466,14 +466,16 @@ impl Quotas {
             now_us: None,
         };
         match fleet.quotas.heartbeat(&beat).await {
-            Ok(answer) => {
+            Ok((live, answer)) => {
                 let reply = Instant::now();
+                self.metrics.fleet_replicas(live);
                 let shares: Vec<_> = self
                     .names
                     .iter()
                     .zip(&answer)
                     .map(|(a, &(share, n))| {
                         self.actions[a].effective.store(n, Ordering::Relaxed);
+                        self.metrics.quota_share(a, share);
                         (*a, share)
                     })
                     .collect();

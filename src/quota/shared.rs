@@ -123,7 +123,8 @@ return {1, to, n}
 /// One replica's heartbeat. KEYS: fleet, then per action its shares and learn keys. ARGV: id,
 /// guard µs, shortest round trip µs, fallback used recently (1/0), stale µs, expiry µs, hold µs,
 /// probe µs, expected replicas, "now" (tests only, else empty), then per action its configured
-/// limit and the share this replica holds. Returns per action `{share, n}`, flattened.
+/// limit and the share this replica holds. Returns the number of live replicas, then per action
+/// `{share, n}`, flattened.
 pub const HEARTBEAT: &str = r#"
 local id = ARGV[1]
 local stale = tonumber(ARGV[5])
@@ -156,7 +157,7 @@ for i = 1, #entries, 2 do
   end
 end
 local divisor = math.max(live, expected, 1)
-local out = {}
+local out = {live}
 local actions = (#KEYS - 1) / 2
 for k = 1, actions do
   local shares = KEYS[2 * k]
@@ -347,9 +348,9 @@ impl SharedQuotas {
         Ok((verdict, n))
     }
 
-    /// Announces this replica; returns per action (in `beat.actions` order) its share and the
-    /// fleet's effective quota.
-    pub async fn heartbeat(&self, beat: &Beat<'_>) -> Result<Vec<(u32, u32)>, StoreError> {
+    /// Announces this replica; returns how many replicas are live and per action (in
+    /// `beat.actions` order) this replica's share and the fleet's effective quota.
+    pub async fn heartbeat(&self, beat: &Beat<'_>) -> Result<(u32, Vec<(u32, u32)>), StoreError> {
         let mut keys = vec![self.key("fleet")];
         for (action, _, _) in beat.actions {
             keys.push(self.key(&format!("shares:{action}")));
@@ -379,7 +380,13 @@ impl SharedQuotas {
                 invocation.invoke_async(&mut conn).await
             })
             .await?;
-        Ok(flat.chunks(2).map(|c| (c[0], c[1])).collect())
+        let live = flat.first().copied().unwrap_or(0);
+        let per_action = flat[1.min(flat.len())..]
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0], c[1]))
+            .collect();
+        Ok((live, per_action))
     }
 
     /// Removes this replica and its shares (a graceful shutdown gives its share back at once).

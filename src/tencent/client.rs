@@ -289,6 +289,14 @@ impl TencentClient {
                 Ok(None) => continue,
                 Err(error) => {
                     context::record(|r| r.code = Some(error.label().to_owned()));
+                    let error = if matches!(error, CallError::Transport { .. }) {
+                        // A connection that could not be made is an attempt, as before the pool.
+                        let result: Result<((), String), CallError> = Err(error);
+                        self.observe(A::NAME, &result, Duration::ZERO, retries);
+                        result.err().expect("an error")
+                    } else {
+                        error
+                    };
                     if error.is_retryable() && retries < self.max_retries {
                         let backoff = self.backoff_for(retries);
                         if Instant::now() + backoff < ctx.deadline {

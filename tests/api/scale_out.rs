@@ -63,7 +63,21 @@ pub async fn wait_readiness(
     }
 }
 
-fn metric(text: &str, name_and_labels: &str) -> f64 {
+/// Polls `/metrics` until the replica's heartbeat has seen `replicas` live replicas (it holds its
+/// share from then on), for at most 10 s.
+pub async fn wait_joined(app: &TestApp, replicas: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = app.get("/metrics").await.text;
+        if metric(&text, "gateway_fleet_replicas ") >= replicas as f64 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never joined a fleet of {replicas}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(name_and_labels))
         .and_then(|l| l.rsplit(' ').next())
@@ -367,6 +381,7 @@ async fn losing_redis_degrades_and_recovery_needs_no_restart() {
     options.sandbox_quotas = vec![(INVITE, 1000)];
     let app = Arc::new(spawn_app_with(options).await);
     wait_readiness(&app, "ready", |status, _| status == 200).await;
+    wait_joined(&app, 1).await;
     assert_eq!(
         app.post_credit(CUSTOMER, json!({"amount": 1})).await.status,
         200
@@ -385,9 +400,24 @@ async fn losing_redis_degrades_and_recovery_needs_no_restart() {
     assert_eq!(reply.problem_type(), "/problems/store-unavailable");
     assert_eq!(app.sandbox.stats().action(CREDIT).executed, executed);
 
-    // Invitations: sent, and the local cooldown stops a second mail to the same address.
+    // Invitations: refused with 429 until the fleet has stopped counting on this replica's share
+    // (three heartbeats, the wait budget and one window after the last heartbeat's answer), then
+    // sent on that share; the local cooldown stops a second mail to the same address.
     let email = json!({"email": "degraded@example.com"});
-    assert_eq!(app.post_invitation(email.clone()).await.status, 201);
+    let cut_off = Instant::now();
+    loop {
+        let reply = app.post_invitation(email.clone()).await;
+        if reply.status == 201 {
+            break;
+        }
+        assert_eq!(reply.status, 429, "{}", reply.text);
+        assert_eq!(reply.problem_type(), "/problems/quota-exceeded");
+        assert!(
+            cut_off.elapsed() < Duration::from_secs(10),
+            "the share never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let received = app.sandbox.stats().action(INVITE).received;
     let again = app.post_invitation(email).await;
     assert_eq!(again.status, 429, "{}", again.text);
