@@ -244,6 +244,9 @@ pub struct UpstreamSettings {
     /// idle timeout (Tencent's: about 50 s), so the pool never hands out a connection the server
     /// is closing.
     pub pool_idle_timeout_ms: u64,
+    /// A PEM file of extra certificate authorities to trust for the endpoint, beside the
+    /// system's (a private CA in front of Tencent, or a test endpoint).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for UpstreamSettings {
@@ -257,6 +260,7 @@ impl Default for UpstreamSettings {
             retry_backoff_ms: 100,
             auth_recheck_ms: 30_000,
             pool_idle_timeout_ms: 45_000,
+            ca_file: None,
         }
     }
 }

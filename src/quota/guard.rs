@@ -7,7 +7,7 @@
 //!
 //! J is estimated from the round-trip times of answered calls, all measured on connections that
 //! were already open (the client connects before the slot, never after): the spread (largest −
-//! smallest) of the last [`SAMPLES`] round trips, plus a quarter for what the window has not seen.
+//! smallest) of the last [`SAMPLES`] round trips, plus an eighth for what the window has not seen.
 //! The spread of a round trip bounds the spread of its first half when the server's own time and
 //! the way back only add delay, which is the conservative direction. Like TCP's RTO, the estimate
 //! rises at once and falls slowly ([`DECAY_US_PER_S`]); every `RequestLimitExceeded` that looks
@@ -91,7 +91,7 @@ impl PathGuard {
         self.widen_us.saturating_sub(faded)
     }
 
-    /// The variation of the path: spread of the kept round trips plus a quarter.
+    /// The variation of the path: spread of the kept round trips plus an eighth.
     pub fn jitter_us(&self) -> Option<u64> {
         if self.rtts.len() < MIN_SAMPLES {
             return None;
@@ -99,7 +99,7 @@ impl PathGuard {
         let lo = self.rtts.iter().min().copied().unwrap_or(0);
         let hi = self.rtts.iter().max().copied().unwrap_or(0);
         let spread = hi - lo;
-        Some(spread + spread / 4)
+        Some(spread + spread / 8)
     }
 
     /// The smallest kept round trip: replicas publish it so the fleet's window also covers the

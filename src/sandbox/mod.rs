@@ -12,6 +12,7 @@
 pub mod faults;
 mod handlers;
 mod state;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;

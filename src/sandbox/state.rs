@@ -55,6 +55,10 @@ pub struct ActionStats {
     pub max_per_second: u32,
     /// Arrivals per wall-clock second (Unix seconds), most recent seconds only.
     pub per_second: BTreeMap<u64, u32>,
+    /// When each of the most recent admitted arrivals came (Unix ms), oldest first.
+    pub admitted_ms: std::collections::VecDeque<u64>,
+    /// When each of the most recent `RequestLimitExceeded` answers was given (Unix ms).
+    pub refused_ms: std::collections::VecDeque<u64>,
 }
 
 /// One customer's credit, in Tencent's terms.
@@ -211,8 +215,16 @@ impl SandboxState {
         }
         if count > limit {
             stats.rate_limited += 1;
+            if stats.refused_ms.len() == MAX_SECONDS_KEPT {
+                stats.refused_ms.pop_front();
+            }
+            stats.refused_ms.push_back(now_ms);
             return false;
         }
+        if stats.admitted_ms.len() == MAX_SECONDS_KEPT {
+            stats.admitted_ms.pop_front();
+        }
+        stats.admitted_ms.push_back(now_ms);
         true
     }
 

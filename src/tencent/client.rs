@@ -239,6 +239,7 @@ impl TencentClient {
             &url,
             ms(settings.upstream.connect_timeout_ms),
             ms(settings.upstream.pool_idle_timeout_ms),
+            settings.upstream.ca_file.as_deref(),
         )?;
         Ok(Self {
             wire,

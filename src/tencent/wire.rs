@@ -92,13 +92,14 @@ impl Wire {
         endpoint: &url::Url,
         connect_timeout: Duration,
         idle_timeout: Duration,
+        extra_roots: Option<&std::path::Path>,
     ) -> std::io::Result<Self> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
         let connector = HttpsConnectorBuilder::new()
-            .with_native_roots()?
+            .with_tls_config(tls_config(extra_roots)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -121,9 +122,9 @@ impl Wire {
         let setups = self.setups.lock().unwrap_or_else(|e| e.into_inner());
         match setups.iter().max() {
             None => FIRST_LEAD,
-            Some(&longest) => (longest + longest / 4 + Duration::from_millis(5))
-                .min(self.connect_timeout)
-                .min(self.idle_timeout / 2),
+            Some(&longest) => {
+                (longest + longest / 4 + Duration::from_millis(5)).min(self.connect_timeout)
+            }
         }
     }
 
@@ -240,6 +241,36 @@ impl Wire {
             }
         }
     }
+}
+
+/// The system's roots plus any extra CA file.
+fn tls_config(extra_roots: Option<&std::path::Path>) -> std::io::Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = extra_roots {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| std::io::Error::other(format!("upstream.ca_file {}: {e}", path.display())))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| std::io::Error::other(format!("upstream.ca_file: {e}")))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(std::io::Error::other("no trusted certificate authorities found"));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    // ALPN is set by the connector builder (`enable_http1`: http/1.1 only).
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
 }
 
 fn describe(error: &hyper::Error) -> String {
