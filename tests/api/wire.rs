@@ -206,3 +206,122 @@ async fn a_distant_path_keeps_the_quota_across_three_replicas() {
     let redis = TestRedis::shared_or_private();
     a_distant_path_keeps_the_quota(Some(&redis), 3).await;
 }
+
+/// Two replicas; one reaches Redis through a proxy that is cut halfway through 10× load. The cut
+/// replica answers 429 until the fleet has set its share aside, then forwards on that share while
+/// the other keeps the rest: no second over N, no `RequestLimitExceeded`, and callers see only
+/// success, 429 or 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_redis_never_pushes_the_fleet_over_the_quota() {
+    let redis = TestRedis::shared_or_private();
+    let mut options = Options::default();
+    use_redis(&mut options.settings, &redis, 0);
+    let upstream = spawn_upstream(&options).await;
+    let key = partner_gateway::auth::api_key::generate();
+    register_secret(&key);
+    let whole = Arc::new(spawn_gateway(&options, &upstream, &key).await);
+    let redis_addr: std::net::SocketAddr = redis
+        .url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("a redis://host:port/ URL");
+    let link = WireProxy::start(redis_addr, Conditions::default())
+        .await
+        .unwrap();
+    let mut cut_options = Options::default();
+    use_redis(&mut cut_options.settings, &redis, 0);
+    cut_options.settings.store.redis_url = Some(secrecy::SecretString::from(format!(
+        "redis://{}/",
+        link.addr()
+    )));
+    let cut = Arc::new(spawn_gateway(&cut_options, &upstream, &key).await);
+    wait_joined(&whole, 2).await;
+    wait_joined(&cut, 2).await;
+    let fleet = vec![whole.clone(), cut.clone()];
+    let credit_n = options.settings.quotas.credit_per_second as u64;
+    let invite_n = options.settings.quotas.invitations_per_second as u64;
+    let load = tokio::spawn({
+        let fleet = fleet.clone();
+        async move { offer(&fleet, 16, 10 * credit_n, 10 * invite_n).await }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    link.cut();
+    let statuses = load.await.unwrap();
+    println!("partition: answers {statuses:?}");
+    for ((action, status), count) in &statuses {
+        assert!(
+            matches!(status, 200 | 201 | 429 | 503),
+            "partition {action}: {count} answers {status}"
+        );
+    }
+    for (action, n) in [(CREDIT, credit_n), (INVITE, invite_n)] {
+        assert_within_quota(&whole, action, n, "partition");
+    }
+    // The cut replica did forward on its share once the fleet had set it aside.
+    let text = cut.get("/metrics").await.text;
+    let fallback = metric(
+        &text,
+        "gateway_quota_fallback_total{tencent_action=\"CreateAndSendClientInvitationMail\"}",
+    );
+    let share = metric(
+        &text,
+        "gateway_quota_share{tencent_action=\"CreateAndSendClientInvitationMail\"}",
+    );
+    println!("cut replica: fallback decisions {fallback}, share {share}");
+    assert_eq!(share, 10.0, "half of 20 for each of two replicas");
+    assert!(fallback > 0.0);
+    let sent_on_share = cut
+        .get("/metrics")
+        .await
+        .text
+        .lines()
+        .filter(|l| {
+            l.starts_with("http_client_request_duration_seconds_count")
+                && l.contains("CreateAndSendClientInvitationMail")
+                && l.contains("outcome=\"success\"")
+        })
+        .count();
+    assert!(sent_on_share > 0, "the cut replica forwarded nothing");
+}
+
+/// Tencent enforces 1 invitation per second while the gateway is configured for 20 (Tencent's
+/// current documentation page says 1, the older one 20). After at most 5 s of learning: no more
+/// than 2 `RequestLimitExceeded` in the next 15 s, at least 90% of the real quota used, and the
+/// effective quota in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_quota_upstream_is_learned_within_five_seconds() {
+    let mut options = Options::default();
+    options.sandbox_quotas = vec![(INVITE, 1)];
+    let app = Arc::new(spawn_app_with(options).await);
+    let statuses = offer(std::slice::from_ref(&app), 20, 0, 20).await;
+    println!("learning: answers {statuses:?}");
+    let s = app.sandbox.stats().action(INVITE);
+    let first = *s
+        .admitted_ms
+        .front()
+        .into_iter()
+        .chain(s.refused_ms.front())
+        .min()
+        .unwrap();
+    let (from, to) = (first + 5_000, first + 20_000);
+    let refused = s.refused_ms.iter().filter(|&&t| t >= from && t < to).count();
+    let admitted = s
+        .admitted_ms
+        .iter()
+        .filter(|&&t| t >= from && t < to)
+        .count();
+    let text = app.get("/metrics").await.text;
+    let effective = metric(
+        &text,
+        "gateway_quota_effective{tencent_action=\"CreateAndSendClientInvitationMail\"}",
+    );
+    println!(
+        "learning: in the 15 s after the first 5: admitted {admitted}, RequestLimitExceeded {refused}; effective quota {effective}; refusals at {:?}",
+        s.refused_ms.iter().map(|t| t - first).collect::<Vec<_>>()
+    );
+    assert!(refused <= 2, "{refused} RequestLimitExceeded after learning");
+    assert!(admitted >= 14, "{admitted} of 15 possible");
+    assert_eq!(effective, 1.0);
+    assert!(s.max_per_second <= 20);
+}
