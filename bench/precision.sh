@@ -1,37 +1,64 @@
 #!/usr/bin/env bash
-# Quota precision: 10x the default quotas offered, open loop, for 30 s, to one release gateway in
-# front of a simulator that counts Tencent's quotas per wall-clock second.
-# Usage: bash bench/precision.sh   (SECS=30)
+# Quota precision on a real wire: 10x the default quotas offered, open loop, for SECS seconds, to
+# one release gateway that talks HTTPS to the simulator through the wire-conditions proxy (new
+# connections 0-300 ms, idle connections dropped after 0.4 s, per-request jitter 0-J ms), for
+# J = 0, 10, 50. Each J runs twice, one after the other, on a fresh simulator: the learned guard
+# (defaults) and a fixed 10 ms guard (guard_min_ms = guard_max_ms = 10, departure slack 5 ms).
+# The gateway runs on core 1, load generator and proxy on core 0.
+# Usage: bash bench/precision.sh   (SECS=20)
 source "$(dirname "$0")/lib.sh"
-SECS=${SECS:-30}
+SECS=${SECS:-20}
 build
-SIM=$(free_port); GW=$(free_port)
-sandbox "$SIM" 0 false
-gateway gw "$GW" "$SIM" ""
-"$LOADGEN" "http://127.0.0.1:$GW" "$KEY" credit 50 "$SECS" >"$WORK/credit.json" &
-c=$!
-"$LOADGEN" "http://127.0.0.1:$GW" "$KEY" invite 200 "$SECS" >"$WORK/invite.json" &
-i=$!
-wait $c $i
-curl -fsS "http://127.0.0.1:$SIM/_sandbox/stats" >"$WORK/stats.json"
-curl -fsS "http://127.0.0.1:$GW/metrics" >"$WORK/metrics.txt"
-header "Quota precision (bash bench/precision.sh)"
-echo "load: open loop, 10x the quota of each action for $SECS s at once (credit 50/s, invitations 200/s), default settings (guard 10 ms, max wait 2 s)"
-python3 - "$WORK" "$SECS" <<'PY'
-import json, sys
-work, secs = sys.argv[1], int(sys.argv[2])
+(cd "$ROOT" && cargo build --release --locked -q --example wireproxy)
+WIREPROXY="$ROOT/target/release/examples/wireproxy"
+FIX="$ROOT/tests/fixtures/wire"
+header "Quota precision on a wire (bash bench/precision.sh)"
+echo "load: open loop, 10x the quota of each action for $SECS s (credit 50/s, invitations 200/s); path: new connections 0-300 ms, idle drop 0.4 s, jitter 0-J ms"
+echo
+printf '%-6s %-8s %-36s %4s %9s %12s %12s %9s %6s %8s\n' J guard action N admitted utilization "limit 1/(1+J)" "s>N" RLE "guard ms"
+for J in 0 10 50; do
+  for MODE in learned fixed; do
+    SIM=$(free_port); GW=$(free_port); PX=$(free_port)
+    sandbox "$SIM" 0 false
+    taskset -c 0 "$WIREPROXY" "$SIM" "$PX" 300 "$J" 400 "$FIX/cert.pem" "$FIX/key.pem" &
+    PIDS+=($!)
+    if [ "$MODE" = fixed ]; then
+      GUARD=$'guard_min_ms = 10\nguard_max_ms = 10\ndeparture_slack_ms = 5'
+    else
+      GUARD=""
+    fi
+    gateway_config "gw-$J-$MODE" "$GW" "$SIM"
+    # Point the gateway at the proxy over HTTPS, trusting the test CA; pool idle below 0.4 s.
+    sed -i "s|^endpoint = .*|endpoint = \"https://127.0.0.1:$PX\"\nca_file = \"$FIX/ca.pem\"\npool_idle_timeout_ms = 300|" "$WORK/gw-$J-$MODE.toml"
+    printf '[quotas]\n%s\n' "$GUARD" >> "$WORK/gw-$J-$MODE.toml"
+    taskset -c 1 "$BIN" serve --config "$WORK/gw-$J-$MODE.toml" >"$WORK/gw-$J-$MODE.log" 2>&1 &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$GW/readyz"
+    taskset -c 0 "$LOADGEN" "http://127.0.0.1:$GW" "$KEY" credit 50 "$SECS" >/dev/null &
+    c=$!
+    taskset -c 0 "$LOADGEN" "http://127.0.0.1:$GW" "$KEY" invite 200 "$SECS" >/dev/null &
+    i=$!
+    wait $c $i
+    curl -fsS "http://127.0.0.1:$SIM/_sandbox/stats" >"$WORK/stats.json"
+    curl -fsS "http://127.0.0.1:$GW/metrics" >"$WORK/metrics.txt"
+    python3 - "$WORK" "$J" "$MODE" <<'PY'
+import json, re, sys
+work, j, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 stats = json.load(open(f"{work}/stats.json"))
-rows = [("AllocateCustomerCredit", 5, "credit"), ("CreateAndSendClientInvitationMail", 20, "invite")]
-print(f"{'action':<36}{'N':>4}{'forwarded':>11}{'utilization':>13}{'max/s':>7}{'seconds>N':>11}{'RLE':>6}  admitted wait p50/p90/p99/max ms   answers")
-for action, n, name in rows:
-    a = stats["actions"][action]
-    per = {int(k): v for k, v in a["per_second"].items()}
-    first = min(per)
-    window = [per.get(s, 0) for s in range(first, first + secs)]
-    fwd = sum(window)
-    over = sum(1 for c in per.values() if c > n)
-    load = json.load(open(f"{work}/{name}.json"))
-    w = load["admitted_ms"]
-    print(f"{action:<36}{n:>4}{fwd:>11}{fwd / (n * secs) * 100:>12.1f}%{max(per.values()):>7}{over:>11}{a['rate_limited']:>6}  "
-          f"{w['p50']:.0f}/{w['p90']:.0f}/{w['p99']:.0f}/{w['max']:.0f}   {load['statuses']}")
+metrics = open(f"{work}/metrics.txt").read()
+for action, n in [("AllocateCustomerCredit", 5), ("CreateAndSendClientInvitationMail", 20)]:
+    a = stats["actions"].get(action, {})
+    adm = a.get("admitted_ms", [])
+    # Warm utilization, as in tests/api/wire.rs: from 2 s after the first admitted arrival.
+    warm = [t for t in adm if adm and t >= adm[0] + 2000]
+    util = (len(warm) - n) / ((warm[-1] - warm[0]) / 1000) / n if len(warm) > n else 0
+    over = sum(1 for c in a.get("per_second", {}).values() if c > n)
+    m = re.search(r'gateway_quota_guard_seconds\{tencent_action="%s"\} (\S+)' % action, metrics)
+    guard = float(m.group(1)) * 1000 if m else float("nan")
+    print(f"{j:<6} {mode:<8} {action:<36} {n:>4} {len(adm):>9} {util*100:>11.1f}% {100/(1+j/1000):>11.1f}% {over:>9} {a.get('rate_limited', 0):>6} {guard:>8.0f}")
 PY
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    PIDS=()
+  done
+done
