@@ -1,6 +1,6 @@
 //! The quota limiter's own latency: in-process versus Redis, side by side in one run.
 //!
-//! Sequential `Quotas::acquire` calls with the quota lifted (no waiting), in alternating batches so
+//! Sequential `Quotas::reserve` calls with the quota lifted (no waiting), in alternating batches so
 //! both see the same machine conditions; percentiles over all calls. Needs Redis: `REDIS_URL` or
 //! redis://127.0.0.1:6379/. Run: `cargo bench --bench limiter`.
 
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use partner_gateway::config::{StoreBackend, StoreSettings};
 use partner_gateway::health::Health;
 use partner_gateway::metrics::Metrics;
-use partner_gateway::quota::{LimiterKind, Quotas};
+use partner_gateway::quota::guard::GuardBounds;
+use partner_gateway::quota::{FleetConfig, LimiterKind, QuotaConfig, Quotas};
 use partner_gateway::redis_link::RedisLink;
 use secrecy::SecretString;
 
@@ -28,8 +29,16 @@ async fn main() {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let metrics = Arc::new(Metrics::new());
     let limits = [(ACTION, 1_000_000)];
-    let guard = Duration::from_millis(10);
-    let local = Quotas::local(&limits, guard, metrics.clone());
+    let config = QuotaConfig {
+        guard: GuardBounds {
+            min_us: 10_000,
+            max_us: 10_000,
+            slack_us: 5_000,
+        },
+        max_wait: Duration::from_secs(2),
+        probe: Duration::from_secs(30),
+    };
+    let local = Quotas::local(&limits, config, metrics.clone());
     let store = StoreSettings {
         backend: StoreBackend::Redis,
         redis_url: Some(SecretString::from(url.clone())),
@@ -39,17 +48,25 @@ async fn main() {
     };
     let link = RedisLink::new(&store, Arc::new(Health::default()), metrics.clone()).unwrap();
     assert!(link.probe().await, "Redis at {url} does not answer");
-    let shared = Quotas::shared(&limits, guard, link, 1, metrics);
+    let fleet = FleetConfig {
+        heartbeat: Duration::from_secs(1),
+        lease: Duration::from_secs(30),
+        expected_replicas: 1,
+    };
+    let shared = Quotas::shared(&limits, config, link, fleet, metrics);
 
     let mut times = [Vec::new(), Vec::new()];
     for _ in 0..BATCHES {
         for (i, quotas) in [&local, &shared].into_iter().enumerate() {
             for _ in 0..PER_BATCH {
                 let started = Instant::now();
-                let (admission, kind) = quotas.acquire(ACTION, Duration::ZERO).await.unwrap();
+                let ticket = quotas.reserve(ACTION, Duration::ZERO).await.unwrap();
                 times[i].push(started.elapsed());
-                assert!(admission.waited.is_zero());
-                assert_ne!(kind, LimiterKind::Fallback, "Redis stopped answering");
+                assert_ne!(
+                    ticket.kind,
+                    LimiterKind::Fallback,
+                    "Redis stopped answering"
+                );
             }
         }
     }

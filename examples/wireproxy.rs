@@ -18,7 +18,9 @@ async fn main() -> std::io::Result<()> {
         std::process::exit(2);
     }
     let number = |i: usize| -> u64 { args[i].parse().expect("a number") };
-    let target = format!("127.0.0.1:{}", number(1)).parse().expect("an address");
+    let target = format!("127.0.0.1:{}", number(1))
+        .parse()
+        .expect("an address");
     let cert = std::fs::read(&args[6])?;
     let key = std::fs::read(&args[7])?;
     let (tls, _front) = tls_front(target, &cert, &key).await?;

@@ -46,6 +46,8 @@ pub struct StoreSettings {
     pub redis_url: Option<SecretString>,
     /// Prepended to every Redis key, so several gateways (or partner accounts) can share one Redis.
     pub key_prefix: String,
+    /// `store.redis_url` names a Redis Cluster (one or more comma-separated seed nodes).
+    pub redis_cluster: bool,
     /// Optional floor on how many replicas the quota is shared among (room kept for replicas
     /// about to start). The fleet's size is otherwise learned from heartbeats; 0 means none.
     pub expected_replicas: u32,
@@ -67,6 +69,7 @@ impl Default for StoreSettings {
             backend: StoreBackend::Memory,
             redis_url: None,
             key_prefix: "pgw:".into(),
+            redis_cluster: false,
             expected_replicas: 0,
             heartbeat_ms: 1_000,
             partition_lease_ms: 30_000,
@@ -86,9 +89,13 @@ pub enum StoreBackend {
 impl StoreSettings {
     /// The Redis URL with any password replaced, for logs and `check-config`.
     pub fn redis_url_redacted(&self) -> Option<String> {
-        self.redis_url
-            .as_ref()
-            .map(|u| redact_url(u.expose_secret()))
+        self.redis_url.as_ref().map(|u| {
+            u.expose_secret()
+                .split(',')
+                .map(|one| redact_url(one.trim()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
     }
 }
 
@@ -617,10 +624,15 @@ impl Settings {
 
     fn validate_store(&self) -> Result<(), ConfigError> {
         let store = &self.store;
-        if store.key_prefix.len() > 64 || store.key_prefix.chars().any(|c| c.is_whitespace()) {
+        if store.key_prefix.len() > 64
+            || store
+                .key_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c == '{' || c == '}')
+        {
             return Err(invalid(
                 "store.key_prefix",
-                "must be at most 64 characters without spaces",
+                "must be at most 64 characters without spaces or braces (braces are Redis Cluster hash tags)",
             ));
         }
         positive("store.redis_timeout_ms", store.redis_timeout_ms)?;
@@ -634,13 +646,22 @@ impl Settings {
                 "must be set (or REDIS_URL) when store.backend = \"redis\"",
             ));
         };
-        match url::Url::parse(url.expose_secret()) {
-            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
-            _ => {
-                return Err(invalid(
-                    "store.redis_url",
-                    "must be a redis:// or rediss:// URL with a host",
-                ));
+        let urls: Vec<&str> = url.expose_secret().split(',').map(str::trim).collect();
+        if urls.len() > 1 && !store.redis_cluster {
+            return Err(invalid(
+                "store.redis_url",
+                "holds several URLs: set store.redis_cluster = true for a Redis Cluster",
+            ));
+        }
+        for one in urls {
+            match url::Url::parse(one) {
+                Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
+                _ => {
+                    return Err(invalid(
+                        "store.redis_url",
+                        "must be a redis:// or rediss:// URL with a host (several, comma-separated, for a cluster)",
+                    ));
+                }
             }
         }
         if store.expected_replicas > 1000 {

@@ -328,7 +328,10 @@ impl Metrics {
     pub fn quota_share(&self, action: &'static str, share: u32) {
         self.recorder
             .register_gauge(
-                &Key::from_parts(QUOTA_SHARE, labels(&[("tencent_action", action.to_owned())])),
+                &Key::from_parts(
+                    QUOTA_SHARE,
+                    labels(&[("tencent_action", action.to_owned())]),
+                ),
                 &METADATA,
             )
             .set(share as f64);

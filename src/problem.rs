@@ -333,11 +333,10 @@ impl ApiError {
                 };
                 problem.with_upstream(&e.code, request_id)
             }
-            CallError::QuotaUnavailable { retry_after, .. } => Self::new(
-                P::StoreUnavailable,
-                public_detail(&error),
-            )
-            .retry_after(retry_after.as_secs().max(1)),
+            CallError::QuotaUnavailable { retry_after, .. } => {
+                Self::new(P::StoreUnavailable, public_detail(&error))
+                    .retry_after(retry_after.as_secs().max(1))
+            }
             CallError::Timeout { .. } | CallError::DeadlineExceeded => {
                 Self::new(P::UpstreamTimeout, public_detail(&error))
             }

@@ -1,7 +1,9 @@
 //! The connection to Redis shared by the quota limiter and the store, and whether it works.
 //!
 //! One [`redis::aio::ConnectionManager`] (multiplexed, reconnects by itself) created lazily, so
-//! the gateway starts while Redis is away. Every command runs under `store.redis_timeout_ms`; a
+//! the gateway starts while Redis is away; or, with `store.redis_cluster`, one Redis Cluster
+//! connection (it follows the cluster's slots by itself), made at the first probe. Every script
+//! the gateway runs touches keys of one hash tag, so both work alike. Every command runs under `store.redis_timeout_ms`; a
 //! connection failure or timeout marks the link down, after which callers fail fast (the quota
 //! falls back to its local share, keyed credit calls get 503) instead of each waiting for a
 //! timeout. A prober pings every `store.redis_probe_ms` and marks the link up again, so recovery
@@ -12,8 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, RedisResult};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use secrecy::ExposeSecret;
 
 use crate::config::{StoreSettings, ms};
@@ -25,8 +29,51 @@ const CONNECTING: u8 = 0;
 const UP: u8 = 1;
 const DOWN: u8 = 2;
 
+/// A connection to a single primary or to a cluster; cheap to clone.
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+enum Backend {
+    Single(ConnectionManager),
+    Cluster {
+        client: Box<ClusterClient>,
+        conn: std::sync::Mutex<Option<ClusterConnection>>,
+    },
+}
+
 pub struct RedisLink {
-    manager: ConnectionManager,
+    backend: Backend,
     prefix: String,
     timeout: Duration,
     probe_every: Duration,
@@ -60,21 +107,36 @@ impl RedisLink {
             .redis_url
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("store.redis_url is not set"))?;
-        let client = redis::Client::open(url.expose_secret())
-            .map_err(|e| anyhow::anyhow!("store.redis_url: {e}"))?;
         let timeout = ms(settings.redis_timeout_ms);
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // One quick retry: the prober, not a command in a request, waits for Redis to return.
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(100));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| anyhow::anyhow!("cannot prepare the Redis connection: {e}"))?;
+        let backend = if settings.redis_cluster {
+            let nodes: Vec<&str> = url.expose_secret().split(',').map(str::trim).collect();
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .retries(1)
+                .build()
+                .map_err(|e| anyhow::anyhow!("store.redis_url: {e}"))?;
+            Backend::Cluster {
+                client: Box::new(client),
+                conn: std::sync::Mutex::new(None),
+            }
+        } else {
+            let client = redis::Client::open(url.expose_secret())
+                .map_err(|e| anyhow::anyhow!("store.redis_url: {e}"))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                // One quick retry: the prober, not a command in a request, waits for Redis.
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(100));
+            let manager = ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| anyhow::anyhow!("cannot prepare the Redis connection: {e}"))?;
+            Backend::Single(manager)
+        };
         health.report_store(StoreState::Connecting);
         metrics.store_up(false);
         Ok(Arc::new(Self {
-            manager,
+            backend,
             prefix: settings.key_prefix.clone(),
             timeout,
             probe_every: ms(settings.redis_probe_ms),
@@ -99,13 +161,14 @@ impl RedisLink {
     /// while the link is down.
     pub async fn run<T, F, Fut>(&self, op: &'static str, command: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        if !self.is_up() {
-            return Err(StoreError::Unavailable("Redis is unreachable".into()));
-        }
-        let result = tokio::time::timeout(self.timeout, command(self.manager.clone())).await;
+        let conn = match (self.is_up(), self.conn()) {
+            (true, Some(conn)) => conn,
+            _ => return Err(StoreError::Unavailable("Redis is unreachable".into())),
+        };
+        let result = tokio::time::timeout(self.timeout, command(conn)).await;
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
@@ -125,9 +188,43 @@ impl RedisLink {
         }
     }
 
+    /// The connection, if there is one yet (a cluster's is made at the first probe).
+    fn conn(&self) -> Option<Conn> {
+        match &self.backend {
+            Backend::Single(manager) => Some(Conn::Single(manager.clone())),
+            Backend::Cluster { conn, .. } => conn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .map(Conn::Cluster),
+        }
+    }
+
+    /// A connection for the prober: with a cluster, made now if there is none yet.
+    async fn conn_for_probe(&self) -> Result<Conn, String> {
+        if let Some(conn) = self.conn() {
+            return Ok(conn);
+        }
+        let Backend::Cluster { client, conn } = &self.backend else {
+            unreachable!("a single primary always has its lazy manager");
+        };
+        let made = tokio::time::timeout(self.timeout * 4, client.get_async_connection())
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        *conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
+        Ok(Conn::Cluster(made))
+    }
+
     /// Pings once: marks the link up on an answer, down otherwise.
     pub async fn probe(&self) -> bool {
-        let mut conn = self.manager.clone();
+        let mut conn = match self.conn_for_probe().await {
+            Ok(conn) => conn,
+            Err(why) => {
+                self.mark_down(&why);
+                return false;
+            }
+        };
         let ping = tokio::time::timeout(self.timeout, async move {
             redis::cmd("PING").query_async::<String>(&mut conn).await
         })
@@ -164,7 +261,9 @@ impl RedisLink {
     /// Logs an error when `maxmemory-policy` lets Redis evict keys. Managed services that refuse
     /// `CONFIG` are left unchecked (the README says what to set).
     async fn check_eviction_policy(&self) {
-        let mut conn = self.manager.clone();
+        let Some(mut conn) = self.conn() else {
+            return;
+        };
         let answer = tokio::time::timeout(self.timeout, async move {
             redis::cmd("CONFIG")
                 .arg("GET")

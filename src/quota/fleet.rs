@@ -45,7 +45,12 @@ pub struct FleetTiming {
 }
 
 impl FleetTiming {
-    pub fn new(heartbeat: Duration, lease: Duration, max_wait: Duration, max_guard: Duration) -> Self {
+    pub fn new(
+        heartbeat: Duration,
+        lease: Duration,
+        max_wait: Duration,
+        max_guard: Duration,
+    ) -> Self {
         Self {
             heartbeat,
             stale: heartbeat * 3,
@@ -183,7 +188,10 @@ mod tests {
             m.gate("A", reply),
             Gate::NotYet(Duration::from_millis(6_250))
         );
-        assert!(matches!(m.gate("A", open - Duration::from_micros(1)), Gate::NotYet(_)));
+        assert!(matches!(
+            m.gate("A", open - Duration::from_micros(1)),
+            Gate::NotYet(_)
+        ));
         assert_eq!(m.gate("A", open), Gate::Share(10));
         assert_eq!(m.gate("B", open), Gate::Share(0));
         assert_eq!(m.gate("A", t0 + Duration::from_secs(30)), Gate::Closed);
@@ -199,7 +207,10 @@ mod tests {
         assert_eq!(m.gate("A", later), Gate::Share(4));
         m.fallback_used(later);
         assert!(m.beat_started(later + Duration::from_secs(1)));
-        assert!(matches!(m.gate("A", later + Duration::from_secs(1)), Gate::NotYet(_)));
+        assert!(matches!(
+            m.gate("A", later + Duration::from_secs(1)),
+            Gate::NotYet(_)
+        ));
         m.beat_failed();
         assert_eq!(m.gate("A", later + Duration::from_secs(1)), Gate::Share(4));
         // Long after the last fallback grant there is nothing to report.

@@ -103,7 +103,10 @@ mod tests {
     const SEC: u64 = 1_000_000;
 
     fn rule(limit: u32) -> Rule {
-        Rule { limit, window_us: SEC }
+        Rule {
+            limit,
+            window_us: SEC,
+        }
     }
 
     #[test]
@@ -136,7 +139,11 @@ mod tests {
         // Next slot is at 1 s; with a 300 ms budget the caller is 700 ms too early.
         let refusal = log.reserve(0, 300_000, rule(2)).unwrap_err();
         assert_eq!(refusal.retry_after_us, 700_000);
-        assert_eq!(log.next_slot(0, rule(2)), SEC, "a refusal must not take a slot");
+        assert_eq!(
+            log.next_slot(0, rule(2)),
+            SEC,
+            "a refusal must not take a slot"
+        );
         // Coming back exactly then is admitted.
         assert_eq!(log.reserve(700_000, 300_000, rule(2)).unwrap().slot_us, SEC);
     }

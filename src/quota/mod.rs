@@ -165,7 +165,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Quotas {
     /// In-process limiters only: `limits` maps an action name to its configured calls per second.
-    pub fn local(limits: &[(&'static str, u32)], config: QuotaConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn local(
+        limits: &[(&'static str, u32)],
+        config: QuotaConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self::build(limits, config, None, metrics)
     }
 
@@ -280,9 +284,7 @@ impl Quotas {
         };
         match fleet.quotas.reserve(action, args).await {
             Ok(Decision::Admitted {
-                wait_us,
-                window_us,
-                ..
+                wait_us, window_us, ..
             }) => {
                 let answered = Instant::now();
                 let wait = Duration::from_micros(wait_us);
@@ -321,8 +323,12 @@ impl Quotas {
                             limit: share,
                             window_us: 1_000_000 + guard_us,
                         };
-                        let ticket =
-                            self.reserve_in(&quota.fallback, rule, max_wait, LimiterKind::Fallback)?;
+                        let ticket = self.reserve_in(
+                            &quota.fallback,
+                            rule,
+                            max_wait,
+                            LimiterKind::Fallback,
+                        )?;
                         lock(&fleet.membership).fallback_used(Instant::now());
                         Ok(ticket)
                     }
@@ -633,10 +639,7 @@ mod tests {
     async fn refusals_lower_the_effective_quota() {
         let q = quotas(20, 0);
         assert_eq!(q.refused("A").await, Verdict::Jitter);
-        assert_eq!(
-            q.refused("A").await,
-            Verdict::Lowered { from: 20, to: 10 }
-        );
+        assert_eq!(q.refused("A").await, Verdict::Lowered { from: 20, to: 10 });
         for _ in 0..3 {
             tokio::time::advance(Duration::from_millis(1_100)).await;
             q.refused("A").await;

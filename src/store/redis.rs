@@ -124,9 +124,11 @@ fn ttl_ms(ttl: Duration) -> u64 {
 impl RedisStore {
     pub fn new(link: Arc<RedisLink>, clock: SharedClock, fallback: Arc<MemoryStore>) -> Self {
         Self {
-            // Scoped idempotency keys already read `idem:ROUTE:CALLER:KEY`.
-            record_prefix: link.key(""),
-            unknown_set: link.key("idem-unknown"),
+            // Scoped idempotency keys already read `idem:ROUTE:CALLER:KEY`. Records and the set
+            // of unknown outcomes share one hash tag: the scripts that touch both run on one
+            // Redis Cluster slot.
+            record_prefix: format!("{{{}idem}}:", link.key("")),
+            unknown_set: format!("{{{}idem}}:idem-unknown", link.key("")),
             link,
             clock,
             fallback,

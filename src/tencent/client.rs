@@ -19,13 +19,13 @@ use url::Url;
 use super::actions::{Action, QueryPartnerCredit};
 use super::error::{ErrorClass, UpstreamError};
 use super::sign::{RequestToSign, SignedHeaderSet, Signer};
+use super::wire::{Conn, Wire, WireError};
 use super::{CONTENT_TYPE, SERVICE, VERSION};
 use crate::clock::SharedClock;
 use crate::config::{Credentials, Settings, ms};
 use crate::context;
 use crate::health::Health;
 use crate::metrics::Metrics;
-use super::wire::{Conn, Wire, WireError};
 use crate::quota::{QuotaError, QuotaExceeded, Quotas};
 
 /// Largest answer body read from Tencent; real answers are a few hundred bytes.
@@ -290,14 +290,10 @@ impl TencentClient {
                 Ok(None) => continue,
                 Err(error) => {
                     context::record(|r| r.code = Some(error.label().to_owned()));
-                    let error = if matches!(error, CallError::Transport { .. }) {
+                    if matches!(error, CallError::Transport { .. }) {
                         // A connection that could not be made is an attempt, as before the pool.
-                        let result: Result<((), String), CallError> = Err(error);
-                        self.observe(A::NAME, &result, Duration::ZERO, retries);
-                        result.err().expect("an error")
-                    } else {
-                        error
-                    };
+                        self.observe(A::NAME, Err(&error), Duration::ZERO, retries);
+                    }
                     if error.is_retryable() && retries < self.max_retries {
                         let backoff = self.backoff_for(retries);
                         if Instant::now() + backoff < ctx.deadline {
@@ -325,7 +321,12 @@ impl TencentClient {
                 .send_once::<A>(conn, body.clone(), ctx, remaining.min(self.attempt_timeout))
                 .await;
             let elapsed = started.elapsed();
-            self.observe(A::NAME, &result, elapsed, retries);
+            self.observe(
+                A::NAME,
+                result.as_ref().map(|(_, id)| id.as_str()),
+                elapsed,
+                retries,
+            );
             match &result {
                 Ok(_) => self.quotas.observe_round_trip(elapsed),
                 Err(CallError::Upstream(e)) => {
@@ -425,16 +426,16 @@ impl TencentClient {
 
     /// Logs an attempt, records it in metrics and in the request's context, and keeps readiness
     /// in step with whether Tencent accepts the credentials.
-    fn observe<T>(
+    fn observe(
         &self,
         action: &'static str,
-        result: &Result<(T, String), CallError>,
+        result: Result<&str, &CallError>,
         elapsed: Duration,
         retries: u32,
     ) {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let (outcome, code, request_id) = match result {
-            Ok((_, request_id)) => ("success", "", Some(request_id.as_str())),
+            Ok(request_id) => ("success", "", Some(request_id)),
             Err(CallError::Upstream(e)) => ("error", e.code.as_str(), e.request_id.as_deref()),
             Err(other) => (other.outcome(), other.label(), None),
         };

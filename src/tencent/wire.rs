@@ -46,7 +46,9 @@ pub struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("reused", &self.reused).finish()
+        f.debug_struct("Conn")
+            .field("reused", &self.reused)
+            .finish()
     }
 }
 
@@ -216,7 +218,9 @@ impl Wire {
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     WireError::TooLarge
                 } else {
                     WireError::Broken(format!("reading the answer failed: {e}"))
@@ -253,7 +257,9 @@ fn tls_config(extra_roots: Option<&std::path::Path>) -> std::io::Result<rustls::
     if let Some(path) = extra_roots {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| std::io::Error::other(format!("upstream.ca_file {}: {e}", path.display())))?;
+            .map_err(|e| {
+                std::io::Error::other(format!("upstream.ca_file {}: {e}", path.display()))
+            })?;
         for cert in certs {
             roots
                 .add(cert)
@@ -261,7 +267,9 @@ fn tls_config(extra_roots: Option<&std::path::Path>) -> std::io::Result<rustls::
         }
     }
     if roots.is_empty() {
-        return Err(std::io::Error::other("no trusted certificate authorities found"));
+        return Err(std::io::Error::other(
+            "no trusted certificate authorities found",
+        ));
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     // ALPN is set by the connector builder (`enable_http1`: http/1.1 only).

@@ -311,6 +311,18 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// A credit allocation with a chosen Idempotency-Key.
+    pub async fn post_credit_keyed(&self, uin: &str, key: &str, body: Value) -> Reply {
+        let request = self
+            .client
+            .post(self.url(&format!("/customers/{uin}/credit")))
+            .bearer_auth(&self.api_key)
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.send(request).await
+    }
+
     pub async fn post_invitation(&self, body: Value) -> Reply {
         self.post_raw(
             "/customers/invitations",

@@ -3,6 +3,7 @@
 mod auth;
 mod binary;
 mod chaos;
+mod cluster;
 mod credit;
 mod errors;
 mod exactly_once;

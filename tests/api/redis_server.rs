@@ -97,3 +97,121 @@ impl Drop for TestRedis {
 fn unique_prefix() -> String {
     format!("pgw-test-{}:", uuid::Uuid::new_v4().simple())
 }
+
+/// A Redis Cluster of three primaries on free ports (no replicas), made with
+/// `redis-cli --cluster create`, its files in a temporary directory; killed when dropped.
+pub struct TestCluster {
+    /// Every node, comma-separated, as `store.redis_url` takes them.
+    pub urls: String,
+    pub prefix: String,
+    children: Vec<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl TestCluster {
+    pub fn start() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("pgw-cluster-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ports: Vec<u16> = (0..3)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .collect();
+        let mut children = Vec::new();
+        for port in &ports {
+            let child = Command::new("redis-server")
+                .current_dir(&dir)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "this test needs redis-server (Debian: apt-get install redis-server): {e}"
+                    )
+                });
+            children.push(child);
+        }
+        let mut cluster = Self {
+            urls: ports
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}/"))
+                .collect::<Vec<_>>()
+                .join(","),
+            prefix: unique_prefix(),
+            children,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for port in &ports {
+            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster node {port} did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for port in &ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (Debian: redis-tools) makes the cluster");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // Every node must see the whole cluster before it is used.
+        for port in &ports {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline + Duration::from_secs(20),
+                    "cluster never became ok"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster.children.shrink_to_fit();
+        cluster
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

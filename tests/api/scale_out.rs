@@ -33,7 +33,7 @@ pub fn use_redis(settings: &mut Settings, redis: &TestRedis, replicas: u32) {
 }
 
 /// A link that has made its first contact.
-async fn connected_link(redis: &TestRedis) -> Arc<RedisLink> {
+pub async fn connected_link(redis: &TestRedis) -> Arc<RedisLink> {
     let mut settings = Settings::default();
     use_redis(&mut settings, redis, 1);
     let link = RedisLink::new(
@@ -72,7 +72,10 @@ pub async fn wait_joined(app: &TestApp, replicas: u32) {
         if metric(&text, "gateway_fleet_replicas ") >= replicas as f64 {
             return;
         }
-        assert!(Instant::now() < deadline, "never joined a fleet of {replicas}");
+        assert!(
+            Instant::now() < deadline,
+            "never joined a fleet of {replicas}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -182,7 +185,11 @@ fn stored(status: u16) -> Record {
 #[tokio::test]
 async fn the_redis_store_keeps_the_store_contract() {
     let redis = TestRedis::shared_or_private();
-    let link = connected_link(&redis).await;
+    store_contract(connected_link(&redis).await).await;
+}
+
+/// The store's contract on any Redis link (a single primary or a cluster).
+pub async fn store_contract(link: Arc<RedisLink>) {
     let clock = partner_gateway::clock::system();
     let memory = Arc::new(partner_gateway::store::MemoryStore::new(clock.clone(), 10));
     let store = Store::Redis(Arc::new(RedisStore::new(link, clock.clone(), memory)));

@@ -75,7 +75,10 @@ pub async fn offer(
             let app = fleet[next % fleet.len()].clone();
             next += 1;
             calls.push(tokio::spawn(async move {
-                (CREDIT, app.post_credit(CUSTOMER, json!({"amount": 1})).await.status)
+                (
+                    CREDIT,
+                    app.post_credit(CUSTOMER, json!({"amount": 1})).await.status,
+                )
             }));
         }
         while (invites_sent as f64) < elapsed * invites_per_second as f64 {
@@ -84,7 +87,10 @@ pub async fn offer(
             next += 1;
             let email = format!("wire-{}@example.com", uuid::Uuid::new_v4().simple());
             calls.push(tokio::spawn(async move {
-                (INVITE, app.post_invitation(json!({"email": email})).await.status)
+                (
+                    INVITE,
+                    app.post_invitation(json!({"email": email})).await.status,
+                )
             }));
         }
     }
@@ -159,7 +165,10 @@ async fn a_distant_path_keeps_the_quota(redis: Option<&TestRedis>, replicas: usi
     let credit_n = options.settings.quotas.credit_per_second as u64;
     let invite_n = options.settings.quotas.invitations_per_second as u64;
     let statuses = offer(&fleet, LOAD_SECS, 10 * credit_n, 10 * invite_n).await;
-    println!("{what}: answers {statuses:?}, connections made {}", proxy.accepted());
+    println!(
+        "{what}: answers {statuses:?}, connections made {}",
+        proxy.accepted()
+    );
     for ((action, status), count) in &statuses {
         assert!(
             matches!(status, 200 | 201 | 429),
@@ -291,8 +300,10 @@ async fn a_replica_cut_off_from_redis_never_pushes_the_fleet_over_the_quota() {
 /// effective quota in `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lower_quota_upstream_is_learned_within_five_seconds() {
-    let mut options = Options::default();
-    options.sandbox_quotas = vec![(INVITE, 1)];
+    let options = Options {
+        sandbox_quotas: vec![(INVITE, 1)],
+        ..Options::default()
+    };
     let app = Arc::new(spawn_app_with(options).await);
     let statuses = offer(std::slice::from_ref(&app), 20, 0, 20).await;
     println!("learning: answers {statuses:?}");
@@ -305,7 +316,11 @@ async fn a_lower_quota_upstream_is_learned_within_five_seconds() {
         .min()
         .unwrap();
     let (from, to) = (first + 5_000, first + 20_000);
-    let refused = s.refused_ms.iter().filter(|&&t| t >= from && t < to).count();
+    let refused = s
+        .refused_ms
+        .iter()
+        .filter(|&&t| t >= from && t < to)
+        .count();
     let admitted = s
         .admitted_ms
         .iter()
@@ -320,7 +335,10 @@ async fn a_lower_quota_upstream_is_learned_within_five_seconds() {
         "learning: in the 15 s after the first 5: admitted {admitted}, RequestLimitExceeded {refused}; effective quota {effective}; refusals at {:?}",
         s.refused_ms.iter().map(|t| t - first).collect::<Vec<_>>()
     );
-    assert!(refused <= 2, "{refused} RequestLimitExceeded after learning");
+    assert!(
+        refused <= 2,
+        "{refused} RequestLimitExceeded after learning"
+    );
     assert!(admitted >= 14, "{admitted} of 15 possible");
     assert_eq!(effective, 1.0);
     assert!(s.max_per_second <= 20);
