@@ -6,13 +6,17 @@
 //! with `guard ≥ slack + J`, never within one wall-clock second. This module learns J.
 //!
 //! J is estimated from the round-trip times of answered calls, all measured on connections that
-//! were already open (the client connects before the slot, never after): the spread (largest −
-//! smallest) of the last [`SAMPLES`] round trips, plus an eighth for what the window has not seen.
+//! were already open (the client connects before the slot, never after): the spread of the last
+//! [`SAMPLES`] round trips from the smallest to the 95th percentile, plus an eighth. The top 5%
+//! is left out on purpose: on a busy host a few round trips include the host's own stalls, not
+//! the path's, and a guard sized by them would give away quota for nothing; a path whose tail
+//! really is longer shows it as refusals that widen the guard.
 //! The spread of a round trip bounds the spread of its first half when the server's own time and
 //! the way back only add delay, which is the conservative direction. Like TCP's RTO, the estimate
 //! rises at once and falls slowly ([`DECAY_US_PER_S`]); every `RequestLimitExceeded` that looks
 //! like jitter (see [`super::learn`]) widens it further, and the widening decays too. Until
-//! [`MIN_SAMPLES`] round trips have been seen the guard is the ceiling: ignorance is not evidence.
+//! [`MIN_SAMPLES`] round trips have been seen the guard is the ceiling: ignorance is not evidence;
+//! until [`SAMPLES`] have been seen the estimate is followed both ways.
 
 use std::collections::VecDeque;
 
@@ -91,14 +95,16 @@ impl PathGuard {
         self.widen_us.saturating_sub(faded)
     }
 
-    /// The variation of the path: spread of the kept round trips plus an eighth.
+    /// The variation of the path: from the smallest kept round trip to the 95th percentile,
+    /// plus an eighth.
     pub fn jitter_us(&self) -> Option<u64> {
         if self.rtts.len() < MIN_SAMPLES {
             return None;
         }
-        let lo = self.rtts.iter().min().copied().unwrap_or(0);
-        let hi = self.rtts.iter().max().copied().unwrap_or(0);
-        let spread = hi - lo;
+        let mut sorted: Vec<u64> = self.rtts.iter().copied().collect();
+        sorted.sort_unstable();
+        let p95 = sorted[(sorted.len() * 95).div_ceil(100) - 1];
+        let spread = p95 - sorted[0];
         Some(spread + spread / 8)
     }
 
@@ -122,8 +128,10 @@ impl PathGuard {
         };
         let target = (self.bounds.slack_us + jitter + self.widening_us(now_us))
             .clamp(self.bounds.min_us, self.bounds.max_us);
+        // Until the window has filled once, the estimate is still being formed and is followed
+        // both ways; after that it rises at once and falls slowly.
         if !self.learned || target >= self.current_us {
-            self.learned = true;
+            self.learned = self.rtts.len() == SAMPLES;
             self.current_us = target;
             self.at_us = now_us;
             return;
@@ -180,11 +188,11 @@ mod tests {
     fn rises_at_once_and_falls_slowly() {
         let mut g = PathGuard::new(bounds());
         for i in 0..SAMPLES as u64 {
-            g.observe(i, if i == 5 { 85 * MS } else { 5 * MS });
+            g.observe(i, if i % 16 == 5 { 85 * MS } else { 5 * MS });
         }
         let high = g.guard_us(SAMPLES as u64);
-        assert_eq!(high, 20 * MS + 100 * MS);
-        // The slow sample leaves the window: the target drops to the slack, the guard follows at
+        assert_eq!(high, 20 * MS + 90 * MS);
+        // The slow samples leave the window: the target drops to the slack, the guard follows at
         // 10 ms per second.
         for i in 0..SAMPLES as u64 {
             g.observe(S + i, 5 * MS);
@@ -192,6 +200,22 @@ mod tests {
         let after_1s = g.guard_us(2 * S);
         assert!(after_1s >= high - 11 * MS && after_1s < high, "{after_1s}");
         assert_eq!(g.guard_us(20 * S), 20 * MS);
+    }
+
+    #[test]
+    fn a_few_stalls_of_the_host_do_not_size_it() {
+        let mut g = PathGuard::new(bounds());
+        for i in 0..SAMPLES as u64 {
+            g.observe(
+                i,
+                if i % 32 == 7 {
+                    400 * MS
+                } else {
+                    5 * MS + i % 3 * MS
+                },
+            );
+        }
+        assert!(g.guard_us(30 * S) < 30 * MS, "{}", g.guard_us(30 * S));
     }
 
     #[test]

@@ -46,7 +46,7 @@ use crate::metrics::Metrics;
 use crate::redis_link::RedisLink;
 use fleet::{FleetTiming, Gate, Membership};
 use guard::{GuardBounds, PathGuard};
-use learn::{Learned, Verdict};
+use learn::{Learned, Outcomes, Shape, Verdict};
 use shared::{Beat, Decision, ReserveArgs, SharedQuotas};
 
 pub use log::{Refusal, Reservation, ReservationLog, Rule};
@@ -129,6 +129,8 @@ pub struct FleetConfig {
 struct ActionQuota {
     configured: u32,
     learned: Mutex<Learned>,
+    /// Answered calls whose second has not been judged yet.
+    outcomes: Mutex<Outcomes>,
     /// The whole quota in-process (memory store).
     log: Mutex<ReservationLog>,
     /// This replica's share while Redis is unreachable.
@@ -208,6 +210,7 @@ impl Quotas {
                 let quota = ActionQuota {
                     configured: limit,
                     learned: Mutex::new(Learned::new(limit)),
+                    outcomes: Mutex::new(Outcomes::default()),
                     log: Mutex::new(ReservationLog::new(limit)),
                     fallback: Mutex::new(ReservationLog::new(limit)),
                     effective: AtomicU32::new(limit),
@@ -368,17 +371,79 @@ impl Quotas {
         lock(&self.path).observe(now, rtt.as_micros() as u64);
     }
 
-    /// Tencent answered `RequestLimitExceeded` to `action`: learn from it (see [`learn`]).
-    pub async fn refused(&self, action: &'static str) -> Verdict {
+    /// Tencent answered a call of `action` that arrived at about `arrival_ms` (Unix ms, this
+    /// replica's clock), refusing it with `RequestLimitExceeded` or not. Judges the seconds that
+    /// are over (see [`learn`]): interleaved refusals widen the guard, suffixes may lower the
+    /// effective quota. Returns what changed, for tests.
+    pub async fn outcome(
+        &self,
+        action: &'static str,
+        arrival_ms: u64,
+        refused: bool,
+        now_ms: u64,
+    ) -> Vec<Verdict> {
         let quota = self.action(action);
+        let shapes = {
+            let mut outcomes = lock(&quota.outcomes);
+            outcomes.record(arrival_ms, refused);
+            outcomes.judge(now_ms)
+        };
+        let mut verdicts = Vec::new();
+        for shape in shapes {
+            let now = self.now_us();
+            match shape {
+                Shape::Interleaved => {
+                    let guard = {
+                        let mut path = lock(&self.path);
+                        path.widen(now);
+                        path.guard_us(now)
+                    };
+                    tracing::warn!(
+                        action,
+                        guard_ms = guard / 1000,
+                        "Tencent refused a call although a later one in the same second passed: jitter (or another user of the account); widening the guard"
+                    );
+                }
+                Shape::Suffix { admitted, refused } => {
+                    let verdict = self.suffix(action, quota, admitted, refused, now).await;
+                    if let Verdict::Lowered { from, to } = verdict {
+                        tracing::warn!(
+                            action,
+                            configured = quota.configured,
+                            admitted_in_second = admitted,
+                            refused_in_second = refused,
+                            previous = from,
+                            observed = to,
+                            "Tencent admits fewer calls per second than configured; lowering the effective quota"
+                        );
+                    }
+                    verdicts.push(verdict);
+                }
+            }
+        }
+        verdicts
+    }
+
+    async fn suffix(
+        &self,
+        action: &'static str,
+        quota: &ActionQuota,
+        admitted: u32,
+        refused: u32,
+        now: u64,
+    ) -> Verdict {
         let probe = self.config.probe;
-        let now = self.now_us();
-        let local = || lock(&quota.learned).refused(now, probe.as_micros() as u64);
-        let verdict = match &self.fleet {
+        let local = || {
+            let mut learned = lock(&quota.learned);
+            let verdict = learned.suffix(now, admitted, refused, probe.as_micros() as u64);
+            quota.effective.store(learned.effective, Ordering::Relaxed);
+            verdict
+        };
+        match &self.fleet {
             None => local(),
             Some(fleet) => match fleet
                 .quotas
-                .refused(action, quota.configured, probe, None)
+                .suffix(action, quota.configured, admitted, refused, probe, None)
                 .await
             {
                 Ok((verdict, n)) => {
@@ -387,35 +452,7 @@ impl Quotas {
                 }
                 Err(_) => local(),
             },
-        };
-        match verdict {
-            Verdict::Jitter => {
-                let guard = {
-                    let mut path = lock(&self.path);
-                    path.widen(now);
-                    path.guard_us(now)
-                };
-                tracing::warn!(
-                    action,
-                    guard_ms = guard / 1000,
-                    "Tencent refused a call the quota had room for; widening the guard"
-                );
-            }
-            Verdict::Lowered { from, to } => {
-                if self.fleet.is_none() {
-                    quota.effective.store(to, Ordering::Relaxed);
-                }
-                tracing::warn!(
-                    action,
-                    configured = quota.configured,
-                    observed = to,
-                    previous = from,
-                    "Tencent admits fewer calls per second than configured; lowering the effective quota"
-                );
-            }
-            Verdict::AlreadyLowered => {}
         }
-        verdict
     }
 
     /// Writes each action's effective quota and guard to `/metrics`.
@@ -633,17 +670,20 @@ mod tests {
         assert!(!ticket.on_time(Instant::now()));
     }
 
-    /// Tencent enforcing 1/s where 20 are configured: refusals bring the effective quota down, and
-    /// the limiter then admits one call per window.
+    /// Tencent enforcing 1/s where 20 are configured: each second's refusals form a suffix, the
+    /// effective quota comes down to 1, and the limiter then admits one call per window. A
+    /// refusal followed by an admitted call in its second widens the guard instead.
     #[tokio::test(start_paused = true)]
-    async fn refusals_lower_the_effective_quota() {
+    async fn suffixes_lower_the_effective_quota_and_interleaving_widens_the_guard() {
         let q = quotas(20, 0);
-        assert_eq!(q.refused("A").await, Verdict::Jitter);
-        assert_eq!(q.refused("A").await, Verdict::Lowered { from: 20, to: 10 });
-        for _ in 0..3 {
-            tokio::time::advance(Duration::from_millis(1_100)).await;
-            q.refused("A").await;
+        let second = 1_000_000u64;
+        for i in 0..20 {
+            q.outcome("A", second * 1000 + i, i > 0, second * 1000 + i)
+                .await;
         }
+        let later = (second + 2) * 1000;
+        let verdicts = q.outcome("A", later, false, later).await;
+        assert_eq!(verdicts, vec![Verdict::Lowered { from: 20, to: 1 }]);
         q.export();
         let text = q.metrics.render();
         assert!(
@@ -653,6 +693,34 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         acquire(&q, Duration::ZERO).await.unwrap();
         assert!(acquire(&q, Duration::ZERO).await.is_err());
+
+        let jittery = Quotas::local(
+            &[("A", 20)],
+            QuotaConfig {
+                guard: GuardBounds {
+                    min_us: 0,
+                    max_us: 250_000,
+                    slack_us: 0,
+                },
+                max_wait: Duration::from_secs(2),
+                probe: Duration::from_secs(30),
+            },
+            Arc::new(Metrics::new()),
+        );
+        for i in 0..guard::MIN_SAMPLES {
+            jittery.observe_round_trip(Duration::from_millis(5 + i as u64 % 2));
+        }
+        let before = jittery.guard();
+        jittery.outcome("A", 5_000, true, 5_000).await;
+        jittery.outcome("A", 5_001, false, 5_001).await;
+        assert!(jittery.outcome("A", 9_000, false, 9_000).await.is_empty());
+        assert!(
+            jittery.guard() > before,
+            "{:?} → {:?}",
+            before,
+            jittery.guard()
+        );
+        assert_eq!(jittery.actions["A"].effective.load(Ordering::Relaxed), 20);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! [`RESERVE`] is [`super::log::ReservationLog::reserve`] transcribed into one Lua script, so
 //! reading the log, choosing the slot and recording it are one atomic step for the whole fleet,
 //! on one clock (Redis's `TIME`). In the same step it reads the action's learned quota
-//! ([`super::learn`], kept fleet-wide by [`REFUSED`] and the heartbeats) and takes off the shares
+//! ([`super::learn`], kept fleet-wide by [`EVIDENCE`] and the heartbeats) and takes off the shares
 //! of replicas that may be forwarding on their own ([`super::fleet`]). Its window is one second
 //! plus the largest guard any live replica published, plus the spread of their paths' shortest
 //! round trips, so a replica closer to Tencent cannot overtake one further away.
@@ -89,33 +89,39 @@ redis.call('PEXPIRE', KEYS[1], math.floor((wait + window) / 1000) + 1000)
 return {1, slot, wait, limit, window}
 "#;
 
-/// [`super::learn::Learned::refused`] transcribed. KEYS: learn. ARGV: configured, probe µs,
-/// persistence µs, decrease-every µs, and (tests only) "now". Returns `{verdict, n, from}`:
-/// 0 jitter, 1 lowered, 2 already lowered.
-pub const REFUSED: &str = r#"
+/// [`super::learn::Learned::suffix`] transcribed. KEYS: learn. ARGV: configured, probe µs,
+/// persistence µs, decrease-every µs, refusals in the suffix, calls admitted before it, and
+/// (tests only) "now". Returns
+/// `{verdict, n, from}`: 0 noted, 1 lowered, 2 already lowered.
+pub const EVIDENCE: &str = r#"
 local configured = tonumber(ARGV[1])
 local probe = tonumber(ARGV[2])
 local persist = tonumber(ARGV[3])
 local every = tonumber(ARGV[4])
+local refused = tonumber(ARGV[5])
+local admitted = tonumber(ARGV[6])
 local now
-if ARGV[5] then
-  now = tonumber(ARGV[5])
+if ARGV[7] then
+  now = tonumber(ARGV[7])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local h = redis.call('HMGET', KEYS[1], 'n', 'changed', 'refused', 'raised')
+local h = redis.call('HMGET', KEYS[1], 'n', 'changed', 'evidence', 'raised')
 local n = tonumber(h[1] or configured)
 if n > configured then n = configured end
 local changed = tonumber(h[2])
-local refused = tonumber(h[3])
+local evidence = tonumber(h[3])
+local raised = h[4] == '1'
 local function recent(t, within) return t ~= nil and now < t + within end
-local pattern = recent(refused, persist) or (n < configured and recent(changed, probe))
-redis.call('HSET', KEYS[1], 'refused', string.format('%.0f', now))
-if not pattern then return {0, n, n} end
-if h[4] ~= '1' and recent(changed, every) then return {2, n, n} end
-local to = math.max(1, math.floor(n / 2))
-if to == n then return {2, n, n} end
+local strong = refused >= 2 or recent(evidence, persist) or (raised and recent(changed, probe))
+redis.call('HSET', KEYS[1], 'evidence', string.format('%.0f', now))
+if not strong then return {0, n, n} end
+if (not raised) and recent(changed, every) then return {2, n, n} end
+local to = math.floor(n / 2)
+if admitted >= 1 and admitted < to then to = admitted end
+if to < 1 then to = 1 end
+if to >= n then return {2, n, n} end
 redis.call('HSET', KEYS[1], 'n', to, 'changed', string.format('%.0f', now), 'raised', '0')
 return {1, to, n}
 "#;
@@ -165,13 +171,13 @@ for k = 1, actions do
   local configured = tonumber(ARGV[9 + 2 * k])
   local held = tonumber(ARGV[10 + 2 * k])
   for _, g in ipairs(gone) do redis.call('HDEL', shares, g) end
-  local h = redis.call('HMGET', learn, 'n', 'changed', 'refused')
+  local h = redis.call('HMGET', learn, 'n', 'changed', 'evidence')
   local n = tonumber(h[1] or configured)
   if n > configured then n = configured end
   local changed = tonumber(h[2])
-  local refused = tonumber(h[3])
+  local evidence = tonumber(h[3])
   local function quiet(t) return t == nil or now >= t + probe end
-  if n < configured and quiet(changed) and quiet(refused) then
+  if n < configured and quiet(changed) and quiet(evidence) then
     n = n + 1
     redis.call('HSET', learn, 'n', n, 'changed', string.format('%.0f', now), 'raised', '1')
   end
@@ -251,7 +257,7 @@ fn script(which: &'static str) -> &'static Script {
     static SCRIPTS: [OnceLock<Script>; 4] = [const { OnceLock::new() }; 4];
     let (i, text) = match which {
         "reserve" => (0, RESERVE),
-        "refused" => (1, REFUSED),
+        "evidence" => (1, EVIDENCE),
         "heartbeat" => (2, HEARTBEAT),
         _ => (3, LEAVE),
     };
@@ -316,11 +322,14 @@ impl SharedQuotas {
         })
     }
 
-    /// Tencent refused a call of `action`: the fleet's verdict and its effective quota.
-    pub async fn refused(
+    /// A second of `action` whose `refused` refusals formed a suffix: the fleet's verdict and
+    /// its effective quota.
+    pub async fn suffix(
         &self,
         action: &str,
         configured: u32,
+        admitted: u32,
+        refused: u32,
         probe: Duration,
         now_us: Option<u64>,
     ) -> Result<(Verdict, u32), StoreError> {
@@ -328,12 +337,14 @@ impl SharedQuotas {
         let (verdict, n, from): (u8, u32, u32) = self
             .link
             .run("quota", |mut conn| async move {
-                let mut invocation = script("refused").key(&key);
+                let mut invocation = script("evidence").key(&key);
                 invocation
                     .arg(configured)
                     .arg(micros(probe))
                     .arg(super::learn::PERSISTENCE_US)
-                    .arg(super::learn::DECREASE_EVERY_US);
+                    .arg(super::learn::DECREASE_EVERY_US)
+                    .arg(refused)
+                    .arg(admitted);
                 if let Some(now) = now_us {
                     invocation.arg(now);
                 }
@@ -341,7 +352,7 @@ impl SharedQuotas {
             })
             .await?;
         let verdict = match verdict {
-            0 => Verdict::Jitter,
+            0 => Verdict::Noted,
             1 => Verdict::Lowered { from, to: n },
             _ => Verdict::AlreadyLowered,
         };

@@ -312,6 +312,7 @@ impl TencentClient {
                 return Err(CallError::DeadlineExceeded);
             }
             let started = Instant::now();
+            let departed_ms = self.clock.now_unix_ms();
             context::record(|r| {
                 r.in_flight = true;
                 r.quota_wait_ms = quota_wait.as_millis() as u64;
@@ -327,15 +328,19 @@ impl TencentClient {
                 elapsed,
                 retries,
             );
-            match &result {
-                Ok(_) => self.quotas.observe_round_trip(elapsed),
-                Err(CallError::Upstream(e)) => {
-                    self.quotas.observe_round_trip(elapsed);
-                    if e.class() == ErrorClass::RateLimited {
-                        self.quotas.refused(A::NAME).await;
-                    }
-                }
-                Err(_) => {}
+            // Tencent answered: the round trip measures the path, and the answer tells the
+            // learned quota whether the call's second was full.
+            let refused = match &result {
+                Ok(_) => Some(false),
+                Err(CallError::Upstream(e)) => Some(e.class() == ErrorClass::RateLimited),
+                Err(_) => None,
+            };
+            if let Some(refused) = refused {
+                self.quotas.observe_round_trip(elapsed);
+                let arrival_ms = departed_ms + elapsed.as_millis() as u64 / 2;
+                self.quotas
+                    .outcome(A::NAME, arrival_ms, refused, self.clock.now_unix_ms())
+                    .await;
             }
             match result {
                 Ok((data, request_id)) => {
@@ -401,7 +406,7 @@ impl TencentClient {
         let hold = ticket.not_before.saturating_duration_since(Instant::now());
         let mut conn = self.wire.checkout(hold).await.map_err(not_sent)?;
         tokio::time::sleep_until(ticket.not_before).await;
-        if !conn.is_open() {
+        if !self.wire.usable(&conn) {
             conn = self.wire.checkout(Duration::ZERO).await.map_err(not_sent)?;
         }
         if !ticket.on_time(Instant::now()) {

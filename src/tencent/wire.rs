@@ -57,6 +57,11 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         !self.sender.is_closed()
     }
+
+    /// How long it has been idle.
+    pub fn idle_for(&self) -> Duration {
+        self.since.elapsed()
+    }
 }
 
 /// Why a request did not get an answer.
@@ -117,6 +122,13 @@ impl Wire {
             connect_timeout,
             setups: Mutex::new(VecDeque::with_capacity(SETUPS)),
         })
+    }
+
+    /// Whether `conn` may still carry a request now: open, and idle for less than the pool's idle
+    /// timeout (the server's own timeout is longer; past ours the server may be closing it, and
+    /// a request written into a closing connection may or may not have arrived).
+    pub fn usable(&self, conn: &Conn) -> bool {
+        conn.is_open() && conn.idle_for() < self.idle_timeout
     }
 
     /// How long before a slot to start getting a connection.

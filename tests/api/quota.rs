@@ -47,27 +47,28 @@ async fn ten_times_n_concurrent_calls_never_exceed_n_per_second_upstream() {
     );
     assert_eq!(stats.rate_limited, 0, "no RequestLimitExceeded");
     assert_eq!(stats.executed, ok);
-    // A burst of N at once, then N per (1 s + guard) within the 2.5 s budget: slots at 0, ~1.12,
-    // ~2.24 s.
-    assert_eq!(
-        ok,
-        3 * N as u64,
-        "admitted exactly the slots within the wait budget"
+    // A burst of N at once, then N per (1 s + guard) within the 2.5 s budget: slots at 0, ~1.15,
+    // ~2.3 s. A call that could not leave on time after its slot (a busy host) gives the slot up
+    // and reserves again, possibly beyond the budget: at most those 3N, and the first burst.
+    assert!(
+        (N as u64..=3 * N as u64).contains(&ok),
+        "admitted {ok}: at most the slots within the wait budget"
     );
     let first_second = stats.per_second.values().next().copied().unwrap();
     assert!(first_second >= 1);
     for reply in &refused {
         assert_eq!(reply.problem_type(), "/problems/quota-exceeded");
         let secs: u64 = reply.header("retry-after").unwrap().parse().unwrap();
-        // The next free slot is ~3.36 s away, 0.86 s past the budget: Retry-After is 1.
-        assert_eq!(secs, 1, "{}", reply.text);
+        // The next free slot is ~3.45 s away, under a second past the budget: Retry-After is 1
+        // (2 for a call that reserved again, later, after missing its slot on a busy host).
+        assert!((1..=2).contains(&secs), "{}", reply.text);
         assert_eq!(
             reply.header("ratelimit-policy"),
             Some("\"AllocateCustomerCredit\";q=5;w=1")
         );
         assert_eq!(
             reply.header("ratelimit"),
-            Some("\"AllocateCustomerCredit\";r=0;t=1")
+            Some(format!("\"AllocateCustomerCredit\";r=0;t={secs}").as_str())
         );
     }
 }

@@ -142,8 +142,8 @@ async fn shared_script_matches_the_pure_log() {
     }
 }
 
-/// The fleet's learned quota is the pure one transcribed: random refusal patterns give the same
-/// verdicts and the same effective quota.
+/// The fleet's learned quota is the pure one transcribed: random patterns of suffixes give the
+/// same verdicts and the same effective quota.
 #[tokio::test]
 async fn shared_learning_matches_the_pure_rules() {
     let redis = TestRedis::shared_or_private();
@@ -158,9 +158,11 @@ async fn shared_learning_matches_the_pure_rules() {
         let mut now = 1_790_000_000_000_000u64;
         for call in 0..60 {
             now += rng.random_range(0..2_500_000);
-            let expected = pure.refused(now, probe.as_micros() as u64);
+            let refused = rng.random_range(1..4u32);
+            let admitted = rng.random_range(0..30u32);
+            let expected = pure.suffix(now, admitted, refused, probe.as_micros() as u64);
             let (got, n) = shared
-                .refused(&action, configured, probe, Some(now))
+                .suffix(&action, configured, admitted, refused, probe, Some(now))
                 .await
                 .unwrap();
             assert_eq!(got, expected, "case {case} call {call}");
@@ -365,11 +367,12 @@ async fn three_replicas_share_one_quota() {
             s.max_per_second
         );
         assert_eq!(s.rate_limited, 0, "{action}: RequestLimitExceeded upstream");
-        // Slots come N at a time, 1 s + guard apart, so any 10 whole wall-clock seconds hold at
-        // least 9 of those bursts, wherever they fall in the second: 90% is the deterministic
-        // floor (100% is typical).
-        let floor = (SECONDS - 1) as f64 / SECONDS as f64;
-        assert!(utilization >= floor, "{action}: utilization {utilization}");
+        // Slots come N at a time, one window (1 s + guard) apart, and the guard is learned from
+        // the path and the host: at most its ceiling (250 ms), so at least 8 bursts fall in any
+        // 10 whole wall-clock seconds. One more burst may be lost to calls that could not leave
+        // on time on a busy host (they reserve again): 70% is the floor by design; on an idle
+        // machine this shows 90–100%. The wire tests hold utilization to 90% on a measured path.
+        assert!(utilization >= 0.7, "{action}: utilization {utilization}");
     }
     println!("answers: {statuses:?}");
 }
@@ -797,8 +800,9 @@ async fn redis_holds_no_address_and_replays_across_replicas() {
 
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // Every key holds the prefix; hash-tagged ones start with a brace.
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", redis.prefix))
+        .arg(format!("*{}*", redis.prefix))
         .query_async(&mut conn)
         .await
         .unwrap();
