@@ -124,11 +124,12 @@ impl Wire {
         })
     }
 
-    /// Whether `conn` may still carry a request now: open, and idle for less than the pool's idle
-    /// timeout (the server's own timeout is longer; past ours the server may be closing it, and
-    /// a request written into a closing connection may or may not have arrived).
+    /// Whether `conn` may still carry a request now: open, and, if it carried one before, idle
+    /// for less than the pool's idle timeout (the server's own timeout is longer; past ours the
+    /// server may be closing it, and a request written into a closing connection may or may not
+    /// have arrived). A connection made for this call has waited at most the lead.
     pub fn usable(&self, conn: &Conn) -> bool {
-        conn.is_open() && conn.idle_for() < self.idle_timeout
+        conn.is_open() && (!conn.reused || conn.idle_for() < self.idle_timeout)
     }
 
     /// How long before a slot to start getting a connection.
