@@ -383,7 +383,10 @@ async fn three_replicas_share_one_quota() {
         }
         let offered = utilization + late / (n * SECONDS) as f64;
         println!("{action}: {late} slots given up by late calls; offered {offered:.3}");
-        assert!(offered >= 0.7, "{action}: utilization {utilization}, offered {offered}");
+        assert!(
+            offered >= 0.7,
+            "{action}: utilization {utilization}, offered {offered}"
+        );
     }
     println!("answers: {statuses:?}");
 }
