@@ -29,7 +29,7 @@ for J in 0 10 50; do
     fi
     gateway_config "gw-$J-$MODE" "$GW" "$SIM"
     # Point the gateway at the proxy over HTTPS, trusting the test CA; pool idle below 0.4 s.
-    sed -i "s|^endpoint = .*|endpoint = \"https://127.0.0.1:$PX\"\nca_file = \"$FIX/ca.pem\"\npool_idle_timeout_ms = 250|" "$WORK/gw-$J-$MODE.toml"
+    sed -i "s|^endpoint = .*|endpoint = \"https://127.0.0.1:$PX\"\nca_file = \"$FIX/ca.pem\"\npool_idle_timeout_ms = 370|" "$WORK/gw-$J-$MODE.toml"
     printf '[quotas]\n%s\n' "$GUARD" >> "$WORK/gw-$J-$MODE.toml"
     taskset -c 1 "$BIN" serve --config "$WORK/gw-$J-$MODE.toml" >"$WORK/gw-$J-$MODE.log" 2>&1 &
     PIDS+=($!)

@@ -52,6 +52,7 @@ async fn main() {
         heartbeat: Duration::from_secs(1),
         lease: Duration::from_secs(30),
         expected_replicas: 1,
+        redis_timeout: Duration::from_millis(250),
     };
     let shared = Quotas::shared(&limits, config, link, fleet, metrics);
 
@@ -60,7 +61,10 @@ async fn main() {
         for (i, quotas) in [&local, &shared].into_iter().enumerate() {
             for _ in 0..PER_BATCH {
                 let started = Instant::now();
-                let ticket = quotas.reserve(ACTION, Duration::ZERO).await.unwrap();
+                let ticket = quotas
+                    .reserve(ACTION, Duration::ZERO, Duration::ZERO)
+                    .await
+                    .unwrap();
                 times[i].push(started.elapsed());
                 assert_ne!(
                     ticket.kind,

@@ -119,6 +119,7 @@ pub fn build(
                     heartbeat: ms(settings.store.heartbeat_ms),
                     lease: ms(settings.store.partition_lease_ms),
                     expected_replicas: settings.store.expected_replicas,
+                    redis_timeout: ms(settings.store.redis_timeout_ms),
                 },
                 metrics.clone(),
             );

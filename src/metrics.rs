@@ -14,8 +14,8 @@
 //! | `gateway_quota_configured` | gauge | `tencent_action` (calls per second, from the configuration) |
 //! | `gateway_quota_effective` | gauge | `tencent_action` (calls per second the gateway uses: lower after Tencent's refusals showed a lower quota) |
 //! | `gateway_quota_guard_seconds` | gauge | `tencent_action` (the window's extra beyond one second, learned from the path) |
-//! | `gateway_quota_late_departures_total` | counter | `tencent_action` (slots given up because the call could not leave in time) |
-//! | `gateway_quota_fallback_total` | counter | `tencent_action` (decisions taken without Redis) |
+//! | `gateway_quota_late_departures_total` | counter | `tencent_action`, `reason` (`connect`: its connection was not ready by the slot; `wake`: the host woke it too late): slots given up because the call could not leave in time |
+//! | `gateway_quota_fallback_total` | counter | `tencent_action`, `result` (`granted`, `not_yet`, `closed`, `refused`: decisions taken without Redis) |
 //! | `gateway_quota_share` | gauge | `tencent_action` (with Redis: calls per second this replica may forward on its own while cut off) |
 //! | `gateway_fleet_replicas` | gauge | – (with Redis: live replicas at this replica's last heartbeat) |
 //! | `gateway_upstream_retries_total` | counter | `tencent_action`, `reason` |
@@ -299,9 +299,17 @@ impl Metrics {
         self.count(STORE_ERRORS, &[("operation", operation.into())]);
     }
 
-    /// A quota decision taken by the local fallback limiter because Redis was unreachable.
-    pub fn quota_fallback(&self, action: &'static str) {
-        self.count(QUOTA_FALLBACK, &[("tencent_action", action.to_owned())]);
+    /// A quota decision taken without Redis: `result` is `granted` (a slot of this replica's
+    /// share), `not_yet` (the fleet may still count on the share: 429), `closed` (no share: 503)
+    /// or `refused` (the share is used up: 429).
+    pub fn quota_fallback(&self, action: &'static str, result: &'static str) {
+        self.count(
+            QUOTA_FALLBACK,
+            &[
+                ("tencent_action", action.to_owned()),
+                ("result", result.to_owned()),
+            ],
+        );
     }
 
     /// Each action's configured and effective quota and its current guard.
@@ -344,9 +352,16 @@ impl Metrics {
             .set(live as f64);
     }
 
-    /// A call could not leave within the slack after its slot and reserved again.
-    pub fn quota_late(&self, action: &'static str) {
-        self.count(QUOTA_LATE, &[("tencent_action", action.to_owned())]);
+    /// A call could not leave within the slack after its slot and reserved again: `reason` is
+    /// `connect` (its connection was not ready by the slot) or `wake` (the host woke it late).
+    pub fn quota_late(&self, action: &'static str, reason: &'static str) {
+        self.count(
+            QUOTA_LATE,
+            &[
+                ("tencent_action", action.to_owned()),
+                ("reason", reason.to_owned()),
+            ],
+        );
     }
 
     pub fn history_scan(&self, result: &'static str) {

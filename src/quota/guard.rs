@@ -3,7 +3,25 @@
 //! A call leaves at most `slack` after its slot (the departure check in the client enforces it)
 //! and reaches Tencent after a delay that varies by J. Two calls N reservations apart are one
 //! window (1 s + guard) apart in the log, so they arrive at least `1 s + guard − slack − J` apart:
-//! with `guard ≥ slack + J`, never within one wall-clock second. This module learns J.
+//! with `guard ≥ slack + J`, never within one wall-clock second. This module learns both terms,
+//! per action (round trips include Tencent's own processing time, which differs by action).
+//!
+//! The slack is how late a call may leave after its slot. On an idle host a woken task runs
+//! within a millisecond; on a busy one (a build on the same two cores) tens of milliseconds
+//! later, and a call later than the slack gives its slot up and reserves again, wasting the slot.
+//! So the slack is learned too ([`HostSlack`], one for the host, whatever the action): the 95th
+//! percentile of how late the last [`SAMPLES`] departures woke after their slots, plus a quarter,
+//! never below `quotas.departure_slack_ms` and never above half the ceiling; until [`MIN_SAMPLES`]
+//! departures have been seen, a fifth of the ceiling (room for a busy host's first wake-ups; the
+//! guard is then at its ceiling anyway). A busy host
+//! thus widens the window (it *is* part of J) instead of burning slots.
+//!
+//! The slack a ticket was given is what its call may use, and the window of every later
+//! reservation that can be spaced from that ticket must cover it: call k may leave `slack_k` late,
+//! so call k + n must be reserved with `guard ≥ slack_k + J`, not the smaller slack learned since.
+//! So the slack handed out never falls until `max_wait + 1 s + ceiling` (the horizon within which
+//! a later reservation can still be spaced from an earlier ticket) has passed since a larger one
+//! was handed out.
 //!
 //! J is estimated from the round-trip times of answered calls, all measured on connections that
 //! were already open (the client connects before the slot, never after): the spread of the last
@@ -16,7 +34,9 @@
 //! rises at once and falls slowly ([`DECAY_US_PER_S`]); every `RequestLimitExceeded` that looks
 //! like jitter (see [`super::learn`]) widens it further, and the widening decays too. Until
 //! [`MIN_SAMPLES`] round trips have been seen the guard is the ceiling: ignorance is not evidence;
-//! until [`SAMPLES`] have been seen the estimate is followed both ways.
+//! until [`SAMPLES`] have been seen the estimate is followed both ways. (An action with few calls
+//! of its own borrows the estimate of all actions together meanwhile: the same path, and a spread
+//! of processing times that only makes it wider; see [`super::Quotas`].)
 
 use std::collections::VecDeque;
 
@@ -36,7 +56,8 @@ pub struct GuardBounds {
     pub min_us: u64,
     /// `quotas.guard_max_ms` in µs.
     pub max_us: u64,
-    /// `quotas.departure_slack_ms` in µs: how late after its slot a call may still leave.
+    /// `quotas.departure_slack_ms` in µs: the least slack; how late after its slot a call may
+    /// still leave before the host's own delays have been measured.
     pub slack_us: u64,
 }
 
@@ -71,22 +92,27 @@ impl PathGuard {
         self.bounds
     }
 
-    /// A round trip measured on an open connection.
-    pub fn observe(&mut self, now_us: u64, rtt_us: u64) {
+    /// Whether enough round trips have been seen for the estimate to replace the ceiling.
+    pub fn measured(&self) -> bool {
+        self.rtts.len() >= MIN_SAMPLES
+    }
+
+    /// A round trip measured on an open connection; `slack_us` is the slack in force.
+    pub fn observe(&mut self, now_us: u64, rtt_us: u64, slack_us: u64) {
         if self.rtts.len() == SAMPLES {
             self.rtts.pop_front();
         }
         self.rtts.push_back(rtt_us);
-        self.update(now_us);
+        self.update(now_us, slack_us);
     }
 
     /// A `RequestLimitExceeded` the gateway did not expect and that looks like jitter.
-    pub fn widen(&mut self, now_us: u64) {
+    pub fn widen(&mut self, now_us: u64, slack_us: u64) {
         self.widen_us = (self.widening_us(now_us) * 2)
             .max(WIDEN_STEP_US)
             .min(self.bounds.max_us);
         self.widen_at_us = now_us;
-        self.update(now_us);
+        self.update(now_us, slack_us);
     }
 
     /// The widening left at `now_us`: it fades by a tenth of [`DECAY_US_PER_S`] per second.
@@ -101,32 +127,33 @@ impl PathGuard {
         if self.rtts.len() < MIN_SAMPLES {
             return None;
         }
-        let mut sorted: Vec<u64> = self.rtts.iter().copied().collect();
-        sorted.sort_unstable();
-        let p95 = sorted[(sorted.len() * 95).div_ceil(100) - 1];
-        let spread = p95 - sorted[0];
+        let lo = self.rtts.iter().min().copied().unwrap_or(0);
+        let spread = percentile95(&self.rtts) - lo;
         Some(spread + spread / 8)
     }
 
-    /// The smallest kept round trip: replicas publish it so the fleet's window also covers the
-    /// difference between their paths.
-    pub fn rtt_lo_us(&self) -> u64 {
-        self.rtts.iter().min().copied().unwrap_or(0)
+    /// The smallest kept round trip once the path has been measured: replicas publish it so the
+    /// fleet's window also covers the difference between their paths. `None` before.
+    pub fn rtt_lo_us(&self) -> Option<u64> {
+        if self.rtts.len() < MIN_SAMPLES {
+            return None;
+        }
+        self.rtts.iter().min().copied()
     }
 
-    /// The guard to use for a reservation made now.
-    pub fn guard_us(&mut self, now_us: u64) -> u64 {
-        self.update(now_us);
+    /// The guard to use for a reservation made now with a ticket slack of `slack_us`.
+    pub fn guard_us(&mut self, now_us: u64, slack_us: u64) -> u64 {
+        self.update(now_us, slack_us);
         self.current_us
     }
 
-    fn update(&mut self, now_us: u64) {
+    fn update(&mut self, now_us: u64, slack_us: u64) {
         let Some(jitter) = self.jitter_us() else {
             self.current_us = self.bounds.max_us;
             self.at_us = now_us;
             return;
         };
-        let target = (self.bounds.slack_us + jitter + self.widening_us(now_us))
+        let target = (slack_us + jitter + self.widening_us(now_us))
             .clamp(self.bounds.min_us, self.bounds.max_us);
         // Until the window has filled once, the estimate is still being formed and is followed
         // both ways; after that it rises at once and falls slowly.
@@ -145,18 +172,93 @@ impl PathGuard {
     }
 }
 
+/// How late the host wakes departing calls, and the slack handed out to tickets (see the module
+/// docs).
+#[derive(Debug, Clone)]
+pub struct HostSlack {
+    bounds: GuardBounds,
+    /// How late after their slots the last departures woke (µs).
+    lates: VecDeque<u64>,
+    /// The largest slack handed out within the horizon, and until when it holds (µs).
+    held_us: u64,
+    held_until_us: u64,
+    /// `max_wait + 1 s + ceiling`.
+    horizon_us: u64,
+}
+
+impl HostSlack {
+    pub fn new(bounds: GuardBounds, max_wait_us: u64) -> Self {
+        Self {
+            bounds,
+            lates: VecDeque::with_capacity(SAMPLES),
+            held_us: 0,
+            held_until_us: 0,
+            horizon_us: max_wait_us + 1_000_000 + bounds.max_us,
+        }
+    }
+
+    /// A call woke `late_us` after its slot to leave (its connection was ready before).
+    pub fn observe(&mut self, late_us: u64) {
+        if self.lates.len() == SAMPLES {
+            self.lates.pop_front();
+        }
+        self.lates.push_back(late_us);
+    }
+
+    /// What the host's wake-ups call for: between `quotas.departure_slack_ms` and half the
+    /// ceiling; a fifth of the ceiling until they have been measured.
+    pub fn learned_us(&self) -> u64 {
+        let floor = self.bounds.slack_us;
+        let ceiling = (self.bounds.max_us / 2).max(floor);
+        if self.lates.len() < MIN_SAMPLES {
+            return (self.bounds.max_us / 5).clamp(floor, ceiling);
+        }
+        let p95 = percentile95(&self.lates);
+        (p95 + p95 / 4).clamp(floor, ceiling)
+    }
+
+    /// The slack in force at `now_us`, without handing one out.
+    pub fn current_us(&self, now_us: u64) -> u64 {
+        if now_us < self.held_until_us {
+            self.learned_us().max(self.held_us)
+        } else {
+            self.learned_us()
+        }
+    }
+
+    /// The slack of a ticket handed out at `now_us`: what the host calls for plus `extra_us` (the
+    /// Redis round-trip allowance), and never less than a slack handed out within the horizon.
+    pub fn issue(&mut self, now_us: u64, extra_us: u64) -> u64 {
+        let wanted = self.learned_us() + extra_us;
+        if now_us >= self.held_until_us || wanted >= self.held_us {
+            self.held_us = wanted;
+            self.held_until_us = now_us + self.horizon_us;
+        }
+        self.held_us
+    }
+}
+
+/// The 95th percentile of a non-empty sample.
+fn percentile95(samples: &VecDeque<u64>) -> u64 {
+    let mut sorted: Vec<u64> = samples.iter().copied().collect();
+    sorted.sort_unstable();
+    sorted[(sorted.len() * 95).div_ceil(100) - 1]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MS: u64 = 1_000;
     const S: u64 = 1_000_000;
+    /// The slack of an idle host (the configured floor).
+    const SLACK: u64 = 20 * MS;
 
     fn bounds() -> GuardBounds {
         GuardBounds {
             min_us: 10 * MS,
             max_us: 250 * MS,
-            slack_us: 20 * MS,
+            slack_us: SLACK,
         }
     }
 
@@ -164,12 +266,12 @@ mod tests {
     fn the_ceiling_until_enough_round_trips_are_seen() {
         let mut g = PathGuard::new(bounds());
         for i in 0..MIN_SAMPLES as u64 - 1 {
-            g.observe(i, 5 * MS);
-            assert_eq!(g.guard_us(i), 250 * MS);
+            g.observe(i, 5 * MS, SLACK);
+            assert_eq!(g.guard_us(i, SLACK), 250 * MS);
         }
-        g.observe(10, 5 * MS);
+        g.observe(10, 5 * MS, SLACK);
         // No variation at all: slack only, above the floor.
-        assert_eq!(g.guard_us(10), 20 * MS);
+        assert_eq!(g.guard_us(10, SLACK), 20 * MS);
     }
 
     #[test]
@@ -177,70 +279,114 @@ mod tests {
         let mut g = PathGuard::new(bounds());
         // 0–50 ms of jitter on a 5 ms path.
         for i in 0..SAMPLES as u64 {
-            g.observe(i, 5 * MS + (i * 797) % (50 * MS + 1));
+            g.observe(i, 5 * MS + (i * 797) % (50 * MS + 1), SLACK);
         }
         let jitter = g.jitter_us().unwrap();
         assert!(jitter >= 50 * MS * 9 / 10, "{jitter}");
-        assert_eq!(g.guard_us(SAMPLES as u64), 20 * MS + jitter);
+        assert_eq!(g.guard_us(SAMPLES as u64, SLACK), 20 * MS + jitter);
     }
 
     #[test]
     fn rises_at_once_and_falls_slowly() {
         let mut g = PathGuard::new(bounds());
         for i in 0..SAMPLES as u64 {
-            g.observe(i, if i % 16 == 5 { 85 * MS } else { 5 * MS });
+            g.observe(i, if i % 16 == 5 { 85 * MS } else { 5 * MS }, SLACK);
         }
-        let high = g.guard_us(SAMPLES as u64);
+        let high = g.guard_us(SAMPLES as u64, SLACK);
         assert_eq!(high, 20 * MS + 90 * MS);
         // The slow samples leave the window: the target drops to the slack, the guard follows at
         // 10 ms per second.
         for i in 0..SAMPLES as u64 {
-            g.observe(S + i, 5 * MS);
+            g.observe(S + i, 5 * MS, SLACK);
         }
-        let after_1s = g.guard_us(2 * S);
+        let after_1s = g.guard_us(2 * S, SLACK);
         assert!(after_1s >= high - 11 * MS && after_1s < high, "{after_1s}");
-        assert_eq!(g.guard_us(20 * S), 20 * MS);
+        assert_eq!(g.guard_us(20 * S, SLACK), 20 * MS);
     }
 
     #[test]
     fn a_few_stalls_of_the_host_do_not_size_it() {
         let mut g = PathGuard::new(bounds());
         for i in 0..SAMPLES as u64 {
-            g.observe(
-                i,
-                if i % 32 == 7 {
-                    400 * MS
-                } else {
-                    5 * MS + i % 3 * MS
-                },
-            );
+            let rtt = if i % 32 == 7 {
+                400 * MS
+            } else {
+                5 * MS + i % 3 * MS
+            };
+            g.observe(i, rtt, SLACK);
         }
-        assert!(g.guard_us(30 * S) < 30 * MS, "{}", g.guard_us(30 * S));
+        let guard = g.guard_us(30 * S, SLACK);
+        assert!(guard < 30 * MS, "{guard}");
     }
 
     #[test]
     fn refusals_widen_it_and_the_widening_decays() {
         let mut g = PathGuard::new(bounds());
         for i in 0..SAMPLES as u64 {
-            g.observe(i, 5 * MS);
+            g.observe(i, 5 * MS, SLACK);
         }
-        g.widen(S);
-        assert_eq!(g.guard_us(S), 30 * MS);
-        g.widen(S);
-        assert_eq!(g.guard_us(S), 40 * MS);
-        assert!(g.guard_us(100 * S) < 40 * MS);
+        g.widen(S, SLACK);
+        assert_eq!(g.guard_us(S, SLACK), 30 * MS);
+        g.widen(S, SLACK);
+        assert_eq!(g.guard_us(S, SLACK), 40 * MS);
+        assert!(g.guard_us(100 * S, SLACK) < 40 * MS);
     }
 
     #[test]
     fn never_beyond_the_bounds() {
         let mut g = PathGuard::new(bounds());
         for i in 0..SAMPLES as u64 {
-            g.observe(i, if i % 2 == 0 { 0 } else { 900 * MS });
+            g.observe(i, if i % 2 == 0 { 0 } else { 900 * MS }, SLACK);
         }
-        assert_eq!(g.guard_us(S), 250 * MS);
+        assert_eq!(g.guard_us(S, SLACK), 250 * MS);
         for _ in 0..20 {
-            g.widen(S);
+            g.widen(S, SLACK);
         }
-        assert_eq!(g.guard_us(S), 250 * MS);
+        assert_eq!(g.guard_us(S, SLACK), 250 * MS);
+    }
+
+    #[test]
+    fn a_busy_host_widens_the_slack() {
+        let mut h = HostSlack::new(bounds(), 2 * S);
+        assert_eq!(
+            h.learned_us(),
+            50 * MS,
+            "a fifth of the ceiling until departures are measured"
+        );
+        // An idle host: woken within a millisecond; the configured slack stays.
+        for i in 0..SAMPLES as u64 {
+            h.observe(i % 2 * MS);
+        }
+        assert_eq!(h.learned_us(), 20 * MS);
+        // A busy host: departures wake up to 40 ms late; the slack covers them.
+        for i in 0..SAMPLES as u64 {
+            h.observe((i % 41) * MS);
+        }
+        assert!(h.learned_us() >= 40 * MS, "{}", h.learned_us());
+        // Never above half the ceiling, however stalled the host.
+        for _ in 0..SAMPLES {
+            h.observe(900 * MS);
+        }
+        assert_eq!(h.learned_us(), 125 * MS);
+    }
+
+    /// The scenario that would break the quota: a ticket handed out with a large slack (before
+    /// the host was measured), then a smaller slack learned. Reservations within the horizon must
+    /// still be spaced for the large one; after it, the small one applies.
+    #[test]
+    fn a_slack_handed_out_holds_for_the_horizon() {
+        let mut h = HostSlack::new(bounds(), 2 * S);
+        assert_eq!(h.issue(0, 0), 50 * MS);
+        for _ in 0..SAMPLES {
+            h.observe(0);
+        }
+        assert_eq!(h.learned_us(), 20 * MS);
+        // The horizon: max wait 2 s + 1 s + ceiling 0.25 s.
+        assert_eq!(h.issue(3_249_999, 0), 50 * MS);
+        assert_eq!(h.current_us(3_249_999), 50 * MS);
+        assert_eq!(h.issue(3_250_000, 0), 20 * MS);
+        // A larger one (here a Redis allowance on top) takes over at once.
+        assert_eq!(h.issue(3_300_000, 40 * MS), 60 * MS);
+        assert_eq!(h.issue(3_400_000, 0), 60 * MS);
     }
 }

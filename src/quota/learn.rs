@@ -19,6 +19,12 @@
 //!   burst), and never less than 1; at most once per second, since one burst shows many refusals.
 //!   (In a fleet each replica only sees its own calls, so its count undershoots the fleet's:
 //!   the conservative direction, which the probes then climb back from.)
+//! - A suffix in a second that had already admitted the whole effective quota of this replica's
+//!   own calls is not evidence: more than `n` calls arrived in that second, so they were too close
+//!   together (jitter beyond the guard); the guard widens instead. Only plain
+//!   `RequestLimitExceeded` is judged: its sub-codes (`UinLimitExceeded`, `IPLimitExceeded`,
+//!   `GlobalRegionUinLimitExceeded`) are limits of the account, the address or the region across
+//!   actions, not this action's quota; they are retried but teach nothing.
 //! - After a probe interval without evidence, `n` grows by one (additive increase), back toward
 //!   the configured value.
 //!
@@ -104,6 +110,9 @@ pub enum Verdict {
     Lowered { from: u32, to: u32 },
     /// Already answered by a decrease less than a second ago.
     AlreadyLowered,
+    /// Not a lower quota but calls too close together (jitter, or another user of the account):
+    /// the guard widened.
+    Jitter,
 }
 
 /// One action's effective quota.

@@ -77,7 +77,19 @@ impl ReservationLog {
         max_wait_us: u64,
         rule: Rule,
     ) -> Result<Reservation, Refusal> {
-        let slot = self.next_slot(now_us, rule);
+        self.reserve_from(now_us, now_us, max_wait_us, rule)
+    }
+
+    /// Like [`ReservationLog::reserve`], for a caller that cannot leave before `earliest_us`
+    /// (its connection is still being made): the slot is the first free one from then on.
+    pub fn reserve_from(
+        &mut self,
+        earliest_us: u64,
+        now_us: u64,
+        max_wait_us: u64,
+        rule: Rule,
+    ) -> Result<Reservation, Refusal> {
+        let slot = self.next_slot(earliest_us.max(now_us), rule);
         let wait_us = slot - now_us;
         if wait_us > max_wait_us {
             return Err(Refusal {

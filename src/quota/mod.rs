@@ -4,26 +4,39 @@
 //! # Why no wall-clock second can hold more than N arrivals
 //!
 //! Each call reserves a slot in a log ([`log`]) that holds at most `n` slots in any window of
-//! `1 s + guard`. The client ([`crate::tencent::client`]) first gets a connection that is open
-//! and ready (connecting takes 0–300 ms to a distant TLS endpoint and must not happen between
-//! the slot and the wire), then waits for its slot, then checks at departure that it is no more
-//! than `quotas.departure_slack_ms` late; a call that is later gives its slot up (it stays used)
-//! and reserves again. So call k leaves in `[S_k, S_k + slack]` and arrives `d_k` later, where
-//! `d` varies by J. For calls k and k + n, `S_{k+n} ≥ S_k + 1 s + guard`, so
+//! `1 s + guard`. The client ([`crate::tencent::client`]) takes an idle kept-alive connection if
+//! there is one; if not, it reserves a slot no sooner than the time a new connection takes
+//! ([`crate::tencent::wire::Wire::lead`]) and connects while it waits, so connecting (0–300 ms to
+//! a distant TLS endpoint) never happens between the slot and the wire; between them there is
+//! only signing (about a microsecond) and the write. At the slot the call checks that it is no more than the slack late; a call
+//! that is later gives its slot up (it stays used) and reserves again. So call k leaves in
+//! `[S_k, S_k + slack]` and arrives `d_k` later, where `d` varies by J. For calls k and k + n,
+//! `S_{k+n} ≥ S_k + 1 s + guard`, so
 //!
 //! `A_{k+n} − A_k ≥ 1 s + guard − slack − J`,
 //!
 //! which is at least one second, so the two never share a wall-clock second, as long as
-//! `guard ≥ slack + J`. The guard is learned ([`guard`]): slack plus the measured variation of
-//! the path, widened on a refusal that looks like jitter, bounded by `quotas.guard_min_ms` and
-//! `quotas.guard_max_ms` (a path whose variation exceeds the ceiling is throttled by Tencent:
-//! that ceiling is the one thing configuration must get right). With Redis the slot's position
-//! on this replica's clock is known only within the Redis round trip, so a call departs no
-//! earlier than `answer + wait` and counts its lateness from `request + wait`.
+//! `guard ≥ slack + J`. Both terms are learned per action ([`guard`]): the slack from how late
+//! the host wakes departing calls, J from the spread of round trips measured on open connections
+//! (which includes the time between the departure check and the bytes leaving, in hyper's
+//! connection task), widened on a refusal that looks like jitter, bounded by
+//! `quotas.guard_min_ms` and `quotas.guard_max_ms`. J is estimated from the 95th percentile of
+//! round trips, not their maximum: a call delayed beyond the guard (a TCP retransmission, a stall
+//! of the host) can still meet call k + n in one second; Tencent then refuses one of them with
+//! `RequestLimitExceeded` (not executed), the gateway retries it through the limiter, and the
+//! refusal widens the guard. A path whose variation exceeds the ceiling is throttled by Tencent:
+//! that ceiling is the one thing configuration must get right.
+//!
+//! With Redis the slot's position on this replica's clock is known only within the Redis round
+//! trip: a call departs no earlier than `answer + wait` and counts its lateness from
+//! `request + wait`, so its slack (and the guard it asks for) includes an allowance for the Redis
+//! round trip, learned from the last ones; a reservation whose round trip exceeded it departs late
+//! and reserves again with the new allowance.
 //!
 //! `n` is the *effective* quota ([`learn`]): the configured one until Tencent's refusals show a
 //! lower one. With Redis, `n` and the log are the fleet's, and replicas that may be cut off from
-//! Redis keep a share the others do not use ([`fleet`]).
+//! Redis keep a share the others do not use ([`fleet`]); a Redis that lost its data is noticed and
+//! waited out ([`shared`]).
 //!
 //! [`Quotas`] holds each action's state and picks per call: the whole quota in-process (memory
 //! store: one replica), the shared log in Redis, or, while Redis is unreachable, this replica's
@@ -36,6 +49,7 @@ pub mod log;
 pub mod shared;
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,9 +59,9 @@ use tokio::time::Instant;
 use crate::metrics::Metrics;
 use crate::redis_link::RedisLink;
 use fleet::{FleetTiming, Gate, Membership};
-use guard::{GuardBounds, PathGuard};
+use guard::{GuardBounds, HostSlack, PathGuard};
 use learn::{Learned, Outcomes, Shape, Verdict};
-use shared::{Beat, Decision, ReserveArgs, SharedQuotas};
+use shared::{Beat, BeatAnswer, Decision, ReserveArgs, SharedQuotas};
 
 pub use log::{Refusal, Reservation, ReservationLog, Rule};
 
@@ -122,6 +136,8 @@ pub struct FleetConfig {
     pub heartbeat: Duration,
     pub lease: Duration,
     pub expected_replicas: u32,
+    /// `store.redis_timeout_ms`.
+    pub redis_timeout: Duration,
 }
 
 /// One action's state.
@@ -135,6 +151,9 @@ struct ActionQuota {
     log: Mutex<ReservationLog>,
     /// This replica's share while Redis is unreachable.
     fallback: Mutex<ReservationLog>,
+    /// What this replica has learned of its path to Tencent for this action (round trips include
+    /// Tencent's processing time, which differs by action).
+    path: Mutex<PathGuard>,
     /// For `/metrics`: the effective quota and the guard of the last reservation.
     effective: AtomicU32,
     guard_us: AtomicU64,
@@ -146,6 +165,35 @@ struct FleetPart {
     id: String,
     membership: Mutex<Membership>,
     expected_replicas: u32,
+    /// The fleet's epoch as last seen (0: none yet); see [`shared`].
+    epoch: AtomicU64,
+    /// Round trips of the last reservations in Redis.
+    round_trips: Mutex<RedisRoundTrips>,
+}
+
+/// The allowance a shared ticket gets for not knowing where in the Redis round trip its slot
+/// was taken: the longest of the last [`RedisRoundTrips::KEPT`] round trips plus a quarter.
+#[derive(Debug, Default)]
+struct RedisRoundTrips {
+    samples: VecDeque<Duration>,
+}
+
+impl RedisRoundTrips {
+    const KEPT: usize = 32;
+    /// Before any round trip was measured.
+    const FIRST: Duration = Duration::from_millis(10);
+
+    fn observe(&mut self, rtt: Duration) {
+        if self.samples.len() == Self::KEPT {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(rtt);
+    }
+
+    fn allowance(&self, cap: Duration) -> Duration {
+        let longest = self.samples.iter().max().copied().unwrap_or(Self::FIRST);
+        (longest + longest / 4 + Duration::from_micros(200)).min(cap)
+    }
 }
 
 /// Each upstream action's quota.
@@ -155,7 +203,11 @@ pub struct Quotas {
     /// Order of `actions` for heartbeats.
     names: Vec<&'static str>,
     epoch: Instant,
-    path: Mutex<PathGuard>,
+    /// Every action's round trips together: the estimate an action borrows until it has enough
+    /// calls of its own.
+    pooled: Mutex<PathGuard>,
+    /// How late this host wakes departing calls, and the slack handed out to tickets.
+    slack: Mutex<HostSlack>,
     config: QuotaConfig,
     fleet: Option<FleetPart>,
     metrics: Arc<Metrics>,
@@ -188,12 +240,15 @@ impl Quotas {
             fleet.lease,
             config.max_wait,
             Duration::from_micros(config.guard.max_us),
+            fleet.redis_timeout,
         );
         let part = FleetPart {
             quotas: SharedQuotas::new(link),
             id: uuid::Uuid::new_v4().simple().to_string(),
             membership: Mutex::new(Membership::new(timing)),
             expected_replicas: fleet.expected_replicas,
+            epoch: AtomicU64::new(0),
+            round_trips: Mutex::new(RedisRoundTrips::default()),
         };
         Self::build(limits, config, Some(part), metrics)
     }
@@ -213,6 +268,7 @@ impl Quotas {
                     outcomes: Mutex::new(Outcomes::default()),
                     log: Mutex::new(ReservationLog::new(limit)),
                     fallback: Mutex::new(ReservationLog::new(limit)),
+                    path: Mutex::new(PathGuard::new(config.guard)),
                     effective: AtomicU32::new(limit),
                     guard_us: AtomicU64::new(config.guard.max_us),
                 };
@@ -223,7 +279,11 @@ impl Quotas {
             actions,
             names: limits.iter().map(|&(a, _)| a).collect(),
             epoch: Instant::now(),
-            path: Mutex::new(PathGuard::new(config.guard)),
+            pooled: Mutex::new(PathGuard::new(config.guard)),
+            slack: Mutex::new(HostSlack::new(
+                config.guard,
+                config.max_wait.as_micros() as u64,
+            )),
             config,
             fleet,
             metrics,
@@ -240,17 +300,30 @@ impl Quotas {
             .unwrap_or_else(|| panic!("no quota configured for {action}"))
     }
 
-    fn slack(&self) -> Duration {
-        Duration::from_micros(self.config.guard.slack_us)
+    /// The guard a reservation of `action` made now uses.
+    pub fn guard(&self, action: &str) -> Duration {
+        let slack = lock(&self.slack).current_us(self.now_us());
+        Duration::from_micros(self.path_of(self.action(action), slack).0)
     }
 
-    /// The guard a reservation made now uses.
-    pub fn guard(&self) -> Duration {
-        Duration::from_micros(lock(&self.path).guard_us(self.now_us()))
+    /// The guard for a ticket slack of `slack_us`, and the shortest round trip (µs), of
+    /// `quota`'s path now: its own once measured, until then those of all actions together.
+    fn path_of(&self, quota: &ActionQuota, slack_us: u64) -> (u64, Option<u64>) {
+        let now = self.now_us();
+        let read = |path: &mut PathGuard| (path.guard_us(now, slack_us), path.rtt_lo_us());
+        let mut own = lock(&quota.path);
+        if own.measured() {
+            read(&mut own)
+        } else {
+            drop(own);
+            read(&mut lock(&self.pooled))
+        }
     }
 
-    /// Reserves a slot for `action` at most `max_wait` away, or refuses at once. The caller waits
-    /// for [`Ticket::not_before`] itself (after making its connection ready).
+    /// Reserves a slot for `action` at most `max_wait` away, or refuses at once. `lead` is how
+    /// long the caller needs before it can leave (making a connection): the slot is no sooner
+    /// (within the wait budget). The caller waits for [`Ticket::not_before`] itself, then reports
+    /// its departure with [`Quotas::departed`].
     ///
     /// # Panics
     /// When `action` has no configured quota: every action the client sends is registered at start.
@@ -258,9 +331,20 @@ impl Quotas {
         &self,
         action: &'static str,
         max_wait: Duration,
+        lead: Duration,
     ) -> Result<Ticket, QuotaError> {
         let quota = self.action(action);
-        let guard_us = lock(&self.path).guard_us(self.now_us());
+        let earliest = lead.min(max_wait);
+        // With Redis the ticket's slack also covers the Redis round trip (see the module docs).
+        let ceiling = Duration::from_micros(self.config.guard.max_us);
+        let allowance = self
+            .fleet
+            .as_ref()
+            .map(|fleet| lock(&fleet.round_trips).allowance(ceiling / 4))
+            .unwrap_or_default();
+        let slack_us = lock(&self.slack).issue(self.now_us(), allowance.as_micros() as u64);
+        let (guard_us, rtt_lo_us) = self.path_of(quota, slack_us);
+        let slack = Duration::from_micros(slack_us);
         let Some(fleet) = &self.fleet else {
             let limit = {
                 let mut learned = lock(&quota.learned);
@@ -273,54 +357,75 @@ impl Quotas {
                 limit,
                 window_us: 1_000_000 + guard_us,
             };
-            return self.reserve_in(&quota.log, rule, max_wait, LimiterKind::Local);
+            return self.reserve_in(
+                &quota.log,
+                rule,
+                earliest,
+                max_wait,
+                slack,
+                LimiterKind::Local,
+            );
         };
         let timing = lock(&fleet.membership).timing();
         let asked = Instant::now();
         let args = ReserveArgs {
             configured: quota.configured,
             guard_us,
+            rtt_lo_us,
             max_wait,
-            stale: timing.stale,
-            expire: timing.lease + timing.max_wait + timing.max_window + Duration::from_secs(1),
+            earliest,
+            id: &fleet.id,
+            epoch: fleet.epoch.load(Ordering::Relaxed),
+            blackout: timing.blackout(),
+            guard_cap: ceiling,
             now_us: None,
         };
         match fleet.quotas.reserve(action, args).await {
-            Ok(Decision::Admitted {
-                wait_us, window_us, ..
-            }) => {
+            Ok((decision, epoch)) => {
                 let answered = Instant::now();
-                let wait = Duration::from_micros(wait_us);
-                quota
-                    .guard_us
-                    .store(window_us.saturating_sub(1_000_000), Ordering::Relaxed);
-                Ok(Ticket {
-                    not_before: answered + wait,
-                    origin: asked + wait,
-                    slack: self.slack(),
-                    waited: wait + (answered - asked),
-                    kind: LimiterKind::Shared,
-                })
-            }
-            Ok(Decision::Refused {
-                retry_after_us,
-                limit,
-            }) => Err(QuotaError::Exceeded(QuotaExceeded {
-                limit: if limit == 0 { quota.configured } else { limit },
-                retry_after: Duration::from_micros(retry_after_us),
-            })),
-            Err(_) => {
-                self.metrics.quota_fallback(action);
-                let now = Instant::now();
-                let gate = lock(&fleet.membership).gate(action, now);
-                match gate {
-                    Gate::NotYet(retry_after) => Err(QuotaError::Exceeded(QuotaExceeded {
-                        limit: quota.configured,
-                        retry_after,
+                fleet.epoch.store(epoch, Ordering::Relaxed);
+                lock(&fleet.round_trips).observe(answered - asked);
+                match decision {
+                    Decision::Admitted {
+                        wait_us, window_us, ..
+                    } => {
+                        let wait = Duration::from_micros(wait_us);
+                        quota
+                            .guard_us
+                            .store(window_us.saturating_sub(1_000_000), Ordering::Relaxed);
+                        Ok(Ticket {
+                            not_before: answered + wait,
+                            origin: asked + wait,
+                            slack,
+                            waited: wait + (answered - asked),
+                            kind: LimiterKind::Shared,
+                        })
+                    }
+                    Decision::Refused {
+                        retry_after_us,
+                        limit,
+                    } => Err(QuotaError::Exceeded(QuotaExceeded {
+                        limit: if limit == 0 { quota.configured } else { limit },
+                        retry_after: Duration::from_micros(retry_after_us),
                     })),
-                    Gate::Share(0) | Gate::Closed => Err(QuotaError::Unavailable {
-                        retry_after: timing.heartbeat.max(Duration::from_secs(1)),
-                    }),
+                }
+            }
+            Err(_) => {
+                let gate = lock(&fleet.membership).try_fallback(action, Instant::now());
+                let (result, outcome) = match gate {
+                    Gate::NotYet(retry_after) => (
+                        "not_yet",
+                        Err(QuotaError::Exceeded(QuotaExceeded {
+                            limit: quota.configured,
+                            retry_after,
+                        })),
+                    ),
+                    Gate::Share(0) | Gate::Closed => (
+                        "closed",
+                        Err(QuotaError::Unavailable {
+                            retry_after: timing.heartbeat.max(Duration::from_secs(1)),
+                        }),
+                    ),
                     Gate::Share(share) => {
                         let rule = Rule {
                             limit: share,
@@ -329,13 +434,16 @@ impl Quotas {
                         let ticket = self.reserve_in(
                             &quota.fallback,
                             rule,
+                            earliest,
                             max_wait,
+                            slack,
                             LimiterKind::Fallback,
-                        )?;
-                        lock(&fleet.membership).fallback_used(Instant::now());
-                        Ok(ticket)
+                        );
+                        (if ticket.is_ok() { "granted" } else { "refused" }, ticket)
                     }
-                }
+                };
+                self.metrics.quota_fallback(action, result);
+                outcome
             }
         }
     }
@@ -344,11 +452,19 @@ impl Quotas {
         &self,
         log: &Mutex<ReservationLog>,
         rule: Rule,
+        earliest: Duration,
         max_wait: Duration,
+        slack: Duration,
         kind: LimiterKind,
     ) -> Result<Ticket, QuotaError> {
+        let now = self.now_us();
         let reservation = lock(log)
-            .reserve(self.now_us(), max_wait.as_micros() as u64, rule)
+            .reserve_from(
+                now + earliest.as_micros() as u64,
+                now,
+                max_wait.as_micros() as u64,
+                rule,
+            )
             .map_err(|r| {
                 QuotaError::Exceeded(QuotaExceeded {
                     limit: rule.limit,
@@ -359,16 +475,30 @@ impl Quotas {
         Ok(Ticket {
             not_before: at,
             origin: at,
-            slack: self.slack(),
+            slack,
             waited: Duration::from_micros(reservation.wait_us),
             kind,
         })
     }
 
-    /// A round trip to Tencent measured on an open connection.
-    pub fn observe_round_trip(&self, rtt: Duration) {
+    /// A call with `ticket` is about to leave at `now`. `woke`: when the host woke it for its
+    /// slot, if its connection was ready before (how late that was teaches the slack). Returns
+    /// whether it is on time (otherwise it must give the slot up and reserve again).
+    pub fn departed(&self, ticket: &Ticket, woke: Option<Instant>, now: Instant) -> bool {
+        // How late the host wakes a call says nothing of the action: every path learns it.
+        if let Some(woke) = woke {
+            let late = woke.saturating_duration_since(ticket.not_before);
+            lock(&self.slack).observe(late.as_micros() as u64);
+        }
+        ticket.on_time(now)
+    }
+
+    /// A round trip to Tencent for `action` measured on an open connection.
+    pub fn observe_round_trip(&self, action: &'static str, rtt: Duration) {
         let now = self.now_us();
-        lock(&self.path).observe(now, rtt.as_micros() as u64);
+        let slack = lock(&self.slack).current_us(now);
+        lock(&self.action(action).path).observe(now, rtt.as_micros() as u64, slack);
+        lock(&self.pooled).observe(now, rtt.as_micros() as u64, slack);
     }
 
     /// Tencent answered a call of `action` that arrived at about `arrival_ms` (Unix ms, this
@@ -391,18 +521,30 @@ impl Quotas {
         let mut verdicts = Vec::new();
         for shape in shapes {
             let now = self.now_us();
+            let effective = quota.effective.load(Ordering::Relaxed);
             match shape {
                 Shape::Interleaved => {
-                    let guard = {
-                        let mut path = lock(&self.path);
-                        path.widen(now);
-                        path.guard_us(now)
-                    };
+                    let guard = self.widen(quota, now);
                     tracing::warn!(
                         action,
                         guard_ms = guard / 1000,
                         "Tencent refused a call although a later one in the same second passed: jitter (or another user of the account); widening the guard"
                     );
+                    verdicts.push(Verdict::Jitter);
+                }
+                // The gateway's own count: this second already held the whole quota before the
+                // refusals, so they say the calls were too close (jitter), not that the quota is
+                // lower.
+                Shape::Suffix { admitted, .. } if admitted >= effective => {
+                    let guard = self.widen(quota, now);
+                    tracing::warn!(
+                        action,
+                        admitted_in_second = admitted,
+                        effective,
+                        guard_ms = guard / 1000,
+                        "more calls than the quota arrived in one second: jitter beyond the guard; widening the guard"
+                    );
+                    verdicts.push(Verdict::Jitter);
                 }
                 Shape::Suffix { admitted, refused } => {
                     let verdict = self.suffix(action, quota, admitted, refused, now).await;
@@ -422,6 +564,14 @@ impl Quotas {
             }
         }
         verdicts
+    }
+
+    /// Widens `quota`'s guard after a refusal that looks like jitter; returns the new guard (µs).
+    fn widen(&self, quota: &ActionQuota, now: u64) -> u64 {
+        let slack = lock(&self.slack).current_us(now);
+        lock(&self.pooled).widen(now, slack);
+        lock(&quota.path).widen(now, slack);
+        self.path_of(quota, slack).0
     }
 
     async fn suffix(
@@ -480,51 +630,70 @@ impl Quotas {
     }
 
     async fn beat(&self, fleet: &FleetPart) {
+        // While the link is down nothing is sent: a heartbeat that might arrive late must not
+        // make this replica look present while it may be forwarding on its share. The prober
+        // brings the link back.
+        if !fleet.quotas.is_up() {
+            return;
+        }
         let sent = Instant::now();
-        let (fallback_recent, timing, held) = {
+        let (fallback_age, not_after_us, timing, held) = {
             let mut m = lock(&fleet.membership);
-            let recent = m.beat_started(sent);
+            let (recent, not_after) = m.beat_started(sent);
             let held: Vec<_> = self
                 .names
                 .iter()
                 .map(|a| (*a, self.actions[a].configured, m.share(a)))
                 .collect();
-            (recent, m.timing(), held)
-        };
-        let (guard_us, rtt_lo_us) = {
-            let mut path = lock(&self.path);
-            (path.guard_us(self.now_us()), path.rtt_lo_us())
+            (recent, not_after, m.timing(), held)
         };
         let beat = Beat {
             id: &fleet.id,
-            guard_us,
-            rtt_lo_us,
-            fallback_recent,
+            fallback_age,
             stale: timing.stale,
-            expire: timing.lease + timing.max_wait + timing.max_window + Duration::from_secs(1),
-            hold: timing.max_wait + timing.max_window,
+            expire: timing.expire(),
+            hold: timing.reach(),
             probe: self.config.probe,
             expected_replicas: fleet.expected_replicas,
+            not_after_us,
+            epoch: fleet.epoch.load(Ordering::Relaxed),
+            blackout: timing.blackout(),
+            reach: timing.reach(),
             actions: &held,
             now_us: None,
         };
         match fleet.quotas.heartbeat(&beat).await {
-            Ok((live, answer)) => {
+            Ok(Some(answer)) => {
                 let reply = Instant::now();
+                let BeatAnswer {
+                    redis_now_us,
+                    epoch,
+                    live,
+                    fleet_reach,
+                    per_action,
+                } = answer;
+                fleet.epoch.store(epoch, Ordering::Relaxed);
                 self.metrics.fleet_replicas(live);
                 let shares: Vec<_> = self
                     .names
                     .iter()
-                    .zip(&answer)
+                    .zip(&per_action)
                     .map(|(a, &(share, n))| {
                         self.actions[a].effective.store(n, Ordering::Relaxed);
                         self.metrics.quota_share(a, share);
                         (*a, share)
                     })
                     .collect();
-                lock(&fleet.membership).beat_answered(sent, reply, shares);
+                lock(&fleet.membership).beat_answered(
+                    sent,
+                    reply,
+                    redis_now_us,
+                    fleet_reach,
+                    shares,
+                );
             }
-            Err(_) => lock(&fleet.membership).beat_failed(),
+            Ok(None) => lock(&fleet.membership).beat_refused(),
+            Err(_) => lock(&fleet.membership).beat_failed(sent),
         }
     }
 
@@ -560,7 +729,7 @@ mod tests {
 
     /// Reserves and waits for the slot, as the client does (minus the connection).
     async fn acquire(q: &Quotas, max_wait: Duration) -> Result<Duration, QuotaExceeded> {
-        match q.reserve("A", max_wait).await {
+        match q.reserve("A", max_wait, Duration::ZERO).await {
             Ok(ticket) => {
                 tokio::time::sleep_until(ticket.not_before).await;
                 assert!(ticket.on_time(Instant::now()));
@@ -662,7 +831,10 @@ mod tests {
             },
             Arc::new(Metrics::new()),
         );
-        let ticket = q.reserve("A", Duration::ZERO).await.unwrap();
+        let ticket = q
+            .reserve("A", Duration::ZERO, Duration::ZERO)
+            .await
+            .unwrap();
         assert!(ticket.on_time(Instant::now()));
         tokio::time::advance(Duration::from_millis(20)).await;
         assert!(ticket.on_time(Instant::now()));
@@ -708,19 +880,58 @@ mod tests {
             Arc::new(Metrics::new()),
         );
         for i in 0..guard::MIN_SAMPLES {
-            jittery.observe_round_trip(Duration::from_millis(5 + i as u64 % 2));
+            jittery.observe_round_trip("A", Duration::from_millis(5 + i as u64 % 2));
         }
-        let before = jittery.guard();
+        let before = jittery.guard("A");
         jittery.outcome("A", 5_000, true, 5_000).await;
         jittery.outcome("A", 5_001, false, 5_001).await;
-        assert!(jittery.outcome("A", 9_000, false, 9_000).await.is_empty());
+        assert_eq!(
+            jittery.outcome("A", 9_000, false, 9_000).await,
+            vec![Verdict::Jitter]
+        );
         assert!(
-            jittery.guard() > before,
+            jittery.guard("A") > before,
             "{:?} → {:?}",
             before,
-            jittery.guard()
+            jittery.guard("A")
         );
         assert_eq!(jittery.actions["A"].effective.load(Ordering::Relaxed), 20);
+    }
+
+    /// N + 1 arrivals in one second, the last refused: the gateway's own count shows the second
+    /// was full, so the refusal is jitter beyond the guard (widened), never a lower quota, however
+    /// often it happens.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_after_the_whole_quota_is_jitter_not_a_lower_quota() {
+        let q = Quotas::local(
+            &[("A", 5)],
+            QuotaConfig {
+                guard: GuardBounds {
+                    min_us: 0,
+                    max_us: 250_000,
+                    slack_us: 0,
+                },
+                max_wait: Duration::from_secs(2),
+                probe: Duration::from_secs(30),
+            },
+            Arc::new(Metrics::new()),
+        );
+        for i in 0..guard::MIN_SAMPLES {
+            q.observe_round_trip("A", Duration::from_millis(5 + i as u64 % 2));
+        }
+        let before = q.guard("A");
+        let mut verdicts = Vec::new();
+        for second in 0..4u64 {
+            let base = (1_000 + second) * 1000;
+            for i in 0..6 {
+                let at = base + i * 10;
+                verdicts.extend(q.outcome("A", at, i == 5, at).await);
+            }
+        }
+        verdicts.extend(q.outcome("A", 2_000_000, false, 2_000_000).await);
+        assert_eq!(verdicts, vec![Verdict::Jitter; 4]);
+        assert_eq!(q.actions["A"].effective.load(Ordering::Relaxed), 5);
+        assert!(q.guard("A") > before);
     }
 
     #[test]

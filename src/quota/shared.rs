@@ -5,16 +5,30 @@
 //! reading the log, choosing the slot and recording it are one atomic step for the whole fleet,
 //! on one clock (Redis's `TIME`). In the same step it reads the action's learned quota
 //! ([`super::learn`], kept fleet-wide by [`EVIDENCE`] and the heartbeats) and takes off the shares
-//! of replicas that may be forwarding on their own ([`super::fleet`]). Its window is one second
-//! plus the largest guard any live replica published, plus the spread of their paths' shortest
-//! round trips, so a replica closer to Tencent cannot overtake one further away.
+//! of replicas that may be forwarding on their own ([`super::fleet`]), each judged by the timing
+//! it announced itself (so replicas configured differently during a rolling change still agree).
+//! Its window is one second plus the largest guard of the replicas with calls of this action that
+//! may still arrive (each reservation records its replica's guard and shortest round trip in the
+//! action's `active` hash until its slot's window has passed), plus the spread of their shortest
+//! round trips, so a replica closer to Tencent cannot overtake one further away; never more than
+//! one second plus the ceiling of the guard. An idle replica, or one not yet measured, widens
+//! nobody's window until it has calls of its own.
 //! `shared_script_matches_the_pure_log` (in the Redis tests) runs random arrival patterns through
 //! the script and the pure log and requires the same answers.
 //!
+//! **A Redis that lost its data** (a restart without persistence, a failover that dropped writes,
+//! a flush) has forgotten the slots it granted and the shares it set aside. Every script checks
+//! the fleet's *epoch*: an id created with the fleet's state, which each replica remembers from
+//! its answers. A replica that names an epoch Redis no longer has proves the loss; the scripts then
+//! start a new epoch and grant no slot for `stale + max_wait + window` (the same wait a cut-off
+//! replica keeps before it uses its share), time enough for forgotten slots to pass and for every
+//! replica that forwarded on its share to say so in a heartbeat (which sets its share aside again).
+//!
 //! Every key of the quota carries one hash tag (`{PREFIXquota}`), so each script touches a single
 //! slot and the gateway runs on Redis Cluster as on a single primary. The log of an action is a
-//! list of at most the configured N slot instants (µs since the Unix epoch) that expires once it
-//! can no longer delay anyone; the fleet hash holds one short entry per live replica.
+//! list of slot instants (µs since the Unix epoch), kept while they can still delay anyone, that
+//! expires once it can no longer delay anyone; the fleet hash holds one short entry per live
+//! replica.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,52 +39,93 @@ use super::learn::Verdict;
 use crate::redis_link::RedisLink;
 use crate::store::StoreError;
 
-/// KEYS: log, learn, fleet, shares. ARGV: configured limit, own guard µs, max wait µs, stale µs,
-/// expiry µs, and (tests only) a fixed "now" in µs instead of Redis's `TIME`.
-/// Returns `{1, slot, wait, limit, window}` or `{0, retry_after, 0, limit, window}`.
+/// Prepended to [`RESERVE`] and [`HEARTBEAT`]: the fleet's epoch (see the module docs). `known`
+/// is the epoch the caller last saw (0: none), `blackout` µs. Returns the epoch id and the instant
+/// before which no slot may be granted.
+pub const EPOCH: &str = r#"
+local function epoch_check(key, known, blackout, now)
+  local e = redis.call('HMGET', key, 'id', 'until')
+  local id = tonumber(e[1])
+  local quiet_until = tonumber(e[2] or '0') or 0
+  if id == nil then
+    id = now
+    quiet_until = 0
+    if known ~= 0 then quiet_until = now + blackout end
+    redis.call('HSET', key, 'id', string.format('%.0f', id), 'until', string.format('%.0f', quiet_until))
+  elseif known ~= 0 and known ~= id and now + blackout > quiet_until then
+    quiet_until = now + blackout
+    redis.call('HSET', key, 'until', string.format('%.0f', quiet_until))
+  end
+  return id, quiet_until
+end
+"#;
+
+/// KEYS: log, learn, fleet, shares, active, epoch. ARGV: configured limit, own guard µs, max
+/// wait µs, earliest µs after now, replica id, own shortest round trip µs (0: not measured),
+/// known epoch, blackout µs, guard ceiling µs, and (tests only) a fixed "now" in µs instead of
+/// Redis's `TIME`. Returns `{1, slot, wait, limit, window, epoch}` or
+/// `{0, retry_after, 0, limit, window, epoch}`.
 /// Integers up to 2^53 are exact in Lua's doubles; Unix µs are below 2^51.
 pub const RESERVE: &str = r#"
 local configured = tonumber(ARGV[1])
 local guard = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
-local stale = tonumber(ARGV[4])
-local expire = tonumber(ARGV[5])
+local earliest = tonumber(ARGV[4])
+local id = ARGV[5]
+local lo = tonumber(ARGV[6])
+local known = tonumber(ARGV[7])
+local blackout = tonumber(ARGV[8])
+local cap = tonumber(ARGV[9])
 local now
-if ARGV[6] then
-  now = tonumber(ARGV[6])
+if ARGV[10] then
+  now = tonumber(ARGV[10])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+local epoch, quiet_until = epoch_check(KEYS[6], known, blackout, now)
 local n = tonumber(redis.call('HGET', KEYS[2], 'n') or configured)
 if n > configured then n = configured end
 local reserved = 0
-local lo_min, lo_max
 local fleet = redis.call('HGETALL', KEYS[3])
 for i = 1, #fleet, 2 do
-  local beat, hold, g, lo = string.match(fleet[i + 1], '^(%d+),(%d+),(%d+),(%d+)$')
+  local beat, hold, stale, expire = string.match(fleet[i + 1], '^(%d+),(%d+),(%d+),(%d+)')
   beat = tonumber(beat)
-  if beat and now <= beat + expire then
-    if now > beat + stale or now < tonumber(hold) then
+  if beat and now <= beat + tonumber(expire) then
+    if now > beat + tonumber(stale) or now < tonumber(hold) then
       reserved = reserved + tonumber(redis.call('HGET', KEYS[4], fleet[i]) or '0')
     end
-    if now <= beat + stale then
-      g = tonumber(g)
-      lo = tonumber(lo)
-      if g > guard then guard = g end
-      if lo_min == nil or lo < lo_min then lo_min = lo end
-      if lo_max == nil or lo > lo_max then lo_max = lo end
+  end
+end
+local own_guard = guard
+local lo_min, lo_max
+if lo > 0 then lo_min = lo; lo_max = lo end
+local active = redis.call('HGETALL', KEYS[5])
+for i = 1, #active, 2 do
+  local g, l, till = string.match(active[i + 1], '^(%d+),(%d+),(%d+)$')
+  if till == nil or tonumber(till) < now then
+    redis.call('HDEL', KEYS[5], active[i])
+  elseif active[i] ~= id then
+    g = tonumber(g)
+    l = tonumber(l)
+    if g > guard then guard = g end
+    if l > 0 then
+      if lo_min == nil or l < lo_min then lo_min = l end
+      if lo_max == nil or l > lo_max then lo_max = l end
     end
   end
 end
 if lo_min then guard = guard + (lo_max - lo_min) end
+if guard > cap then guard = cap end
+if own_guard > guard then guard = own_guard end
 local window = 1000000 + guard
 local limit = n - reserved
 if limit < 1 then
-  return {0, 1000000, 0, 0, window}
+  return {0, 1000000, 0, 0, window, epoch}
 end
+local slot = now + earliest
+if quiet_until > slot then slot = quiet_until end
 local len = redis.call('LLEN', KEYS[1])
-local slot = now
 if len > 0 then
   local latest = tonumber(redis.call('LINDEX', KEYS[1], -1))
   if latest > slot then slot = latest end
@@ -81,14 +136,21 @@ if len >= limit then
 end
 local wait = slot - now
 if wait > max_wait then
-  return {0, wait - max_wait, 0, limit, window}
+  return {0, wait - max_wait, 0, limit, window, epoch}
 end
 redis.call('RPUSH', KEYS[1], string.format('%.0f', slot))
-redis.call('LTRIM', KEYS[1], -configured, -1)
+local horizon = now - 1000000 - cap
+for _ = 1, 64 do
+  local first = tonumber(redis.call('LINDEX', KEYS[1], 0))
+  if first == nil or first >= horizon then break end
+  redis.call('LPOP', KEYS[1])
+end
+redis.call('LTRIM', KEYS[1], -10000, -1)
 redis.call('PEXPIRE', KEYS[1], math.floor((wait + window) / 1000) + 1000)
-return {1, slot, wait, limit, window}
+redis.call('HSET', KEYS[5], id, string.format('%.0f,%.0f,%.0f', own_guard, lo, slot + window))
+redis.call('PEXPIRE', KEYS[5], math.floor((wait + window) / 1000) + 1000)
+return {1, slot, wait, limit, window, epoch}
 "#;
-
 /// [`super::learn::Learned::suffix`] transcribed. KEYS: learn. ARGV: configured, probe µs,
 /// persistence µs, decrease-every µs, refusals in the suffix, calls admitted before it, and
 /// (tests only) "now". Returns
@@ -126,50 +188,65 @@ redis.call('HSET', KEYS[1], 'n', to, 'changed', string.format('%.0f', now), 'rai
 return {1, to, n}
 "#;
 
-/// One replica's heartbeat. KEYS: fleet, then per action its shares and learn keys. ARGV: id,
-/// guard µs, shortest round trip µs, fallback used recently (1/0), stale µs, expiry µs, hold µs,
-/// probe µs, expected replicas, "now" (tests only, else empty), then per action its configured
-/// limit and the share this replica holds. Returns the number of live replicas, then per action
+/// One replica's heartbeat. KEYS: fleet, epoch, then per action its shares and learn keys.
+/// ARGV: id, µs since this replica last forwarded on its share (empty: not within its reach), stale µs, expiry µs, hold µs, probe µs, expected
+/// replicas, "now" (tests only, else empty), not-after (Redis µs; 0: none), known epoch, blackout
+/// µs, reach µs (max wait + largest window), then per action its configured limit and the share
+/// this replica holds. A heartbeat that arrives after its not-after is refused unprocessed: `{0,
+/// now}`. Otherwise `{1, now, epoch, live replicas, the fleet's largest reach}`, then per action
 /// `{share, n}`, flattened.
 pub const HEARTBEAT: &str = r#"
 local id = ARGV[1]
-local stale = tonumber(ARGV[5])
-local expire = tonumber(ARGV[6])
-local hold_for = tonumber(ARGV[7])
-local probe = tonumber(ARGV[8])
-local expected = tonumber(ARGV[9])
+local stale = tonumber(ARGV[3])
+local expire = tonumber(ARGV[4])
+local hold_for = tonumber(ARGV[5])
+local probe = tonumber(ARGV[6])
+local expected = tonumber(ARGV[7])
 local now
-if ARGV[10] ~= '' then
-  now = tonumber(ARGV[10])
+if ARGV[8] ~= '' then
+  now = tonumber(ARGV[8])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+local not_after = tonumber(ARGV[9])
+if not_after > 0 and now > not_after then
+  return {0, now}
+end
+local epoch = epoch_check(KEYS[2], tonumber(ARGV[10]), tonumber(ARGV[11]), now)
+local reach = tonumber(ARGV[12])
 local hold = 0
 local prev = redis.call('HGET', KEYS[1], id)
 if prev then hold = tonumber(string.match(prev, '^%d+,(%d+),')) or 0 end
-if ARGV[4] == '1' and now + hold_for > hold then hold = now + hold_for end
-redis.call('HSET', KEYS[1], id, string.format('%.0f,%.0f,%d,%d', now, hold, tonumber(ARGV[2]), tonumber(ARGV[3])))
+if ARGV[2] ~= '' then
+  local until_ = now + hold_for - tonumber(ARGV[2])
+  if until_ > hold then hold = until_ end
+end
+redis.call('HSET', KEYS[1], id, string.format('%.0f,%.0f,%.0f,%.0f,%.0f', now, hold, stale, expire, reach))
 local entries = redis.call('HGETALL', KEYS[1])
 local live = 0
+local fleet_reach = reach
 local gone = {}
 for i = 1, #entries, 2 do
-  local beat = tonumber(string.match(entries[i + 1], '^(%d+),'))
-  if beat == nil or now > beat + expire then
+  local beat, _, _, their_expire, their_reach = string.match(entries[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+)$')
+  beat = tonumber(beat)
+  if beat == nil or now > beat + tonumber(their_expire) then
     redis.call('HDEL', KEYS[1], entries[i])
     table.insert(gone, entries[i])
   else
     live = live + 1
+    their_reach = tonumber(their_reach)
+    if their_reach > fleet_reach then fleet_reach = their_reach end
   end
 end
 local divisor = math.max(live, expected, 1)
-local out = {live}
-local actions = (#KEYS - 1) / 2
+local out = {1, now, epoch, live, fleet_reach}
+local actions = (#KEYS - 2) / 2
 for k = 1, actions do
-  local shares = KEYS[2 * k]
-  local learn = KEYS[2 * k + 1]
-  local configured = tonumber(ARGV[9 + 2 * k])
-  local held = tonumber(ARGV[10 + 2 * k])
+  local shares = KEYS[2 * k + 1]
+  local learn = KEYS[2 * k + 2]
+  local configured = tonumber(ARGV[11 + 2 * k])
+  local held = tonumber(ARGV[12 + 2 * k])
   for _, g in ipairs(gone) do redis.call('HDEL', shares, g) end
   local h = redis.call('HMGET', learn, 'n', 'changed', 'evidence')
   local n = tonumber(h[1] or configured)
@@ -195,8 +272,17 @@ end
 return out
 "#;
 
-/// A replica leaving on purpose. KEYS: fleet, then every action's shares. ARGV: id.
+/// A replica leaving on purpose. KEYS: fleet, then every action's shares. ARGV: id. A replica
+/// that forwarded on its share recently (its hold is still running) stays until its entry expires,
+/// so the fleet keeps that share aside as long as those calls may count.
 pub const LEAVE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if entry then
+  local hold = tonumber(string.match(entry, '^%d+,(%d+),') or '0')
+  if hold > now then return 0 end
+end
 for i = 1, #KEYS do redis.call('HDEL', KEYS[i], ARGV[1]) end
 return 1
 "#;
@@ -218,12 +304,22 @@ pub enum Decision {
 
 /// One reservation request.
 #[derive(Debug, Clone, Copy)]
-pub struct ReserveArgs {
+pub struct ReserveArgs<'a> {
     pub configured: u32,
+    /// This replica's guard for the action (its learned slack included).
     pub guard_us: u64,
+    /// This replica's shortest round trip for the action, once measured.
+    pub rtt_lo_us: Option<u64>,
     pub max_wait: Duration,
-    pub stale: Duration,
-    pub expire: Duration,
+    /// The slot may not be sooner than this after now (the caller's connection is not ready yet).
+    pub earliest: Duration,
+    pub id: &'a str,
+    /// The epoch this replica last saw (0: none yet).
+    pub epoch: u64,
+    /// How long a new epoch grants nothing after a loss of Redis's data.
+    pub blackout: Duration,
+    /// `quotas.guard_max_ms`: the widest window is one second plus this.
+    pub guard_cap: Duration,
     /// Pins Redis's clock (tests only).
     pub now_us: Option<u64>,
 }
@@ -232,17 +328,37 @@ pub struct ReserveArgs {
 #[derive(Debug, Clone)]
 pub struct Beat<'a> {
     pub id: &'a str,
-    pub guard_us: u64,
-    pub rtt_lo_us: u64,
-    pub fallback_recent: bool,
+    /// How long ago this replica last forwarded on its share, if within its reach: Redis keeps
+    /// the share aside until that grant can no longer count.
+    pub fallback_age: Option<Duration>,
     pub stale: Duration,
     pub expire: Duration,
     pub hold: Duration,
     pub probe: Duration,
     pub expected_replicas: u32,
+    /// Redis must refuse the heartbeat unprocessed past this instant of its clock (µs), so a
+    /// heartbeat delayed in the network cannot make the replica look present after it gave up.
+    pub not_after_us: Option<u64>,
+    pub epoch: u64,
+    pub blackout: Duration,
+    /// This replica's `max_wait + 1 s + guard ceiling`: how long its grants can count.
+    pub reach: Duration,
     /// Per action: name, configured limit, share held.
     pub actions: &'a [(&'static str, u32, u32)],
     pub now_us: Option<u64>,
+}
+
+/// What a processed heartbeat answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeatAnswer {
+    /// Redis's clock when it processed the heartbeat (µs).
+    pub redis_now_us: u64,
+    pub epoch: u64,
+    pub live: u32,
+    /// The largest reach any live replica announced.
+    pub fleet_reach: Duration,
+    /// Per action (in `Beat::actions` order): this replica's share and the fleet's quota.
+    pub per_action: Vec<(u32, u32)>,
 }
 
 /// Every quota key of the fleet, under one hash tag.
@@ -256,12 +372,12 @@ fn script(which: &'static str) -> &'static Script {
     use std::sync::OnceLock;
     static SCRIPTS: [OnceLock<Script>; 4] = [const { OnceLock::new() }; 4];
     let (i, text) = match which {
-        "reserve" => (0, RESERVE),
-        "evidence" => (1, EVIDENCE),
-        "heartbeat" => (2, HEARTBEAT),
-        _ => (3, LEAVE),
+        "reserve" => (0, format!("{EPOCH}{RESERVE}")),
+        "evidence" => (1, EVIDENCE.to_owned()),
+        "heartbeat" => (2, format!("{EPOCH}{HEARTBEAT}")),
+        _ => (3, LEAVE.to_owned()),
     };
-    SCRIPTS[i].get_or_init(|| Script::new(text))
+    SCRIPTS[i].get_or_init(|| Script::new(&text))
 }
 
 fn micros(d: Duration) -> u64 {
@@ -281,15 +397,26 @@ impl SharedQuotas {
         format!("{{{}}}:{what}", self.tag)
     }
 
-    /// Asks the shared log for a slot at most `max_wait` away.
-    pub async fn reserve(&self, action: &str, args: ReserveArgs) -> Result<Decision, StoreError> {
+    /// Whether the link to Redis is up (commands fail fast while it is not).
+    pub fn is_up(&self) -> bool {
+        self.link.is_up()
+    }
+
+    /// Asks the shared log for a slot at most `max_wait` away. Also returns the fleet's epoch.
+    pub async fn reserve(
+        &self,
+        action: &str,
+        args: ReserveArgs<'_>,
+    ) -> Result<(Decision, u64), StoreError> {
         let keys = [
             self.key(&format!("log:{action}")),
             self.key(&format!("learn:{action}")),
             self.key("fleet"),
             self.key(&format!("shares:{action}")),
+            self.key(&format!("active:{action}")),
+            self.key("epoch"),
         ];
-        let answer: (u8, u64, u64, u32, u64) = self
+        let answer: (u8, u64, u64, u32, u64, u64) = self
             .link
             .run("quota", |mut conn| async move {
                 let mut invocation = script("reserve").prepare_invoke();
@@ -300,26 +427,31 @@ impl SharedQuotas {
                     .arg(args.configured)
                     .arg(args.guard_us)
                     .arg(micros(args.max_wait))
-                    .arg(micros(args.stale))
-                    .arg(micros(args.expire));
+                    .arg(micros(args.earliest))
+                    .arg(args.id)
+                    .arg(args.rtt_lo_us.unwrap_or(0))
+                    .arg(args.epoch)
+                    .arg(micros(args.blackout))
+                    .arg(micros(args.guard_cap));
                 if let Some(now) = args.now_us {
                     invocation.arg(now);
                 }
                 invocation.invoke_async(&mut conn).await
             })
             .await?;
-        Ok(match answer {
-            (1, slot_us, wait_us, limit, window_us) => Decision::Admitted {
+        let decision = match answer {
+            (1, slot_us, wait_us, limit, window_us, _) => Decision::Admitted {
                 slot_us,
                 wait_us,
                 limit,
                 window_us,
             },
-            (_, retry_after_us, _, limit, _) => Decision::Refused {
+            (_, retry_after_us, _, limit, _, _) => Decision::Refused {
                 retry_after_us,
                 limit,
             },
-        })
+        };
+        Ok((decision, answer.5))
     }
 
     /// A second of `action` whose `refused` refusals formed a suffix: the fleet's verdict and
@@ -359,15 +491,15 @@ impl SharedQuotas {
         Ok((verdict, n))
     }
 
-    /// Announces this replica; returns how many replicas are live and per action (in
-    /// `beat.actions` order) this replica's share and the fleet's effective quota.
-    pub async fn heartbeat(&self, beat: &Beat<'_>) -> Result<(u32, Vec<(u32, u32)>), StoreError> {
-        let mut keys = vec![self.key("fleet")];
+    /// Announces this replica. `Ok(None)`: Redis refused it unprocessed (it arrived after its
+    /// not-after).
+    pub async fn heartbeat(&self, beat: &Beat<'_>) -> Result<Option<BeatAnswer>, StoreError> {
+        let mut keys = vec![self.key("fleet"), self.key("epoch")];
         for (action, _, _) in beat.actions {
             keys.push(self.key(&format!("shares:{action}")));
             keys.push(self.key(&format!("learn:{action}")));
         }
-        let flat: Vec<u32> = self
+        let flat: Vec<u64> = self
             .link
             .run("heartbeat", |mut conn| async move {
                 let mut invocation = script("heartbeat").prepare_invoke();
@@ -376,31 +508,46 @@ impl SharedQuotas {
                 }
                 invocation
                     .arg(beat.id)
-                    .arg(beat.guard_us)
-                    .arg(beat.rtt_lo_us)
-                    .arg(if beat.fallback_recent { 1 } else { 0 })
+                    .arg(
+                        beat.fallback_age
+                            .map(|age| micros(age).to_string())
+                            .unwrap_or_default(),
+                    )
                     .arg(micros(beat.stale))
                     .arg(micros(beat.expire))
                     .arg(micros(beat.hold))
                     .arg(micros(beat.probe))
                     .arg(beat.expected_replicas)
-                    .arg(beat.now_us.map(|n| n.to_string()).unwrap_or_default());
+                    .arg(beat.now_us.map(|n| n.to_string()).unwrap_or_default())
+                    .arg(beat.not_after_us.unwrap_or(0))
+                    .arg(beat.epoch)
+                    .arg(micros(beat.blackout))
+                    .arg(micros(beat.reach));
                 for (_, configured, held) in beat.actions {
                     invocation.arg(*configured).arg(*held);
                 }
                 invocation.invoke_async(&mut conn).await
             })
             .await?;
-        let live = flat.first().copied().unwrap_or(0);
-        let per_action = flat[1.min(flat.len())..]
+        if flat.first() != Some(&1) || flat.len() < 5 {
+            return Ok(None);
+        }
+        let per_action = flat[5..]
             .chunks(2)
             .filter(|c| c.len() == 2)
-            .map(|c| (c[0], c[1]))
+            .map(|c| (c[0] as u32, c[1] as u32))
             .collect();
-        Ok((live, per_action))
+        Ok(Some(BeatAnswer {
+            redis_now_us: flat[1],
+            epoch: flat[2],
+            live: flat[3] as u32,
+            fleet_reach: Duration::from_micros(flat[4]),
+            per_action,
+        }))
     }
 
-    /// Removes this replica and its shares (a graceful shutdown gives its share back at once).
+    /// Removes this replica and its shares (a graceful shutdown gives its share back at once),
+    /// unless it forwarded on its share recently (see [`LEAVE`]).
     pub async fn leave(&self, id: &str, actions: &[&'static str]) -> Result<(), StoreError> {
         let mut keys = vec![self.key("fleet")];
         keys.extend(actions.iter().map(|a| self.key(&format!("shares:{a}"))));

@@ -8,7 +8,9 @@
 //! - delays every chunk the client sends by a random jitter, keeping their order (a request leaves
 //!   the client at once and reaches the server up to the jitter later);
 //! - closes connections idle for longer than the idle limit, as load balancers do;
-//! - can be cut (every connection closed, new ones refused) and restored.
+//! - can be cut (every connection closed, new ones refused) and restored;
+//! - can be made *deaf*: what the client sends still arrives, the server's answers are dropped
+//!   (a half partition: the server acts on requests whose answers never come back).
 //!
 //! [`tls_front`] terminates TLS with a certificate and forwards the plaintext to the simulator,
 //! so the gateway talks HTTPS through the proxy as it does to Tencent.
@@ -45,6 +47,7 @@ fn uniform((lo, hi): (Duration, Duration)) -> Duration {
 #[derive(Debug, Default)]
 struct ProxyState {
     cut: AtomicBool,
+    deaf: Arc<AtomicBool>,
     connections: Mutex<Vec<AbortHandle>>,
     accepted: AtomicU64,
 }
@@ -91,7 +94,7 @@ impl WireProxy {
                         continue;
                     }
                     state.accepted.fetch_add(1, Ordering::Relaxed);
-                    let task = tokio::spawn(relay(client, target, conditions));
+                    let task = tokio::spawn(relay(client, target, conditions, state.deaf.clone()));
                     let mut connections = state.connections.lock().unwrap();
                     connections.retain(|c| !c.is_finished());
                     connections.push(task.abort_handle());
@@ -123,14 +126,26 @@ impl WireProxy {
         }
     }
 
+    /// Drops every answer from the server from now on, on open and new connections alike, while
+    /// requests still reach it; until [`WireProxy::restore`].
+    pub fn deafen(&self) {
+        self.state.deaf.store(true, Ordering::SeqCst);
+    }
+
     pub fn restore(&self) {
         self.state.cut.store(false, Ordering::SeqCst);
+        self.state.deaf.store(false, Ordering::SeqCst);
     }
 }
 
 /// One connection: client ⇄ server under `conditions`, until either side closes, the idle limit
 /// passes, or the task is aborted (dropping both sockets closes them).
-async fn relay(client: TcpStream, target: SocketAddr, conditions: Conditions) {
+async fn relay(
+    client: TcpStream,
+    target: SocketAddr,
+    conditions: Conditions,
+    deaf: Arc<AtomicBool>,
+) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
     };
@@ -186,6 +201,9 @@ async fn relay(client: TcpStream, target: SocketAddr, conditions: Conditions) {
                             tokio::time::sleep(uniform(conditions.new_connection)).await;
                         }
                         touch(&last);
+                        if deaf.load(Ordering::SeqCst) {
+                            continue;
+                        }
                         if client_write.write_all(&buf[..n]).await.is_err() {
                             break;
                         }

@@ -203,6 +203,9 @@ pub fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, S
 }
 
 /// Signs and sends calls to one endpoint with one credential.
+/// How often a call waiting to connect looks at the connection lead again.
+const LEAD_RECHECK: Duration = Duration::from_millis(100);
+
 #[derive(Debug)]
 pub struct TencentClient {
     wire: Wire,
@@ -329,14 +332,20 @@ impl TencentClient {
                 retries,
             );
             // Tencent answered: the round trip measures the path, and the answer tells the
-            // learned quota whether the call's second was full.
+            // learned quota whether the call's second was full. Only the plain code speaks of
+            // this action's quota: the sub-codes are limits of the account, the address or the
+            // region across actions.
+            let answered = matches!(&result, Ok(_) | Err(CallError::Upstream(_)));
             let refused = match &result {
                 Ok(_) => Some(false),
-                Err(CallError::Upstream(e)) => Some(e.class() == ErrorClass::RateLimited),
+                Err(CallError::Upstream(e)) if e.code == "RequestLimitExceeded" => Some(true),
+                Err(CallError::Upstream(e)) if e.class() != ErrorClass::RateLimited => Some(false),
                 Err(_) => None,
             };
+            if answered {
+                self.quotas.observe_round_trip(A::NAME, elapsed);
+            }
             if let Some(refused) = refused {
-                self.quotas.observe_round_trip(elapsed);
                 let arrival_ms = departed_ms + elapsed.as_millis() as u64 / 2;
                 self.quotas
                     .outcome(A::NAME, arrival_ms, refused, self.clock.now_unix_ms())
@@ -381,46 +390,88 @@ impl TencentClient {
         let max_wait = self
             .max_wait
             .min(ctx.deadline.saturating_duration_since(Instant::now()));
-        let ticket = match self.quotas.reserve(A::NAME, max_wait).await {
+        // A kept-alive connection leaves at its slot; without one, the slot is taken no sooner
+        // than a new connection takes, which is made while the call waits.
+        let idle = self.wire.take_idle(Duration::ZERO).await;
+        let lead = if idle.is_some() {
+            Duration::ZERO
+        } else {
+            self.wire.lead()
+        };
+        let reserved = self.quotas.reserve(A::NAME, max_wait, lead).await;
+        let ticket = match reserved {
             Ok(ticket) => ticket,
-            Err(QuotaError::Exceeded(exceeded)) => {
-                self.metrics.quota_rejected(A::NAME);
-                return Err(CallError::QuotaExceeded {
-                    action: A::NAME,
-                    exceeded,
-                });
-            }
-            Err(QuotaError::Unavailable { retry_after }) => {
-                self.metrics.quota_rejected(A::NAME);
-                return Err(CallError::QuotaUnavailable {
-                    action: A::NAME,
-                    retry_after,
-                });
+            Err(error) => {
+                // Refused: the connection stays pooled for the next call.
+                if let Some(conn) = idle {
+                    self.wire.checkin(conn);
+                }
+                return Err(self.quota_refused::<A>(error));
             }
         };
         *quota_wait += ticket.waited;
         self.metrics.quota_wait(A::NAME, ticket.waited);
-        if let Some(start) = ticket.not_before.checked_sub(self.wire.lead()) {
-            tokio::time::sleep_until(start).await;
-        }
         let hold = ticket.not_before.saturating_duration_since(Instant::now());
-        let mut conn = self.wire.checkout(hold).await.map_err(not_sent)?;
+        let mut conn = match idle {
+            Some(conn) if self.wire.good_for(&conn, hold) => conn,
+            other => {
+                if let Some(conn) = other {
+                    self.wire.checkin(conn);
+                }
+                // Connect one lead before the slot. The lead is looked at again every 100 ms:
+                // setups measured meanwhile (the first ones after a start) may lengthen it.
+                while let Some(start) = ticket.not_before.checked_sub(self.wire.lead()) {
+                    let now = Instant::now();
+                    if now >= start {
+                        break;
+                    }
+                    tokio::time::sleep_until(start.min(now + LEAD_RECHECK)).await;
+                }
+                let hold = ticket.not_before.saturating_duration_since(Instant::now());
+                self.wire.checkout(hold).await.map_err(not_sent)?
+            }
+        };
+        // How late the host wakes a call whose connection was ready in time teaches the slack;
+        // a connection that took longer than the lead does not (it is the path, not the host).
+        let ready_in_time = Instant::now() <= ticket.not_before;
         tokio::time::sleep_until(ticket.not_before).await;
+        let woke = Instant::now();
+        let mut connected_in_time = ready_in_time;
         if !self.wire.usable(&conn) {
+            connected_in_time = false;
             conn = self.wire.checkout(Duration::ZERO).await.map_err(not_sent)?;
         }
-        if !ticket.on_time(Instant::now()) {
-            self.metrics.quota_late(A::NAME);
+        let now = Instant::now();
+        if !self
+            .quotas
+            .departed(&ticket, ready_in_time.then_some(woke), now)
+        {
+            let reason = if connected_in_time { "wake" } else { "connect" };
+            self.metrics.quota_late(A::NAME, reason);
             tracing::debug!(
-                late_ms = Instant::now()
-                    .saturating_duration_since(ticket.origin)
-                    .as_millis() as u64,
+                late_ms = now.saturating_duration_since(ticket.origin).as_millis() as u64,
+                reason,
                 "missed the quota slot; reserving again"
             );
             self.wire.checkin(conn);
             return Ok(None);
         }
         Ok(Some(conn))
+    }
+
+    /// The quota gave no slot: counted, and what the caller is told.
+    fn quota_refused<A: Action>(&self, error: QuotaError) -> CallError {
+        self.metrics.quota_rejected(A::NAME);
+        match error {
+            QuotaError::Exceeded(exceeded) => CallError::QuotaExceeded {
+                action: A::NAME,
+                exceeded,
+            },
+            QuotaError::Unavailable { retry_after } => CallError::QuotaUnavailable {
+                action: A::NAME,
+                retry_after,
+            },
+        }
     }
 
     /// Exponential backoff with jitter in [½, 1] of the nominal delay.

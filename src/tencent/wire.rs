@@ -13,8 +13,10 @@
 //! Idle connections are kept `upstream.pool_idle_timeout_ms` (shorter than the server's own idle
 //! timeout, so the pool never hands out a connection the server is about to drop: a request
 //! written into a connection closed under it may or may not have arrived, which for credit means
-//! an unknown outcome). [`Wire::lead`] says how long before a slot to start getting a connection:
-//! the longest of the recent connection setups, plus a quarter.
+//! an unknown outcome). A connection made for a call and waiting for its slot is held to the same
+//! timeout. [`Wire::lead`] says how long a new connection takes: the longest of the recent
+//! connection setups, plus a quarter; a call without an idle connection reserves its slot no
+//! sooner than that and connects meanwhile.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -124,28 +126,44 @@ impl Wire {
         })
     }
 
-    /// Whether `conn` may still carry a request now: open, and, if it carried one before, idle
-    /// for less than the pool's idle timeout (the server's own timeout is longer; past ours the
-    /// server may be closing it, and a request written into a closing connection may or may not
-    /// have arrived). A connection made for this call has waited at most the lead.
+    /// Whether `conn` may still carry a request now: open, and idle for less than the pool's
+    /// idle timeout, whether it carried a request before or was made for this call and waited
+    /// for its slot (the server's own timeout is longer; past ours the server may be closing it,
+    /// and a request written into a closing connection may or may not have arrived).
     pub fn usable(&self, conn: &Conn) -> bool {
-        conn.is_open() && (!conn.reused || conn.idle_for() < self.idle_timeout)
+        self.good_for(conn, Duration::ZERO)
     }
 
-    /// How long before a slot to start getting a connection.
+    /// Whether `conn` will still be usable `hold` from now.
+    pub fn good_for(&self, conn: &Conn, hold: Duration) -> bool {
+        conn.is_open() && conn.idle_for() + hold < self.idle_timeout
+    }
+
+    /// How long before a slot to start getting a connection: the longest recent setup plus a
+    /// quarter, at most the connect timeout and nine tenths of the idle timeout (a connection made
+    /// early must still be young enough at its slot).
     pub fn lead(&self) -> Duration {
         let setups = self.setups.lock().unwrap_or_else(|e| e.into_inner());
-        match setups.iter().max() {
+        let lead = match setups.iter().max() {
             None => FIRST_LEAD,
-            Some(&longest) => {
-                (longest + longest / 4 + Duration::from_millis(5)).min(self.connect_timeout)
-            }
-        }
+            Some(&longest) => longest + longest / 4 + Duration::from_millis(5),
+        };
+        lead.min(self.connect_timeout)
+            .min(self.idle_timeout * 9 / 10)
     }
 
     /// A connection ready now that will still be good `hold` from now: an idle one young enough,
     /// else a new one. Failing here sends nothing.
     pub async fn checkout(&self, hold: Duration) -> Result<Conn, WireError> {
+        match self.take_idle(hold).await {
+            Some(conn) => Ok(conn),
+            None => self.connect().await,
+        }
+    }
+
+    /// An idle kept-alive connection that is ready now and will still be good `hold` from now,
+    /// if the pool has one.
+    pub async fn take_idle(&self, hold: Duration) -> Option<Conn> {
         loop {
             let candidate = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -154,21 +172,18 @@ impl Wire {
                 idle.pop()
                     .filter(|(_, since)| now + hold < *since + self.idle_timeout)
             };
-            let Some((mut sender, since)) = candidate else {
-                break;
-            };
+            let (mut sender, since) = candidate?;
             // A kept-alive connection is ready at once, or it is closing.
             if let Ok(Ok(())) =
                 tokio::time::timeout(Duration::from_millis(50), sender.ready()).await
             {
-                return Ok(Conn {
+                return Some(Conn {
                     sender,
                     reused: true,
                     since,
                 });
             }
         }
-        self.connect().await
     }
 
     async fn connect(&self) -> Result<Conn, WireError> {

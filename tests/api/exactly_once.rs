@@ -171,7 +171,7 @@ async fn key_rules() {
 async fn quota_refusals_leave_the_key_free() {
     let mut options = Options::default();
     options.settings.quotas.credit_per_second = 1;
-    options.settings.quotas.max_wait_ms = 0;
+    options.settings.quotas.max_wait_ms = 500;
     let app = spawn_app_with(options).await;
     assert_eq!(
         app.send(keyed(&app, "q-1", &json!({"amount": 1})))

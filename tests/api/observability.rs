@@ -59,7 +59,7 @@ fn sample(
 async fn metrics_count_each_outcome_under_its_labels() {
     let mut options = Options::default();
     options.settings.quotas.credit_per_second = 1;
-    options.settings.quotas.max_wait_ms = 0;
+    options.settings.quotas.max_wait_ms = 500;
     let app = spawn_app_with(options).await;
     // Two successes (the first after one retried RequestLimitExceeded), a validation failure, a
     // quota rejection and an upstream error.

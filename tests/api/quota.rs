@@ -13,9 +13,11 @@ async fn ten_times_n_concurrent_calls_never_exceed_n_per_second_upstream() {
     const N: u32 = 5;
     let mut options = Options::default();
     options.settings.quotas.credit_per_second = N;
-    options.settings.quotas.max_wait_ms = 2_500;
+    options.settings.quotas.max_wait_ms = 2_800;
     // The guard is learned; it starts at its ceiling until the path has been measured, so the
-    // ceiling here keeps slots at 0, ~1.15 and ~2.3 s within the 2.5 s budget.
+    // ceiling here puts the slots one window of 1.15 s apart. The pool has no connection yet, so
+    // the first slots are a connection's time away (0.25 s before any was measured): slots at
+    // ~0.25, ~1.4 and ~2.55 s are within the 2.8 s budget, the next (~3.7 s) is not.
     options.settings.quotas.guard_max_ms = 150;
     let app = std::sync::Arc::new(spawn_app_with(options).await);
     let calls: Vec<_> = (0..10 * N)
@@ -47,21 +49,17 @@ async fn ten_times_n_concurrent_calls_never_exceed_n_per_second_upstream() {
     );
     assert_eq!(stats.rate_limited, 0, "no RequestLimitExceeded");
     assert_eq!(stats.executed, ok);
-    // A burst of N at once, then N per (1 s + guard) within the 2.5 s budget: slots at 0, ~1.15,
-    // ~2.3 s. A call that could not leave on time after its slot (a busy host) gives the slot up
-    // and reserves again, possibly beyond the budget: at most those 3N, and the first burst.
-    assert!(
-        (N as u64..=3 * N as u64).contains(&ok),
-        "admitted {ok}: at most the slots within the wait budget"
-    );
+    // A burst of N at once, then N per window within the budget: exactly three bursts. (Until
+    // the host's departures are measured, a call may leave up to half the guard's ceiling after
+    // its slot, so a busy host does not make it miss one.)
+    assert_eq!(ok, 3 * N as u64, "the slots within the wait budget");
     let first_second = stats.per_second.values().next().copied().unwrap();
     assert!(first_second >= 1);
     for reply in &refused {
         assert_eq!(reply.problem_type(), "/problems/quota-exceeded");
         let secs: u64 = reply.header("retry-after").unwrap().parse().unwrap();
-        // The next free slot is ~3.45 s away, under a second past the budget: Retry-After is 1
-        // (2 for a call that reserved again, later, after missing its slot on a busy host).
-        assert!((1..=2).contains(&secs), "{}", reply.text);
+        // The next free slot is ~3.7 s away, under a second past the budget: Retry-After is 1.
+        assert_eq!(secs, 1, "{}", reply.text);
         assert_eq!(
             reply.header("ratelimit-policy"),
             Some("\"AllocateCustomerCredit\";q=5;w=1")
@@ -78,9 +76,11 @@ async fn a_burst_of_n_is_forwarded_at_once() {
     const N: u32 = 5;
     let mut options = Options::default();
     options.settings.quotas.credit_per_second = N;
-    options.settings.quotas.max_wait_ms = 0;
+    // Room for the first connections to be made before the slots (0.25 s before any was
+    // measured), not for a second window (1 s + guard).
+    options.settings.quotas.max_wait_ms = 500;
     let app = std::sync::Arc::new(spawn_app_with(options).await);
-    // With no wait budget at all, exactly N succeed: the burst went without waiting.
+    // Exactly N succeed: the burst went at once, the next window is beyond the budget.
     let calls: Vec<_> = (0..2 * N)
         .map(|_| {
             let app = app.clone();
@@ -109,7 +109,7 @@ async fn a_burst_of_n_is_forwarded_at_once() {
 async fn each_action_has_its_own_quota() {
     let mut options = Options::default();
     options.settings.quotas.credit_per_second = 1;
-    options.settings.quotas.max_wait_ms = 0;
+    options.settings.quotas.max_wait_ms = 500;
     let app = spawn_app_with(options).await;
     assert_eq!(
         app.post_credit(CUSTOMER, json!({"amount": 1})).await.status,

@@ -4,12 +4,13 @@
 //! after 0.4 s. The simulator counts arrivals per wall-clock second as Tencent does. The promise
 //! under test: no second over N at arrival, no `RequestLimitExceeded`, and the quota still used.
 //!
-//! Utilization is measured as the forwarding rate once warm: the admitted arrivals from 2 s after
-//! the first one to the last, minus one burst, ÷ that time ÷ N. Slots come in bursts of N one
-//! window (1 s + guard) apart, so this is 1 ÷ window, whatever the phase of the bursts in the
-//! second. The first 2 s are left out because a cold start costs one window: the pool has no
-//! connection yet, so the first burst's calls connect after their slots, miss them and reserve
-//! again (correct, and what every quiet spell longer than the pool's idle timeout costs once).
+//! Utilization is measured as the forwarding rate once warm. Slots come in bursts of up to N one
+//! window (1 s + guard) apart; arrivals are grouped into bursts (a gap of more than 300 ms starts a
+//! new one), and the rate is the calls of the bursts that start from 2 s after the first arrival,
+//! but the last, ÷ the time from the first of those bursts to the last ÷ N: 1 ÷ window when every
+//! burst is full, whatever the phase of the bursts in the second. The first 2 s are left out
+//! because a cold start costs a window or two: the pool has no connection yet and the gateway has
+//! not measured its host and path, so the first slots are spaced for the guard's ceiling.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::helpers::*;
 use crate::redis_server::TestRedis;
-use crate::scale_out::{metric, use_redis, wait_joined};
+use crate::scale_out::{metric, metric_sum, use_redis, wait_joined};
 
 const CREDIT: &str = "AllocateCustomerCredit";
 const INVITE: &str = "CreateAndSendClientInvitationMail";
@@ -56,9 +57,11 @@ pub async fn distant_upstream(
     let proxy = WireProxy::start(tls, conditions).await.unwrap();
     options.upstream_endpoint = Some(format!("https://127.0.0.1:{}", proxy.addr().port()));
     options.settings.upstream.ca_file = Some(PathBuf::from(format!("{dir}/ca.pem")));
-    // Below the path's idle limit with room to spare, as the README asks (Tencent: 50 s, the
-    // default 45 s).
-    options.settings.upstream.pool_idle_timeout_ms = 250;
+    // Below the path's idle limit, as the README asks (Tencent: 50 s, the default 45 s), and
+    // longer than a connection takes to set up (up to 300 ms of delay plus the jitter of the
+    // client's handshake messages here): a connection made for a call waits idle for its slot up
+    // to the lead (at most nine tenths of this), and one idle past this is not written into.
+    options.settings.upstream.pool_idle_timeout_ms = 370;
     (upstream, proxy)
 }
 
@@ -110,34 +113,48 @@ pub async fn offer(
     statuses
 }
 
-/// Forwarding rate after the first burst, as a share of `n` (see the module docs).
-pub fn utilization(admitted_ms: &[u64], n: u64) -> f64 {
-    let Some(first) = admitted_ms.first() else {
-        return 0.0;
+/// Utilization once warm: the forwarding rate as a share of `n` (see the module docs), and the
+/// mean time between the starts of the bursts (the window the limiter used, in seconds).
+pub fn utilization(admitted_ms: &[u64], n: u64) -> (f64, f64) {
+    let Some(&first) = admitted_ms.first() else {
+        return (0.0, 0.0);
     };
-    let warm: Vec<u64> = admitted_ms
-        .iter()
-        .copied()
-        .filter(|&t| t >= first + 2_000)
+    // Each burst: its first arrival, its latest arrival, its calls.
+    let mut bursts: Vec<(u64, u64, u64)> = Vec::new();
+    for &t in admitted_ms {
+        match bursts.last_mut() {
+            Some((_, latest, calls)) if t <= *latest + 300 => {
+                *latest = t;
+                *calls += 1;
+            }
+            _ => bursts.push((t, t, 1)),
+        }
+    }
+    let warm: Vec<_> = bursts
+        .into_iter()
+        .filter(|&(start, _, _)| start >= first + 2_000)
         .collect();
     let (Some(from), Some(to)) = (warm.first(), warm.last()) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
-    let span_s = (to - from) as f64 / 1000.0;
-    (warm.len() as f64 - n as f64) / span_s / n as f64
+    let calls: u64 = warm[..warm.len() - 1].iter().map(|b| b.2).sum();
+    let span_s = (to.0 - from.0) as f64 / 1000.0;
+    let window_s = span_s / (warm.len() - 1).max(1) as f64;
+    (calls as f64 / span_s / n as f64, window_s)
 }
 
-/// Checks one action's arrivals at the simulator; returns its utilization.
-pub fn assert_within_quota(app: &TestApp, action: &str, n: u64, what: &str) -> f64 {
+/// Checks one action's arrivals at the simulator; returns its utilization and window.
+pub fn assert_within_quota(app: &TestApp, action: &str, n: u64, what: &str) -> (f64, f64) {
     let s = app.sandbox.stats().action(action);
     let admitted: Vec<u64> = s.admitted_ms.iter().copied().collect();
-    let used = utilization(&admitted, n);
+    let (used, window_s) = utilization(&admitted, n);
     println!(
-        "{what} {action}: N={n}, admitted {}, max in one second {}, RequestLimitExceeded {}, utilization {:.1}%, per second {:?}",
+        "{what} {action}: N={n}, admitted {}, max in one second {}, RequestLimitExceeded {}, utilization {:.1}% (window {:.0} ms), per second {:?}",
         admitted.len(),
         s.max_per_second,
         s.rate_limited,
         used * 100.0,
+        window_s * 1000.0,
         s.per_second
     );
     assert!(
@@ -146,49 +163,50 @@ pub fn assert_within_quota(app: &TestApp, action: &str, n: u64, what: &str) -> f
         s.max_per_second
     );
     assert_eq!(s.rate_limited, 0, "{what} {action}: RequestLimitExceeded");
-    used
+    (used, window_s)
 }
 
-/// Slots given up by calls that could not leave within the departure slack, over the fleet.
-pub async fn late_departures(fleet: &[Arc<TestApp>], action: &str) -> f64 {
-    let mut late = 0.0;
+/// Slots given up by calls that could not leave within the departure slack, over the fleet, by
+/// reason (`connect`, `wake`).
+pub async fn late_departures(fleet: &[Arc<TestApp>], action: &str) -> (f64, f64) {
+    let (mut connect, mut wake) = (0.0, 0.0);
     for app in fleet {
         let text = app.get("/metrics").await.text;
-        late += metric(
-            &text,
-            &format!("gateway_quota_late_departures_total{{tencent_action=\"{action}\"}}"),
-        );
+        let late = "gateway_quota_late_departures_total";
+        connect += metric_sum(&text, late, &[action, "reason=\"connect\""]);
+        wake += metric_sum(&text, late, &[action, "reason=\"wake\""]);
     }
-    late
+    (connect, wake)
 }
 
-/// At least 90% of the quota used once warm. Otherwise: a host too busy to wake a call within the departure
-/// slack of its slot makes the call give the slot up (counted in
-/// `gateway_quota_late_departures_total`) and reserve again: the limiter offered the slot, the
-/// host could not take it. When more than 5% of the calls did so (a release build running on the
-/// same two cores does that), the slots given up are counted as offered, and the run says so.
+/// At least 90% of the quota used once warm. With jitter J the physical limit is N per
+/// (1 s + J), and a busy host is part of J (it wakes calls late: the slack learned from it widens
+/// the window). So below 90% the run must show why: a window longer than 90% allows (1.11 s),
+/// and bursts that still fill at least 95% of what that window allows (slots given up by late
+/// calls are the rest). A limiter that wastes slots, or spaces them wider than its window, fails.
 pub async fn assert_utilization(
     fleet: &[Arc<TestApp>],
     action: &str,
-    n: u64,
-    used: f64,
-    secs: u64,
+    (used, window_s): (f64, f64),
     what: &str,
 ) {
+    let (connect, wake) = late_departures(fleet, action).await;
+    println!(
+        "{what} {action}: utilization {used:.3}, window {:.0} ms, slots given up: {connect} (connection not ready), {wake} (woken late)",
+        window_s * 1000.0
+    );
     if used >= 0.9 {
         return;
     }
-    let late = late_departures(fleet, action).await;
-    let forwarded = fleet[0].sandbox.stats().action(action).admitted_ms.len() as f64;
     assert!(
-        late > 0.05 * forwarded,
-        "{what} {action}: utilization {used:.3} ({late} slots given up)"
+        window_s > 1.0 / 0.9,
+        "{what} {action}: utilization {used:.3} although the window ({window_s:.3} s) allows 90%"
     );
-    let offered = used + late / (n * secs) as f64;
-    println!(
-        "{what} {action}: the host was busy: {late} slots given up by calls that could not leave on time; utilization {used:.3} forwarded, {offered:.3} offered"
+    assert!(
+        used >= 0.95 / window_s,
+        "{what} {action}: utilization {used:.3}, under 95% of what the window ({window_s:.3} s) allows"
     );
-    assert!(offered >= 0.9, "{what} {action}: offered {offered:.3}");
+    println!("{what} {action}: the host was busy: the window grew to {window_s:.3} s");
 }
 
 async fn a_distant_path_keeps_the_quota(redis: Option<&TestRedis>, replicas: usize) {
@@ -228,25 +246,34 @@ async fn a_distant_path_keeps_the_quota(redis: Option<&TestRedis>, replicas: usi
     }
     let app = &fleet[0];
     for (action, n) in [(CREDIT, credit_n), (INVITE, invite_n)] {
+        for (i, replica) in fleet.iter().enumerate() {
+            let text = replica.get("/metrics").await.text;
+            let guard = metric(
+                &text,
+                &format!("gateway_quota_guard_seconds{{tencent_action=\"{action}\"}}"),
+            );
+            println!(
+                "{what} {action}: replica {i}: window 1 s + {:.0} ms",
+                guard * 1000.0
+            );
+        }
         let used = assert_within_quota(app, action, n, &what);
-        assert_utilization(&fleet, action, n, used, LOAD_SECS, &what).await;
+        assert_utilization(&fleet, action, used, &what).await;
     }
     let text = app.get("/metrics").await.text;
     let guard = metric(
         &text,
         "gateway_quota_guard_seconds{tencent_action=\"CreateAndSendClientInvitationMail\"}",
     );
-    let late = metric(
-        &text,
-        "gateway_quota_late_departures_total{tencent_action=\"CreateAndSendClientInvitationMail\"}",
-    );
+    let late = metric_sum(&text, "gateway_quota_late_departures_total", &[INVITE]);
     println!(
         "{what}: learned guard {:.0} ms, late departures (invitations) {late}",
         guard * 1000.0
     );
+    let ceiling = options.settings.quotas.guard_max_ms as f64 / 1000.0;
     assert!(
-        guard >= 0.05,
-        "the guard covers the path's 50 ms of jitter: {guard}"
+        guard >= 0.05 && guard < ceiling,
+        "the guard is learned from the path and covers its 50 ms of jitter: {guard}"
     );
 }
 
@@ -267,12 +294,31 @@ async fn a_distant_path_keeps_the_quota_across_three_replicas() {
     a_distant_path_keeps_the_quota(Some(&redis), 3).await;
 }
 
-/// Two replicas; one reaches Redis through a proxy that is cut halfway through 10× load. The cut
-/// replica answers 429 until the fleet has set its share aside, then forwards on that share while
-/// the other keeps the rest: no second over N, no `RequestLimitExceeded`, and callers see only
-/// success, 429 or 503.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_cut_off_from_redis_never_pushes_the_fleet_over_the_quota() {
+/// Invitations this replica forwarded and Tencent accepted.
+async fn invitations_sent(app: &TestApp) -> f64 {
+    metric_sum(
+        &app.get("/metrics").await.text,
+        "http_client_request_duration_seconds_count",
+        &[INVITE, "outcome=\"success\""],
+    )
+}
+
+/// How the cut-off replica loses Redis.
+#[derive(Debug, Clone, Copy)]
+enum Partition {
+    /// Every connection closed, new ones refused.
+    Cut,
+    /// Its commands still reach Redis (and are executed), the answers never come back.
+    Deaf,
+}
+
+/// Two replicas; one reaches Redis through a proxy that fails 5 s into 10× load and heals 11 s
+/// later, 8 s before the load ends. The cut replica answers 429 until the fleet has set its share
+/// aside, then forwards on that share while the other keeps the rest; when the link heals it
+/// rejoins and reports what it forwarded, so its share stays aside as long as those calls count.
+/// Throughout: no second over N, no `RequestLimitExceeded`, and callers see only success, 429 or
+/// 503.
+async fn a_partitioned_replica_never_pushes_the_fleet_over_the_quota(how: Partition) {
     let _one = one_at_a_time().await;
     let redis = TestRedis::shared_or_private();
     let mut options = Options::default();
@@ -304,62 +350,99 @@ async fn a_replica_cut_off_from_redis_never_pushes_the_fleet_over_the_quota() {
     let invite_n = options.settings.quotas.invitations_per_second as u64;
     let load = tokio::spawn({
         let fleet = fleet.clone();
-        async move { offer(&fleet, 16, 10 * credit_n, 10 * invite_n).await }
+        async move { offer(&fleet, 24, 10 * credit_n, 10 * invite_n).await }
     });
     tokio::time::sleep(Duration::from_secs(5)).await;
-    link.cut();
+    match how {
+        Partition::Cut => link.cut(),
+        Partition::Deaf => link.deafen(),
+    }
+    let at_cut = invitations_sent(&cut).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let at_heal = invitations_sent(&cut).await;
+    let cut_text = cut.get("/metrics").await.text;
+    link.restore();
     let statuses = load.await.unwrap();
-    println!("partition: answers {statuses:?}");
+    println!("{how:?}: answers {statuses:?}");
     for ((action, status), count) in &statuses {
         assert!(
             matches!(status, 200 | 201 | 429 | 503),
-            "partition {action}: {count} answers {status}"
+            "{how:?} {action}: {count} answers {status}"
         );
     }
     for (action, n) in [(CREDIT, credit_n), (INVITE, invite_n)] {
-        assert_within_quota(&whole, action, n, "partition");
+        assert_within_quota(&whole, action, n, &format!("{how:?}"));
     }
-    // The cut replica did forward on its share once the fleet had set it aside.
-    let text = cut.get("/metrics").await.text;
-    let fallback = metric(
-        &text,
-        "gateway_quota_fallback_total{tencent_action=\"CreateAndSendClientInvitationMail\"}",
+    // The cut replica forwarded on its share while cut off, and only once the fleet had set it
+    // aside.
+    let granted = metric_sum(
+        &cut_text,
+        "gateway_quota_fallback_total",
+        &[INVITE, "result=\"granted\""],
+    );
+    let not_yet = metric_sum(
+        &cut_text,
+        "gateway_quota_fallback_total",
+        &[INVITE, "result=\"not_yet\""],
     );
     let share = metric(
-        &text,
+        &cut_text,
         "gateway_quota_share{tencent_action=\"CreateAndSendClientInvitationMail\"}",
     );
-    println!("cut replica: fallback decisions {fallback}, share {share}");
+    println!(
+        "{how:?}: cut replica: share {share}, fallback slots granted {granted}, refused as not yet {not_yet}, invitations sent while cut off {}",
+        at_heal - at_cut
+    );
     assert_eq!(share, 10.0, "half of 20 for each of two replicas");
-    assert!(fallback > 0.0);
-    let sent_on_share = cut
-        .get("/metrics")
-        .await
-        .text
-        .lines()
-        .filter(|l| {
-            l.starts_with("http_client_request_duration_seconds_count")
-                && l.contains("CreateAndSendClientInvitationMail")
-                && l.contains("outcome=\"success\"")
-        })
-        .count();
-    assert!(sent_on_share > 0, "the cut replica forwarded nothing");
+    assert!(not_yet > 0.0, "the share opened at once");
+    assert!(granted > 0.0, "no slot of the share was granted");
+    assert!(
+        at_heal - at_cut > 0.0,
+        "the cut replica forwarded nothing on its share"
+    );
+    // Healed: it rejoined the fleet.
+    wait_joined(&cut, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_redis_never_pushes_the_fleet_over_the_quota() {
+    a_partitioned_replica_never_pushes_the_fleet_over_the_quota(Partition::Cut).await;
+}
+
+/// The half partition: the replica's heartbeats and reservations still reach Redis and are
+/// executed there, but their answers are lost, so the replica cannot know when Redis last saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_answers_from_redis_are_lost_never_pushes_the_fleet_over_the_quota() {
+    a_partitioned_replica_never_pushes_the_fleet_over_the_quota(Partition::Deaf).await;
 }
 
 /// Tencent enforces 1 invitation per second while the gateway is configured for 20 (Tencent's
 /// current documentation page says 1, the older one 20). After at most 5 s of learning: no more
 /// than 2 `RequestLimitExceeded` in the next 15 s, at least 90% of the real quota used, and the
 /// effective quota in `/metrics`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lower_quota_upstream_is_learned_within_five_seconds() {
+async fn a_lower_quota_upstream_is_learned(redis: Option<&TestRedis>, replicas: usize) {
     let _one = one_at_a_time().await;
-    let options = Options {
+    let mut options = Options {
         sandbox_quotas: vec![(INVITE, 1)],
         ..Options::default()
     };
-    let app = Arc::new(spawn_app_with(options).await);
-    let statuses = offer(std::slice::from_ref(&app), 20, 0, 20).await;
-    println!("learning: answers {statuses:?}");
+    if let Some(redis) = redis {
+        use_redis(&mut options.settings, redis, 0);
+    }
+    let fleet: Vec<Arc<TestApp>> = spawn_fleet(replicas, options)
+        .await
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    if redis.is_some() {
+        for app in &fleet {
+            wait_joined(app, replicas as u32).await;
+        }
+    }
+    let what = format!("learning ×{replicas}");
+    let statuses = offer(&fleet, 20, 0, 20).await;
+    println!("{what}: answers {statuses:?}");
+    let app = &fleet[0];
     let s = app.sandbox.stats().action(INVITE);
     let first = *s
         .admitted_ms
@@ -379,20 +462,34 @@ async fn a_lower_quota_upstream_is_learned_within_five_seconds() {
         .iter()
         .filter(|&&t| t >= from && t < to)
         .count();
-    let text = app.get("/metrics").await.text;
-    let effective = metric(
-        &text,
-        "gateway_quota_effective{tencent_action=\"CreateAndSendClientInvitationMail\"}",
-    );
     println!(
-        "learning: in the 15 s after the first 5: admitted {admitted}, RequestLimitExceeded {refused}; effective quota {effective}; refusals at {:?}",
+        "{what}: in the 15 s after the first 5: admitted {admitted}, RequestLimitExceeded {refused}; refusals at {:?}",
         s.refused_ms.iter().map(|t| t - first).collect::<Vec<_>>()
     );
+    for app in &fleet {
+        let effective = metric(
+            &app.get("/metrics").await.text,
+            "gateway_quota_effective{tencent_action=\"CreateAndSendClientInvitationMail\"}",
+        );
+        assert_eq!(effective, 1.0, "{what}: the effective quota in /metrics");
+    }
     assert!(
         refused <= 2,
-        "{refused} RequestLimitExceeded after learning"
+        "{what}: {refused} RequestLimitExceeded after learning"
     );
-    assert!(admitted >= 14, "{admitted} of 15 possible");
-    assert_eq!(effective, 1.0);
+    assert!(admitted >= 14, "{what}: {admitted} of 15 possible");
     assert!(s.max_per_second <= 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_quota_upstream_is_learned_within_five_seconds() {
+    a_lower_quota_upstream_is_learned(None, 1).await;
+}
+
+/// The same with two replicas sharing the learned quota in Redis: each sees only its own calls,
+/// the fleet learns from both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_quota_upstream_is_learned_within_five_seconds_by_a_fleet() {
+    let redis = TestRedis::shared_or_private();
+    a_lower_quota_upstream_is_learned(Some(&redis), 2).await;
 }
