@@ -287,7 +287,8 @@ pub struct QuotaSettings {
     pub guard_min_ms: u64,
     /// Ceiling of the guard (also the guard until the path has been measured).
     pub guard_max_ms: u64,
-    /// How late after its slot a call may still leave; a later one reserves again.
+    /// The least departure slack: how late after its slot a call may still leave (a later one
+    /// reserves again); learned from the host above it, up to half of `guard_max_ms`.
     pub departure_slack_ms: u64,
     /// After a refusal showed a lower quota: one more call per second after this long without
     /// another refusal, back toward the configured quota.
