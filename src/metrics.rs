@@ -14,7 +14,7 @@
 //! | `gateway_quota_configured` | gauge | `tencent_action` (calls per second, from the configuration) |
 //! | `gateway_quota_effective` | gauge | `tencent_action` (calls per second the gateway uses: lower after Tencent's refusals showed a lower quota) |
 //! | `gateway_quota_guard_seconds` | gauge | `tencent_action` (the window's extra beyond one second, learned from the path) |
-//! | `gateway_quota_late_departures_total` | counter | `tencent_action`, `reason` (`connect`: its connection was not ready by the slot; `wake`: the host woke it too late): slots given up because the call could not leave in time |
+//! | `gateway_quota_late_departures_total` | counter | `tencent_action`, `reason` (`connect`: its connection was not ready by the slot; `wake`: the host woke it too late; `redis`: the reservation's Redis round trip exceeded its allowance): slots given up because the call could not leave in time |
 //! | `gateway_quota_fallback_total` | counter | `tencent_action`, `result` (`granted`, `not_yet`, `closed`, `refused`: decisions taken without Redis) |
 //! | `gateway_quota_share` | gauge | `tencent_action` (with Redis: calls per second this replica may forward on its own while cut off) |
 //! | `gateway_fleet_replicas` | gauge | – (with Redis: live replicas at this replica's last heartbeat) |
@@ -353,7 +353,8 @@ impl Metrics {
     }
 
     /// A call could not leave within the slack after its slot and reserved again: `reason` is
-    /// `connect` (its connection was not ready by the slot) or `wake` (the host woke it late).
+    /// `connect` (its connection was not ready by the slot), `wake` (the host woke it late) or
+    /// `redis` (the reservation's Redis round trip exceeded its allowance).
     pub fn quota_late(&self, action: &'static str, reason: &'static str) {
         self.count(
             QUOTA_LATE,

@@ -82,9 +82,10 @@ impl FleetTiming {
     }
 
     /// After a loss of Redis's data, how long the new epoch grants nothing (see
-    /// [`super::shared`]): what a cut-off replica waits before it uses its share.
+    /// [`super::shared`]): until a replica cut off at the loss has reached the end of its lease and
+    /// its last grants no longer count.
     pub fn blackout(&self) -> Duration {
-        self.stale + self.reach()
+        self.lease + self.reach()
     }
 
     /// How long Redis keeps a silent replica's entry: its lease, then the reach of its grants.
@@ -205,9 +206,15 @@ impl Membership {
         self.shares.extend(shares);
     }
 
-    /// Redis refused the heartbeat unprocessed (it arrived after its not-after).
-    pub fn beat_refused(&mut self) {
+    /// Redis refused the heartbeat unprocessed (past its not-after, or older than one processed)
+    /// when its clock read `redis_now_us`; the answer came at `reply`. The clock reading renews
+    /// the reference for the next not-after, so one late answer cannot make every later heartbeat
+    /// too late.
+    pub fn beat_refused(&mut self, redis_now_us: u64, reply: Instant) {
         self.in_flight = false;
+        if redis_now_us > 0 {
+            self.redis_clock = Some((redis_now_us, reply));
+        }
     }
 
     /// The heartbeat sent at `sent` got no answer: Redis may still have processed it.
@@ -312,7 +319,7 @@ mod tests {
             m.try_fallback("A", later + Duration::from_secs(1)),
             Gate::NotYet(_)
         ));
-        m.beat_refused();
+        m.beat_refused(REDIS_T0 + 11_000_000, later + Duration::from_secs(1));
         assert_eq!(m.gate("A", later + Duration::from_secs(1)), Gate::Share(4));
         // Long after the last fallback grant there is nothing to report.
         assert_eq!(m.beat_started(later + Duration::from_secs(5)).0, None);

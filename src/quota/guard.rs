@@ -132,6 +132,12 @@ impl PathGuard {
         Some(spread + spread / 8)
     }
 
+    /// What the guard must cover beyond the slack: the path's variation plus any widening after
+    /// refusals. `None` until the path has been measured.
+    pub fn variation_us(&self, now_us: u64) -> Option<u64> {
+        Some(self.jitter_us()? + self.widening_us(now_us))
+    }
+
     /// The smallest kept round trip once the path has been measured: replicas publish it so the
     /// fleet's window also covers the difference between their paths. `None` before.
     pub fn rtt_lo_us(&self) -> Option<u64> {

@@ -21,7 +21,10 @@
 //!   the conservative direction, which the probes then climb back from.)
 //! - A suffix in a second that had already admitted the whole effective quota of this replica's
 //!   own calls is not evidence: more than `n` calls arrived in that second, so they were too close
-//!   together (jitter beyond the guard); the guard widens instead. Only plain
+//!   together (jitter beyond the guard); the guard widens instead. In a fleet a replica sees only
+//!   its own calls, so it can rarely tell: there, two single refusals within [`PERSISTENCE_US`]
+//!   caused by jitter do lower the fleet's quota, which climbs back one call per probe interval;
+//!   a single refusal also widens the guard, so the jitter behind it stops. Only plain
 //!   `RequestLimitExceeded` is judged: its sub-codes (`UinLimitExceeded`, `IPLimitExceeded`,
 //!   `GlobalRegionUinLimitExceeded`) are limits of the account, the address or the region across
 //!   actions, not this action's quota; they are retried but teach nothing.

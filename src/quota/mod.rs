@@ -61,7 +61,7 @@ use crate::redis_link::RedisLink;
 use fleet::{FleetTiming, Gate, Membership};
 use guard::{GuardBounds, HostSlack, PathGuard};
 use learn::{Learned, Outcomes, Shape, Verdict};
-use shared::{Beat, BeatAnswer, Decision, ReserveArgs, SharedQuotas};
+use shared::{Beat, BeatAnswer, BeatOutcome, Decision, ReserveArgs, SharedQuotas};
 
 pub use log::{Refusal, Reservation, ReservationLog, Rule};
 
@@ -169,6 +169,8 @@ struct FleetPart {
     epoch: AtomicU64,
     /// Round trips of the last reservations in Redis.
     round_trips: Mutex<RedisRoundTrips>,
+    /// The last heartbeat's sequence number.
+    beats: AtomicU64,
 }
 
 /// The allowance a shared ticket gets for not knowing where in the Redis round trip its slot
@@ -249,6 +251,7 @@ impl Quotas {
             expected_replicas: fleet.expected_replicas,
             epoch: AtomicU64::new(0),
             round_trips: Mutex::new(RedisRoundTrips::default()),
+            beats: AtomicU64::new(0),
         };
         Self::build(limits, config, Some(part), metrics)
     }
@@ -300,17 +303,33 @@ impl Quotas {
             .unwrap_or_else(|| panic!("no quota configured for {action}"))
     }
 
+    /// `action`'s effective quota (calls per second).
+    pub fn effective(&self, action: &str) -> u32 {
+        self.action(action).effective.load(Ordering::Relaxed)
+    }
+
     /// The guard a reservation of `action` made now uses.
     pub fn guard(&self, action: &str) -> Duration {
         let slack = lock(&self.slack).current_us(self.now_us());
         Duration::from_micros(self.path_of(self.action(action), slack).0)
     }
 
-    /// The guard for a ticket slack of `slack_us`, and the shortest round trip (µs), of
-    /// `quota`'s path now: its own once measured, until then those of all actions together.
-    fn path_of(&self, quota: &ActionQuota, slack_us: u64) -> (u64, Option<u64>) {
+    /// The guard for a ticket slack of `slack_us`, the slack the ticket may really use, and the
+    /// shortest round trip (µs), of `quota`'s path now: its own once measured, until then those
+    /// of all actions together. A guard held at its ceiling leaves the ticket only what the
+    /// path's variation leaves of it (never less than `quotas.departure_slack_ms`), so that
+    /// `guard ≥ slack + J` holds whenever the ceiling allows it at all.
+    fn path_of(&self, quota: &ActionQuota, slack_us: u64) -> (u64, u64, Option<u64>) {
         let now = self.now_us();
-        let read = |path: &mut PathGuard| (path.guard_us(now, slack_us), path.rtt_lo_us());
+        let floor = self.config.guard.slack_us.min(slack_us);
+        let read = |path: &mut PathGuard| {
+            let guard = path.guard_us(now, slack_us);
+            let usable = match path.variation_us(now) {
+                Some(variation) => slack_us.min(guard.saturating_sub(variation)).max(floor),
+                None => slack_us,
+            };
+            (guard, usable, path.rtt_lo_us())
+        };
         let mut own = lock(&quota.path);
         if own.measured() {
             read(&mut own)
@@ -343,7 +362,7 @@ impl Quotas {
             .map(|fleet| lock(&fleet.round_trips).allowance(ceiling / 4))
             .unwrap_or_default();
         let slack_us = lock(&self.slack).issue(self.now_us(), allowance.as_micros() as u64);
-        let (guard_us, rtt_lo_us) = self.path_of(quota, slack_us);
+        let (guard_us, slack_us, rtt_lo_us) = self.path_of(quota, slack_us);
         let slack = Duration::from_micros(slack_us);
         let Some(fleet) = &self.fleet else {
             let limit = {
@@ -547,6 +566,11 @@ impl Quotas {
                     verdicts.push(Verdict::Jitter);
                 }
                 Shape::Suffix { admitted, refused } => {
+                    // One refusal at the end of a second may be jitter too (in a fleet this
+                    // replica cannot see whether the second was full): the guard widens as well.
+                    if refused == 1 {
+                        self.widen(quota, now);
+                    }
                     let verdict = self.suffix(action, quota, admitted, refused, now).await;
                     if let Verdict::Lowered { from, to } = verdict {
                         tracing::warn!(
@@ -659,11 +683,12 @@ impl Quotas {
             epoch: fleet.epoch.load(Ordering::Relaxed),
             blackout: timing.blackout(),
             reach: timing.reach(),
+            seq: fleet.beats.fetch_add(1, Ordering::Relaxed) + 1,
             actions: &held,
             now_us: None,
         };
         match fleet.quotas.heartbeat(&beat).await {
-            Ok(Some(answer)) => {
+            Ok(BeatOutcome::Processed(answer)) => {
                 let reply = Instant::now();
                 let BeatAnswer {
                     redis_now_us,
@@ -692,7 +717,9 @@ impl Quotas {
                     shares,
                 );
             }
-            Ok(None) => lock(&fleet.membership).beat_refused(),
+            Ok(BeatOutcome::Refused { redis_now_us }) => {
+                lock(&fleet.membership).beat_refused(redis_now_us, Instant::now())
+            }
             Err(_) => lock(&fleet.membership).beat_failed(sent),
         }
     }

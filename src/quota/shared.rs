@@ -16,13 +16,17 @@
 //! `shared_script_matches_the_pure_log` (in the Redis tests) runs random arrival patterns through
 //! the script and the pure log and requires the same answers.
 //!
-//! **A Redis that lost its data** (a restart without persistence, a failover that dropped writes,
-//! a flush) has forgotten the slots it granted and the shares it set aside. Every script checks
-//! the fleet's *epoch*: an id created with the fleet's state, which each replica remembers from
-//! its answers. A replica that names an epoch Redis no longer has proves the loss; the scripts then
-//! start a new epoch and grant no slot for `stale + max_wait + window` (the same wait a cut-off
-//! replica keeps before it uses its share), time enough for forgotten slots to pass and for every
-//! replica that forwarded on its share to say so in a heartbeat (which sets its share aside again).
+//! **A Redis that lost its data** (a restart without persistence, a flush, a failover to a replica
+//! that had not received the keys) has forgotten the slots it granted and the shares it set aside.
+//! Every script checks the fleet's *epoch*: an id created with the fleet's state, which each
+//! replica remembers from its answers. A replica that names an epoch Redis no longer has proves
+//! the loss; the scripts then start a new epoch and grant no slot for `lease + max_wait + window`:
+//! long enough for every forgotten slot to pass and for every replica still cut off (which may
+//! forward on its share until its lease ends) to stop and its last calls to stop counting. That
+//! is the price of a Redis without persistence: with the defaults, about 33 s without calls.
+//! Not detected: a failover that kept the epoch but lost the last few slots (their calls may be
+//! granted again), and a replica that starts, and reaches the emptied Redis, before any replica
+//! that knew the old epoch does (its first grants may meet forgotten slots).
 //!
 //! Every key of the quota carries one hash tag (`{PREFIXquota}`), so each script touches a single
 //! slot and the gateway runs on Redis Cluster as on a single primary. The log of an action is a
@@ -189,12 +193,17 @@ return {1, to, n}
 "#;
 
 /// One replica's heartbeat. KEYS: fleet, epoch, then per action its shares and learn keys.
-/// ARGV: id, µs since this replica last forwarded on its share (empty: not within its reach), stale µs, expiry µs, hold µs, probe µs, expected
-/// replicas, "now" (tests only, else empty), not-after (Redis µs; 0: none), known epoch, blackout
-/// µs, reach µs (max wait + largest window), then per action its configured limit and the share
-/// this replica holds. A heartbeat that arrives after its not-after is refused unprocessed: `{0,
-/// now}`. Otherwise `{1, now, epoch, live replicas, the fleet's largest reach}`, then per action
-/// `{share, n}`, flattened.
+/// ARGV: id, µs since this replica last forwarded on its share (empty: not within its reach),
+/// stale µs, expiry µs, hold µs, probe µs, expected replicas, "now" (tests only, else empty),
+/// not-after (Redis µs; 0: none), known epoch, blackout µs, reach µs (max wait + largest window),
+/// sequence number, then per action its configured limit and the share this replica holds. A
+/// heartbeat that arrives after its not-after, or after a later one of the same replica, is
+/// refused unprocessed: `{0, now}`. Otherwise `{1, now, epoch, live replicas, the fleet's largest
+/// reach}`, then per action `{share, n}`, flattened.
+///
+/// A fleet entry is `beat,hold,stale,expire,reach,seq` (µs but the last) under `fleet:v2`: the
+/// keys carry the version, so replicas of an older release, whose entries read differently, keep
+/// to their own fleet hash instead of misreading these.
 pub const HEARTBEAT: &str = r#"
 local id = ARGV[1]
 local stale = tonumber(ARGV[3])
@@ -213,22 +222,29 @@ local not_after = tonumber(ARGV[9])
 if not_after > 0 and now > not_after then
   return {0, now}
 end
-local epoch = epoch_check(KEYS[2], tonumber(ARGV[10]), tonumber(ARGV[11]), now)
-local reach = tonumber(ARGV[12])
+local seq = tonumber(ARGV[13])
 local hold = 0
 local prev = redis.call('HGET', KEYS[1], id)
-if prev then hold = tonumber(string.match(prev, '^%d+,(%d+),')) or 0 end
+if prev then
+  local prev_hold, prev_seq = string.match(prev, '^%d+,(%d+),%d+,%d+,%d+,(%d+)$')
+  if prev_seq and tonumber(prev_seq) >= seq then
+    return {0, now}
+  end
+  hold = tonumber(prev_hold) or 0
+end
+local epoch = epoch_check(KEYS[2], tonumber(ARGV[10]), tonumber(ARGV[11]), now)
+local reach = tonumber(ARGV[12])
 if ARGV[2] ~= '' then
   local until_ = now + hold_for - tonumber(ARGV[2])
   if until_ > hold then hold = until_ end
 end
-redis.call('HSET', KEYS[1], id, string.format('%.0f,%.0f,%.0f,%.0f,%.0f', now, hold, stale, expire, reach))
+redis.call('HSET', KEYS[1], id, string.format('%.0f,%.0f,%.0f,%.0f,%.0f,%.0f', now, hold, stale, expire, reach, seq))
 local entries = redis.call('HGETALL', KEYS[1])
 local live = 0
 local fleet_reach = reach
 local gone = {}
 for i = 1, #entries, 2 do
-  local beat, _, _, their_expire, their_reach = string.match(entries[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+)$')
+  local beat, _, _, their_expire, their_reach = string.match(entries[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+),%d+$')
   beat = tonumber(beat)
   if beat == nil or now > beat + tonumber(their_expire) then
     redis.call('HDEL', KEYS[1], entries[i])
@@ -245,8 +261,8 @@ local actions = (#KEYS - 2) / 2
 for k = 1, actions do
   local shares = KEYS[2 * k + 1]
   local learn = KEYS[2 * k + 2]
-  local configured = tonumber(ARGV[11 + 2 * k])
-  local held = tonumber(ARGV[12 + 2 * k])
+  local configured = tonumber(ARGV[12 + 2 * k])
+  local held = tonumber(ARGV[13 + 2 * k])
   for _, g in ipairs(gone) do redis.call('HDEL', shares, g) end
   local h = redis.call('HMGET', learn, 'n', 'changed', 'evidence')
   local n = tonumber(h[1] or configured)
@@ -343,9 +359,23 @@ pub struct Beat<'a> {
     pub blackout: Duration,
     /// This replica's `max_wait + 1 s + guard ceiling`: how long its grants can count.
     pub reach: Duration,
+    /// Grows with every heartbeat of this replica: Redis refuses one older than the last it
+    /// processed (a heartbeat delayed in the network).
+    pub seq: u64,
     /// Per action: name, configured limit, share held.
     pub actions: &'a [(&'static str, u32, u32)],
     pub now_us: Option<u64>,
+}
+
+/// What Redis did with a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeatOutcome {
+    Processed(BeatAnswer),
+    /// Refused unprocessed (past its not-after, or older than one already processed); Redis's
+    /// clock then (µs).
+    Refused {
+        redis_now_us: u64,
+    },
 }
 
 /// What a processed heartbeat answered.
@@ -411,8 +441,8 @@ impl SharedQuotas {
         let keys = [
             self.key(&format!("log:{action}")),
             self.key(&format!("learn:{action}")),
-            self.key("fleet"),
-            self.key(&format!("shares:{action}")),
+            self.key("fleet:v2"),
+            self.key(&format!("shares:v2:{action}")),
             self.key(&format!("active:{action}")),
             self.key("epoch"),
         ];
@@ -491,12 +521,11 @@ impl SharedQuotas {
         Ok((verdict, n))
     }
 
-    /// Announces this replica. `Ok(None)`: Redis refused it unprocessed (it arrived after its
-    /// not-after).
-    pub async fn heartbeat(&self, beat: &Beat<'_>) -> Result<Option<BeatAnswer>, StoreError> {
-        let mut keys = vec![self.key("fleet"), self.key("epoch")];
+    /// Announces this replica.
+    pub async fn heartbeat(&self, beat: &Beat<'_>) -> Result<BeatOutcome, StoreError> {
+        let mut keys = vec![self.key("fleet:v2"), self.key("epoch")];
         for (action, _, _) in beat.actions {
-            keys.push(self.key(&format!("shares:{action}")));
+            keys.push(self.key(&format!("shares:v2:{action}")));
             keys.push(self.key(&format!("learn:{action}")));
         }
         let flat: Vec<u64> = self
@@ -522,7 +551,8 @@ impl SharedQuotas {
                     .arg(beat.not_after_us.unwrap_or(0))
                     .arg(beat.epoch)
                     .arg(micros(beat.blackout))
-                    .arg(micros(beat.reach));
+                    .arg(micros(beat.reach))
+                    .arg(beat.seq);
                 for (_, configured, held) in beat.actions {
                     invocation.arg(*configured).arg(*held);
                 }
@@ -530,14 +560,16 @@ impl SharedQuotas {
             })
             .await?;
         if flat.first() != Some(&1) || flat.len() < 5 {
-            return Ok(None);
+            return Ok(BeatOutcome::Refused {
+                redis_now_us: flat.get(1).copied().unwrap_or(0),
+            });
         }
         let per_action = flat[5..]
             .chunks(2)
             .filter(|c| c.len() == 2)
             .map(|c| (c[0] as u32, c[1] as u32))
             .collect();
-        Ok(Some(BeatAnswer {
+        Ok(BeatOutcome::Processed(BeatAnswer {
             redis_now_us: flat[1],
             epoch: flat[2],
             live: flat[3] as u32,
@@ -549,8 +581,8 @@ impl SharedQuotas {
     /// Removes this replica and its shares (a graceful shutdown gives its share back at once),
     /// unless it forwarded on its share recently (see [`LEAVE`]).
     pub async fn leave(&self, id: &str, actions: &[&'static str]) -> Result<(), StoreError> {
-        let mut keys = vec![self.key("fleet")];
-        keys.extend(actions.iter().map(|a| self.key(&format!("shares:{a}"))));
+        let mut keys = vec![self.key("fleet:v2")];
+        keys.extend(actions.iter().map(|a| self.key(&format!("shares:v2:{a}"))));
         let id = id.to_owned();
         self.link
             .run("heartbeat", |mut conn| async move {

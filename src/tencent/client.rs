@@ -203,6 +203,9 @@ pub fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, S
 }
 
 /// Signs and sends calls to one endpoint with one credential.
+/// How many slots one call may miss (and reserve again) before it is refused.
+const MAX_MISSED_SLOTS: u32 = 3;
+
 /// How often a call waiting to connect looks at the connection lead again.
 const LEAD_RECHECK: Duration = Duration::from_millis(100);
 
@@ -287,10 +290,26 @@ impl TencentClient {
         let mut quota_wait = Duration::ZERO;
         let mut retries = 0;
         context::record(|r| r.action = Some(A::NAME));
+        let mut missed = 0;
         loop {
             let conn = match self.depart::<A>(ctx, &mut quota_wait).await {
                 Ok(Some(ready)) => ready,
-                Ok(None) => continue,
+                // A slot missed is used up for the whole fleet: a call that keeps missing them
+                // (a Redis slower than its allowance, a host stalled) stops burning the quota.
+                Ok(None) if missed < MAX_MISSED_SLOTS => {
+                    missed += 1;
+                    continue;
+                }
+                Ok(None) => {
+                    self.metrics.quota_rejected(A::NAME);
+                    return Err(CallError::QuotaExceeded {
+                        action: A::NAME,
+                        exceeded: QuotaExceeded {
+                            limit: self.quotas.effective(A::NAME),
+                            retry_after: Duration::from_secs(1),
+                        },
+                    });
+                }
                 Err(error) => {
                     context::record(|r| r.code = Some(error.label().to_owned()));
                     if matches!(error, CallError::Transport { .. }) {
@@ -412,8 +431,11 @@ impl TencentClient {
         *quota_wait += ticket.waited;
         self.metrics.quota_wait(A::NAME, ticket.waited);
         let hold = ticket.not_before.saturating_duration_since(Instant::now());
-        let mut conn = match idle {
-            Some(conn) if self.wire.good_for(&conn, hold) => conn,
+        // How late the host wakes a call whose connection was ready before its slot teaches the
+        // slack; a connection that took longer than the lead does not (it is the path, not the
+        // host). A kept-alive connection taken before reserving was ready before the slot.
+        let (mut conn, ready_in_time) = match idle {
+            Some(conn) if self.wire.good_for(&conn, hold) => (conn, true),
             other => {
                 if let Some(conn) = other {
                     self.wire.checkin(conn);
@@ -428,12 +450,10 @@ impl TencentClient {
                     tokio::time::sleep_until(start.min(now + LEAD_RECHECK)).await;
                 }
                 let hold = ticket.not_before.saturating_duration_since(Instant::now());
-                self.wire.checkout(hold).await.map_err(not_sent)?
+                let conn = self.wire.checkout(hold).await.map_err(not_sent)?;
+                (conn, Instant::now() <= ticket.not_before)
             }
         };
-        // How late the host wakes a call whose connection was ready in time teaches the slack;
-        // a connection that took longer than the lead does not (it is the path, not the host).
-        let ready_in_time = Instant::now() <= ticket.not_before;
         tokio::time::sleep_until(ticket.not_before).await;
         let woke = Instant::now();
         let mut connected_in_time = ready_in_time;
@@ -446,7 +466,14 @@ impl TencentClient {
             .quotas
             .departed(&ticket, ready_in_time.then_some(woke), now)
         {
-            let reason = if connected_in_time { "wake" } else { "connect" };
+            let reason =
+                if ticket.not_before.saturating_duration_since(ticket.origin) > ticket.slack {
+                    "redis"
+                } else if connected_in_time {
+                    "wake"
+                } else {
+                    "connect"
+                };
             self.metrics.quota_late(A::NAME, reason);
             tracing::debug!(
                 late_ms = now.saturating_duration_since(ticket.origin).as_millis() as u64,

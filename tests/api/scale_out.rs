@@ -8,7 +8,7 @@ use partner_gateway::config::{Settings, StoreBackend};
 use partner_gateway::health::Health;
 use partner_gateway::metrics::Metrics;
 use partner_gateway::quota::learn::Learned;
-use partner_gateway::quota::shared::{Decision, ReserveArgs, SharedQuotas};
+use partner_gateway::quota::shared::{Beat, BeatOutcome, Decision, ReserveArgs, SharedQuotas};
 use partner_gateway::quota::{ReservationLog, Rule};
 use partner_gateway::redis_link::RedisLink;
 use partner_gateway::store::{PendingCredit, Record, RedisStore, Retention, Store, StoredResponse};
@@ -153,6 +153,165 @@ async fn shared_script_matches_the_pure_log() {
             assert_eq!(got, expected, "case {case} call {call}");
         }
     }
+}
+
+/// One reservation on a pinned Redis clock, as replica `id` with guard `guard_ms`.
+fn args(id: &str, guard_ms: u64, epoch: u64, now_us: u64) -> ReserveArgs<'_> {
+    ReserveArgs {
+        configured: 1,
+        guard_us: guard_ms * 1000,
+        rtt_lo_us: None,
+        max_wait: Duration::from_secs(5),
+        earliest: Duration::ZERO,
+        id,
+        epoch,
+        blackout: Duration::from_secs(12),
+        guard_cap: Duration::from_millis(250),
+        now_us: Some(now_us),
+    }
+}
+
+fn slot(decision: (Decision, u64)) -> u64 {
+    match decision.0 {
+        Decision::Admitted { slot_us, .. } => slot_us,
+        refused => panic!("refused: {refused:?}"),
+    }
+}
+
+/// The window of a reservation covers the guard of another replica whose calls may still arrive,
+/// and forgets it once they cannot.
+#[tokio::test]
+async fn the_window_covers_other_replicas_calls_in_flight_and_only_those() {
+    let redis = TestRedis::shared_or_private();
+    let shared = SharedQuotas::new(connected_link(&redis).await);
+    let t = 1_790_000_000_000_000u64;
+    // Replica "far" (guard 200 ms) takes the one slot of a quota of 1.
+    let far = slot(shared.reserve("W", args("far", 200, 0, t)).await.unwrap());
+    assert_eq!(far, t);
+    // Replica "near" (guard 10 ms) must be spaced a window of 1 s + 200 ms from it, not 10 ms.
+    let near = slot(
+        shared
+            .reserve("W", args("near", 10, 0, t + 1_000))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(near, far + 1_200_000);
+    // Long after "far"'s call can arrive, "near" is spaced by its own guard again.
+    let later = near + 5_000_000;
+    let next = slot(
+        shared
+            .reserve("W", args("near", 10, 0, later))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(next, later);
+    let after = slot(
+        shared
+            .reserve("W", args("near", 10, 0, later + 1))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after, later + 1_010_000);
+}
+
+/// A replica that names an epoch Redis no longer has (its data was lost) makes the fleet grant
+/// nothing for the blackout; a fresh fleet (no epoch known) starts at once.
+#[tokio::test]
+async fn a_redis_that_lost_its_data_grants_nothing_for_the_blackout() {
+    let redis = TestRedis::shared_or_private();
+    let shared = SharedQuotas::new(connected_link(&redis).await);
+    let t = 1_790_000_000_000_000u64;
+    let (decision, epoch) = shared.reserve("E", args("a", 10, 0, t)).await.unwrap();
+    assert!(matches!(decision, Decision::Admitted { wait_us: 0, .. }));
+    assert!(epoch > 0);
+    // The same replica later meets another Redis (the data is gone: a fresh prefix here).
+    let emptied = TestRedis::shared_or_private();
+    let shared = SharedQuotas::new(connected_link(&emptied).await);
+    let (decision, new_epoch) = shared
+        .reserve("E", args("a", 10, epoch, t + 1_000_000))
+        .await
+        .unwrap();
+    assert_ne!(new_epoch, epoch);
+    // Blackout 12 s, wait budget 5 s: refused, to come back when the blackout ends.
+    assert_eq!(
+        decision,
+        Decision::Refused {
+            retry_after_us: 7_000_000,
+            limit: 1
+        }
+    );
+    // Everyone gets the same answer, whatever epoch it knows, until the blackout is over.
+    let (decision, _) = shared
+        .reserve("E", args("b", 10, 0, t + 2_000_000))
+        .await
+        .unwrap();
+    assert!(matches!(decision, Decision::Refused { .. }), "{decision:?}");
+    let open = slot(
+        shared
+            .reserve("E", args("b", 10, new_epoch, t + 13_000_000))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(open, t + 13_000_000);
+}
+
+fn beat(seq: u64, not_after_us: Option<u64>, now_us: u64) -> Beat<'static> {
+    Beat {
+        id: "r",
+        fallback_age: None,
+        stale: Duration::from_secs(3),
+        expire: Duration::from_secs(40),
+        hold: Duration::from_secs(3),
+        probe: Duration::from_secs(30),
+        expected_replicas: 0,
+        not_after_us,
+        epoch: 0,
+        blackout: Duration::from_secs(33),
+        reach: Duration::from_millis(3_250),
+        seq,
+        actions: &[("H", 4, 0)],
+        now_us: Some(now_us),
+    }
+}
+
+/// A heartbeat that arrives after its not-after, or after a later one of the same replica (both:
+/// delayed in the network), is refused unprocessed, so it cannot make a replica that gave up on it
+/// look present.
+#[tokio::test]
+async fn late_or_overtaken_heartbeats_are_refused_unprocessed() {
+    let redis = TestRedis::shared_or_private();
+    let shared = SharedQuotas::new(connected_link(&redis).await);
+    let t = 1_790_000_000_000_000u64;
+    let processed = |o: &BeatOutcome| matches!(o, BeatOutcome::Processed(_));
+    assert!(processed(
+        &shared.heartbeat(&beat(2, None, t)).await.unwrap()
+    ));
+    assert_eq!(
+        shared.heartbeat(&beat(1, None, t + 10)).await.unwrap(),
+        BeatOutcome::Refused {
+            redis_now_us: t + 10
+        },
+        "overtaken by heartbeat 2"
+    );
+    assert_eq!(
+        shared
+            .heartbeat(&beat(3, Some(t + 19), t + 20))
+            .await
+            .unwrap(),
+        BeatOutcome::Refused {
+            redis_now_us: t + 20
+        },
+        "past its not-after"
+    );
+    let BeatOutcome::Processed(answer) = shared
+        .heartbeat(&beat(4, Some(t + 30), t + 30))
+        .await
+        .unwrap()
+    else {
+        panic!("heartbeat 4 is on time")
+    };
+    assert_eq!(answer.live, 1);
+    assert_eq!(answer.per_action, vec![(4, 4)]);
 }
 
 /// The fleet's learned quota is the pure one transcribed: random patterns of suffixes give the
@@ -311,6 +470,7 @@ async fn three_replicas_share_one_quota() {
     use_redis(&mut options.settings, &redis, 3);
     let credit_n = options.settings.quotas.credit_per_second as u64;
     let invite_n = options.settings.quotas.invitations_per_second as u64;
+    let ceiling = options.settings.quotas.guard_max_ms;
     let fleet: Vec<Arc<TestApp>> = spawn_fleet(3, options)
         .await
         .into_iter()
@@ -329,7 +489,7 @@ async fn three_replicas_share_one_quota() {
     }
     for (action, n) in [(CREDIT, credit_n), (INVITE, invite_n)] {
         let used = assert_within_quota(&fleet[0], action, n, "3 replicas");
-        assert_utilization(&fleet, action, used, "3 replicas").await;
+        assert_utilization(&fleet, action, used, ceiling, "3 replicas").await;
     }
 }
 
@@ -424,8 +584,8 @@ async fn losing_redis_degrades_and_recovery_needs_no_restart() {
 
     // Redis comes back empty (this one keeps nothing on disk): it has forgotten the slots and
     // shares of the fleet. The gateway notices (the fleet's epoch is gone) and grants nothing
-    // until its own fallback calls and any forgotten slot can no longer count, then serves
-    // from the shared quota again.
+    // until any replica still cut off has reached the end of its lease and its calls, like every
+    // forgotten slot, no longer count; then it serves from the shared quota again.
     redis.start();
     wait_readiness(&app, "recovered", |status, body| {
         status == 200 && body.get("degraded").is_none() && body["checks"]["store"] == "ok"
@@ -444,8 +604,9 @@ async fn losing_redis_degrades_and_recovery_needs_no_restart() {
         }
         assert_eq!(reply.problem_type(), "/problems/quota-exceeded");
         waited_out += 1;
+        // The blackout: the partition lease (10 s here) and the reach of a grant (1.75 s).
         assert!(
-            back.elapsed() < Duration::from_secs(10),
+            back.elapsed() < Duration::from_secs(15),
             "the new epoch never opened"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
