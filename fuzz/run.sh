@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for target in request_bodies domain upstream_answer; do
+for target in request_bodies domain upstream_answer http_surface; do
   mkdir -p "corpus/$target"
   echo "== $target for $SECS s"
   cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \

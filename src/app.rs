@@ -98,6 +98,7 @@ pub fn build(
         ),
     ];
     let health = Arc::new(Health::default());
+    health.expect_actions(limits.len());
     let metrics = Arc::new(Metrics::new());
     let memory = Arc::new(MemoryStore::new(
         clock.clone(),
@@ -196,7 +197,8 @@ pub fn build(
 }
 
 /// Every layer, outermost first: request context (id, deadline) → access log and metrics →
-/// sensitive headers → CORS → compression → outer timeout → panic catcher → body limit.
+/// standard methods only → sensitive headers → CORS → compression → outer timeout → panic
+/// catcher → body limit.
 pub fn middleware_stack(router: Router, state: &AppState) -> Router {
     let server = &state.settings.server;
     let request_timeout = ms(server.request_timeout_ms);
@@ -220,6 +222,7 @@ pub fn middleware_stack(router: Router, state: &AppState) -> Router {
     router
         .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+        .layer(middleware::from_fn(standard_methods_only))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             let ctx = RequestContext::new(
@@ -228,6 +231,19 @@ pub fn middleware_stack(router: Router, state: &AppState) -> Router {
             );
             context::scope(ctx, request, next)
         }))
+}
+
+/// A method no route serves and no standard names (`PURGE`, or a kilobyte of letters) gets 405
+/// before anything else reads the request; its metrics label is `_OTHER`.
+async fn standard_methods_only(request: Request, next: Next) -> Response {
+    if crate::metrics::method_label(request.method().as_str()) == "_OTHER" {
+        return ApiError::new(
+            ProblemType::MethodNotAllowed,
+            "this method is not one the gateway serves",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// CORS for web frontends: only the configured origins; none by default.
@@ -336,6 +352,12 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
 }
 
 impl App {
+    /// The router with every layer, for driving the gateway in-process (the HTTP-surface fuzz
+    /// target); serving goes through [`App::run_until_stopped`].
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     /// Serves `listener` until `shutdown` resolves, then drains: readiness turns 503 at once;
     /// after SIGTERM the listener stays open `server.shutdown_delay_ms` so load balancers notice;
     /// in-flight calls then get `server.shutdown_grace_ms` to finish.
@@ -358,8 +380,7 @@ impl App {
             ));
         }
         let quotas = self.state.tencent.quotas().clone();
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
+        let stop = async move {
             let how = shutdown.await;
             health.set_shutting_down();
             tracing::info!(?how, "shutting down: readiness now reports 503");
@@ -367,31 +388,32 @@ impl App {
                 tokio::time::sleep(ms(settings.server.shutdown_delay_ms)).await;
             }
             tracing::info!("no longer accepting connections; draining in-flight requests");
-            let _ = stopping_tx.send(());
         };
-        let grace = ms(self.state.settings.server.shutdown_grace_ms);
-        let serve = axum::serve(listener, self.router).with_graceful_shutdown(signal);
-        let deadline = async move {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
+        let server = &self.state.settings.server;
+        let limits = crate::serve::Limits {
+            header: ms(server.header_timeout_ms),
+            idle: ms(server.idle_timeout_ms),
+            max_connections: server.max_connections,
         };
+        let grace = ms(server.shutdown_grace_ms);
         self.state.auth.warm_up().await;
+        // After the first load, so its schedule starts from it (and from its max-age).
+        background.push(tokio::spawn(self.state.auth.clone().run_jwks_refresher()));
         self.state.health.set_started();
-        let result = tokio::select! {
-            result = serve.into_future() => result,
-            () = deadline => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; abandoning in-flight requests");
-                Ok(())
-            }
-        };
+        crate::serve::serve(
+            listener,
+            self.router,
+            limits,
+            self.state.metrics.clone(),
+            stop,
+            grace,
+        )
+        .await;
         for task in background {
             task.abort();
         }
         quotas.leave().await;
-        result
+        Ok(())
     }
 }
 

@@ -181,6 +181,10 @@ pub struct JwtSettings {
     pub leeway_s: u64,
     /// Least time between two JWKS refreshes caused by unknown `kid`s.
     pub min_refresh_ms: u64,
+    /// How often the JWKS is fetched again (sooner when its answer's `max-age` says so).
+    pub refresh_interval_s: u64,
+    /// How long the last good JWKS is trusted while refreshes fail; then tokens get 401.
+    pub max_stale_s: u64,
 }
 
 impl Default for JwtSettings {
@@ -194,6 +198,8 @@ impl Default for JwtSettings {
             caller_claim: "sub".into(),
             leeway_s: 30,
             min_refresh_ms: 10_000,
+            refresh_interval_s: 300,
+            max_stale_s: 3_600,
         }
     }
 }
@@ -214,6 +220,14 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     /// Origins (`scheme://host[:port]`) web frontends may call from; none by default.
     pub cors_allowed_origins: Vec<String>,
+    /// How long a client may take to send a request's head (request line and headers), from
+    /// the connection's opening or the first byte of its next request.
+    pub header_timeout_ms: u64,
+    /// How long a kept-alive connection may stay without a request; above a load balancer's own
+    /// idle timeout (commonly 60 s).
+    pub idle_timeout_ms: u64,
+    /// Most connections open at once; one more is closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -225,6 +239,9 @@ impl Default for ServerSettings {
             shutdown_delay_ms: 5_000,
             shutdown_grace_ms: 20_000,
             cors_allowed_origins: Vec::new(),
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -501,6 +518,11 @@ impl Settings {
             ));
         }
         positive("server.request_timeout_ms", self.server.request_timeout_ms)?;
+        positive("server.header_timeout_ms", self.server.header_timeout_ms)?;
+        positive("server.idle_timeout_ms", self.server.idle_timeout_ms)?;
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
         for origin in &self.server.cors_allowed_origins {
             let parsed = url::Url::parse(origin).ok().filter(|u| {
                 matches!(u.scheme(), "http" | "https")
@@ -750,6 +772,13 @@ impl Settings {
             }
             if jwt.issuer.is_empty() {
                 return Err(invalid("auth.jwt.issuer", "must be set"));
+            }
+            positive("auth.jwt.refresh_interval_s", jwt.refresh_interval_s)?;
+            if jwt.max_stale_s < jwt.refresh_interval_s {
+                return Err(invalid(
+                    "auth.jwt.max_stale_s",
+                    "must be at least auth.jwt.refresh_interval_s",
+                ));
             }
             if jwt.audience.is_empty() {
                 return Err(invalid("auth.jwt.audience", "must be set"));

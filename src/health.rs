@@ -1,6 +1,11 @@
 //! Readiness: the checks `/readyz` reports, shared by the parts of the gateway that can fail them.
 //!
 //! Missing credentials are not a readiness state: the gateway refuses to start without them.
+//!
+//! Readiness means "can serve". Tencent rejecting the credentials themselves (a wrong or expired
+//! key: `AuthFailure.SignatureFailure`, `SecretIdNotFound`, …) takes the replica out. A missing
+//! permission for one action (`AuthFailure.UnauthorizedOperation`: the CAM policy lacks it) only
+//! marks that action degraded, since the others still work, unless every action is refused.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,8 +17,12 @@ pub struct Health {
     /// Set once the server is accepting requests; until then readiness reports "starting".
     started: AtomicBool,
     shutting_down: AtomicBool,
-    /// The last `AuthFailure*` code Tencent answered, until a call succeeds again.
+    /// The last credential-wide `AuthFailure*` code Tencent answered, until a call succeeds again.
     upstream_auth: Mutex<Option<String>>,
+    /// Actions Tencent refused for want of a permission, until one of their calls succeeds.
+    denied: Mutex<BTreeMap<&'static str, String>>,
+    /// How many actions the gateway calls: all of them denied means unready.
+    actions: std::sync::atomic::AtomicUsize,
     store: Mutex<StoreState>,
 }
 
@@ -58,18 +67,49 @@ impl Health {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    /// Tencent rejected the gateway's credentials.
-    pub fn report_auth_failure(&self, code: &str) {
-        *self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.to_owned());
+    /// The gateway calls `count` actions (a replica denied all of them cannot serve).
+    pub fn expect_actions(&self, count: usize) {
+        self.actions.store(count, Ordering::SeqCst);
     }
 
-    /// Tencent accepted the credentials (any answer that is not `AuthFailure*`).
-    pub fn report_auth_ok(&self) {
+    /// Tencent answered `action` with `AuthFailure*` `code`. Returns whether it is a missing
+    /// permission for that action alone (the action is degraded) rather than rejected
+    /// credentials (the replica is unready).
+    pub fn report_auth_failure(&self, action: &'static str, code: &str) -> bool {
+        if code == "AuthFailure.UnauthorizedOperation" {
+            self.denied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(action, code.to_owned());
+            true
+        } else {
+            *self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.to_owned());
+            false
+        }
+    }
+
+    /// Tencent accepted the credentials for `action` (any answer that is not `AuthFailure*`).
+    pub fn report_auth_ok(&self, action: &'static str) {
         let mut state = self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner());
         if state.is_some() {
             tracing::info!("Tencent accepts the gateway's credentials again");
             *state = None;
         }
+        drop(state);
+        let mut denied = self.denied.lock().unwrap_or_else(|e| e.into_inner());
+        if denied.remove(action).is_some() {
+            tracing::info!(action, "Tencent allows this action again");
+        }
+    }
+
+    /// The actions Tencent refuses for want of a permission.
+    pub fn denied_actions(&self) -> Vec<&'static str> {
+        self.denied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 
     pub fn report_store(&self, state: StoreState) {
@@ -112,12 +152,33 @@ impl Health {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let denied = self.denied_actions();
+        let actions = self.actions.load(Ordering::SeqCst);
+        let all_denied = actions > 0 && denied.len() >= actions;
         checks.insert(
             "upstream_auth",
-            auth.map(|code| format!("Tencent rejected the credentials: {code}"))
-                .unwrap_or_else(|| "ok".into()),
+            match auth {
+                Some(code) => format!("Tencent rejected the credentials: {code}"),
+                None if all_denied => {
+                    "Tencent refuses every action: the CAM policy grants none of them".into()
+                }
+                None => "ok".into(),
+            },
         );
         let mut degraded = BTreeMap::new();
+        if !denied.is_empty() && !all_denied {
+            degraded.insert(
+                "upstream_permissions",
+                format!(
+                    "Tencent refuses {} (AuthFailure.UnauthorizedOperation): grant them in the CAM policy; the other actions work",
+                    denied
+                        .iter()
+                        .map(|a| format!("intlpartnersmgt:{a}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
         match self.store_state() {
             StoreState::Local => {}
             StoreState::Up => {
@@ -147,6 +208,33 @@ impl Health {
 mod tests {
     use super::*;
 
+    /// One missing permission degrades one action; a replica denied every action is unready.
+    #[test]
+    fn a_missing_permission_degrades_its_action_only() {
+        let health = Health::default();
+        health.set_started();
+        health.expect_actions(2);
+        assert!(health.report_auth_failure(
+            "QueryCreditAllocationHistory",
+            "AuthFailure.UnauthorizedOperation"
+        ));
+        let r = health.readiness();
+        assert!(r.is_ready(), "{r:?}");
+        assert!(
+            r.degraded["upstream_permissions"]
+                .contains("intlpartnersmgt:QueryCreditAllocationHistory")
+        );
+        assert!(health.report_auth_failure(
+            "AllocateCustomerCredit",
+            "AuthFailure.UnauthorizedOperation"
+        ));
+        assert!(!health.readiness().is_ready());
+        health.report_auth_ok("AllocateCustomerCredit");
+        assert!(health.readiness().is_ready());
+        health.report_auth_ok("QueryCreditAllocationHistory");
+        assert!(health.readiness().degraded.is_empty());
+    }
+
     #[test]
     fn readiness_follows_the_lifecycle() {
         let health = Health::default();
@@ -155,11 +243,11 @@ mod tests {
         assert_eq!(r.checks["startup"], "starting");
         health.set_started();
         assert!(health.readiness().is_ready());
-        health.report_auth_failure("AuthFailure.SecretIdNotFound");
+        health.report_auth_failure("A", "AuthFailure.SecretIdNotFound");
         let r = health.readiness();
         assert!(!r.is_ready());
         assert!(r.checks["upstream_auth"].contains("AuthFailure.SecretIdNotFound"));
-        health.report_auth_ok();
+        health.report_auth_ok("B");
         assert!(health.readiness().is_ready());
         health.report_store(StoreState::Connecting);
         assert_eq!(health.readiness().checks["store"], "connecting to Redis");

@@ -12,6 +12,7 @@
 //! | [`config`] | typed settings (files + `GATEWAY__…` variables) and credentials |
 //! | [`env`] | every environment variable name |
 //! | [`app`] | router, middleware, graceful shutdown |
+//! | [`serve`] | the accept loop: header and idle timeouts, the connection cap, draining |
 //! | [`routes`] | one module per resource |
 //! | [`auth`] | API keys, JWTs, scopes, per-caller rates |
 //! | [`audit`] | the audit record of every credit allocation |
@@ -46,6 +47,7 @@ pub mod quota;
 pub mod redis_link;
 pub mod routes;
 pub mod sandbox;
+pub mod serve;
 pub mod store;
 pub mod telemetry;
 pub mod tencent;

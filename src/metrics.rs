@@ -6,9 +6,9 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `http_server_request_duration_seconds` | histogram | `http_route`, `http_request_method`, `http_response_status_code` |
+//! | `http_server_request_duration_seconds` | histogram | `http_route` (a template, or `unmatched`), `http_request_method` (a standard method or `_OTHER`), `http_response_status_code` |
 //! | `http_server_active_requests` | gauge | – |
-//! | `http_client_request_duration_seconds` (calls to Tencent) | histogram | `tencent_action`, `outcome`, `tencent_code` |
+//! | `http_client_request_duration_seconds` (calls to Tencent) | histogram | `tencent_action`, `outcome`, `tencent_code` (a documented code or `other`) |
 //! | `gateway_quota_wait_seconds` | histogram | `tencent_action` |
 //! | `gateway_quota_rejections_total` | counter | `tencent_action` |
 //! | `gateway_quota_configured` | gauge | `tencent_action` (calls per second, from the configuration) |
@@ -27,6 +27,12 @@
 //! | `gateway_idempotency_capacity` | gauge | – (memory store: `idempotency.max_entries`) |
 //! | `gateway_idempotency_evictions_total` | counter | – (completed invitation records dropped to make room) |
 //! | `gateway_invitation_cooldowns_total` | counter | `source` (`gateway`: refused here, `upstream`: Tencent's SendMailLimit180) |
+//! | `gateway_connections_open` | gauge | – (client connections open now) |
+//! | `gateway_connections_rejected_total` | counter | – (connections over `server.max_connections`, closed at once) |
+//! | `gateway_connections_timed_out_total` | counter | `limit` (`header`, `idle`): connections closed by their clock |
+//! | `gateway_upstream_action_denied` | gauge | `tencent_action` (1 while Tencent refuses it: `AuthFailure.UnauthorizedOperation`, a permission missing from the CAM policy) |
+//! | `gateway_jwks_refresh_failures_total` | counter | – (JWT: JWKS refreshes that failed) |
+//! | `gateway_jwks_age_seconds` | gauge | – (JWT: age of the key set in use) |
 //! | `gateway_build_info` | gauge (1) | `version` |
 
 use std::time::Duration;
@@ -69,6 +75,12 @@ pub const QUOTA_GUARD: &str = "gateway_quota_guard_seconds";
 pub const QUOTA_LATE: &str = "gateway_quota_late_departures_total";
 pub const QUOTA_SHARE: &str = "gateway_quota_share";
 pub const FLEET_REPLICAS: &str = "gateway_fleet_replicas";
+pub const ACTION_DENIED: &str = "gateway_upstream_action_denied";
+pub const JWKS_FAILURES: &str = "gateway_jwks_refresh_failures_total";
+pub const JWKS_AGE: &str = "gateway_jwks_age_seconds";
+pub const CONNECTIONS_OPEN: &str = "gateway_connections_open";
+pub const CONNECTIONS_REJECTED: &str = "gateway_connections_rejected_total";
+pub const CONNECTIONS_TIMED_OUT: &str = "gateway_connections_timed_out_total";
 
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -197,6 +209,21 @@ impl Metrics {
             text("Slots given up because the call could not leave within the departure slack."),
         );
         r.describe_gauge(
+            CONNECTIONS_OPEN.into(),
+            None,
+            text("Client connections open now."),
+        );
+        r.describe_counter(
+            CONNECTIONS_REJECTED.into(),
+            None,
+            text("Client connections over server.max_connections, closed at once."),
+        );
+        r.describe_counter(
+            CONNECTIONS_TIMED_OUT.into(),
+            None,
+            text("Client connections closed because the request head or the idle time took too long."),
+        );
+        r.describe_gauge(
             BUILD_INFO.into(),
             None,
             text("Always 1; the version label says which build runs."),
@@ -229,26 +256,71 @@ impl Metrics {
     pub fn http_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
         let pairs = [
             ("http_route", route.to_owned()),
-            ("http_request_method", method.to_owned()),
+            ("http_request_method", method_label(method).to_owned()),
             ("http_response_status_code", status.to_string()),
         ];
         self.observe(HTTP_SERVER_DURATION, &pairs, duration);
     }
 
+    /// 1 while Tencent refuses `action` for want of a permission (the action is degraded).
+    pub fn action_denied(&self, action: &'static str, denied: bool) {
+        self.recorder
+            .register_gauge(
+                &Key::from_parts(
+                    ACTION_DENIED,
+                    labels(&[("tencent_action", action.to_owned())]),
+                ),
+                &METADATA,
+            )
+            .set(if denied { 1.0 } else { 0.0 });
+    }
+
+    /// The JWKS in use: its age in seconds (`None`: never fetched) and the refreshes that failed.
+    pub fn jwks(&self, age_s: Option<f64>, failures: u64) {
+        self.recorder
+            .register_counter(&Key::from_name(JWKS_FAILURES), &METADATA)
+            .absolute(failures);
+        if let Some(age) = age_s {
+            self.recorder
+                .register_gauge(&Key::from_name(JWKS_AGE), &METADATA)
+                .set(age);
+        }
+    }
+
+    /// Counts an open client connection until the returned guard drops.
+    pub fn connection_opened(&self) -> GaugeGuard {
+        let gauge = self
+            .recorder
+            .register_gauge(&Key::from_name(CONNECTIONS_OPEN), &METADATA);
+        gauge.increment(1.0);
+        GaugeGuard(gauge)
+    }
+
+    /// A connection over `server.max_connections`, closed at once.
+    pub fn connection_rejected(&self) {
+        self.count(CONNECTIONS_REJECTED, &[]);
+    }
+
+    /// A connection closed because its `limit` (`header`, `idle`) ran out.
+    pub fn connection_timed_out(&self, limit: &'static str) {
+        self.count(CONNECTIONS_TIMED_OUT, &[("limit", limit.to_owned())]);
+    }
+
     /// Counts a request in flight until the returned guard drops.
-    pub fn active_request(&self) -> ActiveRequest {
+    pub fn active_request(&self) -> GaugeGuard {
         let gauge = self
             .recorder
             .register_gauge(&Key::from_name(HTTP_SERVER_ACTIVE), &METADATA);
         gauge.increment(1.0);
-        ActiveRequest(gauge)
+        GaugeGuard(gauge)
     }
 
+    /// `code` comes from a closed set ([`crate::tencent::error::code_label`]).
     pub fn upstream_call(
         &self,
         action: &'static str,
         outcome: &'static str,
-        code: &str,
+        code: &'static str,
         duration: Duration,
     ) {
         let pairs = [
@@ -267,7 +339,7 @@ impl Metrics {
         self.count(QUOTA_REJECTIONS, &[("tencent_action", action.to_owned())]);
     }
 
-    pub fn upstream_retry(&self, action: &'static str, reason: &str) {
+    pub fn upstream_retry(&self, action: &'static str, reason: &'static str) {
         self.count(
             UPSTREAM_RETRIES,
             &[
@@ -396,10 +468,25 @@ impl Metrics {
     }
 }
 
-/// Decrements `http_server_active_requests` when dropped.
-pub struct ActiveRequest(metrics::Gauge);
+/// The HTTP methods a label may name, as the OpenTelemetry HTTP conventions list them; any
+/// other method is `_OTHER`.
+const METHODS: [&str; 9] = [
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
+];
 
-impl Drop for ActiveRequest {
+/// `method` as a metric label: itself when standard, `_OTHER` otherwise.
+pub fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("_OTHER")
+}
+
+/// Decrements its gauge (open connections, active requests) when dropped.
+pub struct GaugeGuard(metrics::Gauge);
+
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.decrement(1.0);
     }

@@ -1,10 +1,19 @@
 //! JWT bearer tokens (RS256, ES256) checked against a JWKS from a file or an HTTPS URL.
 //!
-//! Keys are cached by `kid`. A token signed with an unknown `kid` triggers a refresh (at most one
-//! per `min_refresh_ms`), so a key the identity provider adds is accepted without a restart.
+//! Keys are cached by `kid`, and the whole set has a lifetime:
+//! - it is fetched again every `auth.jwt.refresh_interval_s`, or sooner when the JWKS answer's
+//!   `Cache-Control: max-age` says so, so a key the identity provider removed stops working at the
+//!   next refresh, and one it added works at once;
+//! - a token signed with an unknown `kid` also triggers a refresh (at most one per
+//!   `min_refresh_ms`);
+//! - a refresh that fails keeps the last good set, for at most `auth.jwt.max_stale_s` after it
+//!   was fetched; past that every token is refused (401): the gateway fails closed rather than
+//!   trust keys that may have been revoked meanwhile. Failures and the set's age are in
+//!   `/metrics`, and `/readyz` lists the stale set under `degraded` (API keys still work).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
@@ -32,6 +41,20 @@ pub struct JwtVerifier {
     keys: RwLock<HashMap<String, Key>>,
     /// Serialises refreshes and remembers when the last one finished.
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// When the current set was fetched, and the `max-age` its answer gave, if any.
+    fetched: RwLock<Option<(Instant, Option<Duration>)>>,
+    /// Refreshes that failed since the start.
+    failures: AtomicU64,
+}
+
+/// The state of the key set, for `/metrics` and `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JwksState {
+    /// Seconds since the set was fetched (`None`: never).
+    pub age_s: Option<f64>,
+    pub failures: u64,
+    /// Past `auth.jwt.max_stale_s`: every token is refused.
+    pub expired: bool,
 }
 
 impl JwtVerifier {
@@ -44,7 +67,43 @@ impl JwtVerifier {
                 .build()?,
             keys: RwLock::new(HashMap::new()),
             last_refresh: tokio::sync::Mutex::new(None),
+            fetched: RwLock::new(None),
+            failures: AtomicU64::new(0),
         })
+    }
+
+    /// How old the key set is, how many refreshes failed, whether it has expired.
+    pub fn state(&self) -> JwksState {
+        let fetched = *self.fetched.read().unwrap_or_else(|e| e.into_inner());
+        let age = fetched.map(|(at, _)| at.elapsed());
+        JwksState {
+            age_s: age.map(|a| a.as_secs_f64()),
+            failures: self.failures.load(Ordering::Relaxed),
+            expired: age.is_some_and(|a| a > Duration::from_secs(self.settings.max_stale_s)),
+        }
+    }
+
+    /// How long until the next scheduled refresh: the interval, or the answer's `max-age` when
+    /// shorter (at least a second).
+    pub fn next_refresh(&self) -> Duration {
+        let interval = Duration::from_secs(self.settings.refresh_interval_s);
+        let max_age = self
+            .fetched
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .and_then(|(_, max_age)| max_age);
+        match max_age {
+            Some(age) => age.clamp(Duration::from_secs(1), interval),
+            None => interval,
+        }
+    }
+
+    /// Refreshes the key set on its schedule, forever.
+    pub async fn run_refresher(&self) {
+        loop {
+            tokio::time::sleep(self.next_refresh()).await;
+            self.refresh().await;
+        }
     }
 
     fn key(&self, kid: &str) -> Option<Key> {
@@ -55,21 +114,22 @@ impl JwtVerifier {
             .cloned()
     }
 
-    async fn fetch(&self) -> anyhow::Result<JwkSet> {
-        let body = match (&self.settings.jwks_file, &self.settings.jwks_url) {
-            (Some(path), _) => tokio::fs::read(path).await?,
-            (None, Some(url)) => self
-                .http
-                .get(url)
-                .send()
-                .await?
-                .error_for_status()?
-                .bytes()
-                .await?
-                .to_vec(),
+    /// The set, and the `max-age` of its answer (URLs only).
+    async fn fetch(&self) -> anyhow::Result<(JwkSet, Option<Duration>)> {
+        let (body, max_age) = match (&self.settings.jwks_file, &self.settings.jwks_url) {
+            (Some(path), _) => (tokio::fs::read(path).await?, None),
+            (None, Some(url)) => {
+                let response = self.http.get(url).send().await?.error_for_status()?;
+                let max_age = response
+                    .headers()
+                    .get(http::header::CACHE_CONTROL)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(max_age);
+                (response.bytes().await?.to_vec(), max_age)
+            }
             (None, None) => anyhow::bail!("no JWKS source configured"),
         };
-        Ok(serde_json::from_slice(&body)?)
+        Ok((serde_json::from_slice(&body)?, max_age))
     }
 
     /// Reloads the JWKS now; on failure the cached keys stay.
@@ -81,7 +141,7 @@ impl JwtVerifier {
 
     async fn reload(&self) {
         match self.fetch().await {
-            Ok(set) => {
+            Ok((set, max_age)) => {
                 let keys: HashMap<String, Key> = set
                     .keys
                     .iter()
@@ -104,8 +164,13 @@ impl JwtVerifier {
                     .collect();
                 tracing::info!(keys = keys.len(), "JWKS loaded");
                 *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+                *self.fetched.write().unwrap_or_else(|e| e.into_inner()) =
+                    Some((Instant::now(), max_age));
             }
-            Err(e) => tracing::warn!(error = %e, "cannot load the JWKS; keeping the cached keys"),
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot load the JWKS; keeping the cached keys until they are auth.jwt.max_stale_s old");
+            }
         }
     }
 
@@ -133,6 +198,11 @@ impl JwtVerifier {
         let kid = header
             .kid
             .ok_or_else(|| invalid("the token names no key (kid)"))?;
+        if self.state().expired {
+            return Err(invalid(
+                "the gateway could not refresh the identity provider's keys for too long",
+            ));
+        }
         let key = match self.key(&kid) {
             Some(key) => key,
             None => {
@@ -187,6 +257,22 @@ impl JwtVerifier {
     }
 }
 
+/// `max-age` of a `Cache-Control` value, when present and sane.
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("max-age") {
+            return None;
+        }
+        value
+            .trim()
+            .trim_matches('"')
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
+    })
+}
+
 /// `jwt:ISSUER#SUBJECT`, or `jwt:sha256:HEX` of it when longer than 200 characters: never cut,
 /// so two long subjects cannot collide.
 pub fn jwt_caller_id(issuer: &str, subject: &str) -> String {
@@ -204,7 +290,19 @@ pub fn jwt_caller_id(issuer: &str, subject: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{jwt_caller_id, looks_like_jwt};
+    use super::{jwt_caller_id, looks_like_jwt, max_age};
+    use std::time::Duration;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=60"), Some(Duration::from_secs(60)));
+        assert_eq!(
+            max_age("Max-Age=\"5\", must-revalidate"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(max_age("no-cache"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+    }
 
     #[test]
     fn jwt_ids_are_namespaced_and_never_cut() {

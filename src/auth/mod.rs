@@ -161,6 +161,34 @@ impl Authenticator {
         })
     }
 
+    /// With JWTs: refreshes the JWKS on its schedule, forever.
+    pub async fn run_jwks_refresher(self: std::sync::Arc<Self>) {
+        if let Some(jwt) = &self.jwt {
+            jwt.run_refresher().await;
+        }
+    }
+
+    /// With JWTs: the key set's age and refresh failures.
+    pub fn jwks_state(&self) -> Option<jwt::JwksState> {
+        self.jwt.as_ref().map(jwt::JwtVerifier::state)
+    }
+
+    /// With JWTs whose last refreshes failed, what `/readyz` lists under `degraded`.
+    pub fn jwks_note(&self) -> Option<String> {
+        let jwt = self.jwt.as_ref()?;
+        let state = jwt.state();
+        match state.age_s {
+            None => Some("the JWKS could not be fetched yet: tokens are refused".into()),
+            Some(age) if state.expired => Some(format!(
+                "the JWKS could not be refreshed for {age:.0} s (over auth.jwt.max_stale_s): tokens are refused, API keys work"
+            )),
+            Some(age) if age > jwt.next_refresh().as_secs_f64() + 5.0 => Some(format!(
+                "the JWKS could not be refreshed for {age:.0} s: the last good keys are used until auth.jwt.max_stale_s"
+            )),
+            Some(_) => None,
+        }
+    }
+
     /// Loads the JWKS ahead of the first token (a failure is logged; tokens retry it).
     pub async fn warm_up(&self) {
         if let Some(jwt) = &self.jwt {

@@ -75,8 +75,10 @@ pub struct CreditRequest {
     /// Negative takes credit back (available credit never goes below 0).
     #[schema(value_type = f64, example = 100.5)]
     pub amount: Box<RawValue>,
-    /// Stored with the allocation in Tencent's history; at most 256 characters, no control
-    /// characters, and not containing `[pgw:` (the gateway's own marker).
+    /// Stored with the allocation in Tencent's history, NFC-normalised: at most 256 characters,
+    /// no control characters, no invisible formatting characters (bidirectional controls, line
+    /// separators, zero-width spaces and the like), and not containing `[pgw:` (the gateway's own
+    /// marker).
     #[serde(default)]
     #[schema(max_length = 256, example = "Q3 top-up")]
     pub remark: Option<String>,

@@ -32,7 +32,10 @@ pub async fn livez() -> Response {
     )
 )]
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    let readiness = app.health.readiness();
+    let mut readiness = app.health.readiness();
+    if let Some(note) = app.auth.jwks_note() {
+        readiness.degraded.insert("jwks", note);
+    }
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {

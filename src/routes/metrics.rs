@@ -24,6 +24,9 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         app.metrics.store_fill(records, capacity);
     }
     app.tencent.quotas().export();
+    if let Some(jwks) = app.auth.jwks_state() {
+        app.metrics.jwks(jwks.age_s, jwks.failures);
+    }
     (
         [(
             header::CONTENT_TYPE,

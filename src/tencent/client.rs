@@ -142,7 +142,21 @@ impl CallError {
         }
     }
 
-    /// A short label for logs and metrics: Tencent's code, or the kind of failure.
+    /// [`CallError::label`] from a closed set, for metrics: undocumented codes are `other`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Upstream(e) => super::error::code_label(&e.code),
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::Timeout { .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Status { .. } => "http_status",
+            Self::Unparsable { .. } => "unparsable",
+            Self::DeadlineExceeded => "deadline",
+            Self::QuotaUnavailable { .. } => "quota_unavailable",
+        }
+    }
+
+    /// A short label for logs: Tencent's code, or the kind of failure.
     pub fn label(&self) -> &str {
         match self {
             Self::QuotaExceeded { .. } => "quota_exceeded",
@@ -320,7 +334,7 @@ impl TencentClient {
                         let backoff = self.backoff_for(retries);
                         if Instant::now() + backoff < ctx.deadline {
                             retries += 1;
-                            self.metrics.upstream_retry(A::NAME, error.label());
+                            self.metrics.upstream_retry(A::NAME, error.metric_label());
                             tokio::time::sleep(backoff).await;
                             continue;
                         }
@@ -385,7 +399,7 @@ impl TencentClient {
                         return Err(error);
                     }
                     retries += 1;
-                    self.metrics.upstream_retry(A::NAME, error.label());
+                    self.metrics.upstream_retry(A::NAME, error.metric_label());
                     tracing::warn!(
                         code = error.label(),
                         retry = retries,
@@ -522,7 +536,12 @@ impl TencentClient {
             Err(CallError::Upstream(e)) => ("error", e.code.as_str(), e.request_id.as_deref()),
             Err(other) => (other.outcome(), other.label(), None),
         };
-        self.metrics.upstream_call(action, outcome, code, elapsed);
+        let code_label = match result {
+            Ok(_) => "",
+            Err(error) => error.metric_label(),
+        };
+        self.metrics
+            .upstream_call(action, outcome, code_label, elapsed);
         context::record(|r| {
             r.in_flight = false;
             r.code = (!code.is_empty()).then(|| code.to_owned());
@@ -531,7 +550,8 @@ impl TencentClient {
         let request_id = request_id.unwrap_or("");
         match result {
             Ok(_) => {
-                self.health.report_auth_ok();
+                self.health.report_auth_ok(action);
+                self.metrics.action_denied(action, false);
                 tracing::info!(
                     action,
                     tencent_request_id = request_id,
@@ -541,17 +561,28 @@ impl TencentClient {
                 );
             }
             Err(CallError::Upstream(e)) if e.class() == ErrorClass::AuthFailure => {
-                self.health.report_auth_failure(&e.code);
-                tracing::error!(
-                    action,
-                    code,
-                    tencent_request_id = request_id,
-                    latency_ms,
-                    "Tencent rejected the gateway's credentials; readiness is now failing"
-                );
+                if self.health.report_auth_failure(action, &e.code) {
+                    self.metrics.action_denied(action, true);
+                    tracing::error!(
+                        action,
+                        code,
+                        tencent_request_id = request_id,
+                        permission = format!("intlpartnersmgt:{action}"),
+                        "Tencent refuses this action: the CAM policy of the gateway's credentials lacks the permission; the action is degraded, the others work"
+                    );
+                } else {
+                    tracing::error!(
+                        action,
+                        code,
+                        tencent_request_id = request_id,
+                        latency_ms,
+                        "Tencent rejected the gateway's credentials; readiness is now failing"
+                    );
+                }
             }
             Err(CallError::Upstream(_)) => {
-                self.health.report_auth_ok();
+                self.health.report_auth_ok(action);
+                self.metrics.action_denied(action, false);
                 tracing::info!(
                     action,
                     code,

@@ -69,9 +69,91 @@ impl ErrorClass {
     }
 }
 
+/// Every error code Tencent documents for the actions the gateway calls (common codes and the
+/// actions' own): the values metric labels may take. Any other code is labelled `other`, so a
+/// misbehaving upstream cannot grow `/metrics` without bound; the code itself still goes to the
+/// log and to the problem's `upstreamCode`.
+pub const DOCUMENTED_CODES: &[&str] = &[
+    "AuthFailure",
+    "AuthFailure.InvalidSecretId",
+    "AuthFailure.MFAFailure",
+    "AuthFailure.SecretIdNotFound",
+    "AuthFailure.SignatureExpire",
+    "AuthFailure.SignatureFailure",
+    "AuthFailure.TokenFailure",
+    "AuthFailure.UnauthorizedOperation",
+    "DryRunOperation",
+    "FailedOperation",
+    "FailedOperation.BalanceInsufficient",
+    "FailedOperation.MailIsRegistered",
+    "FailedOperation.SendMailLimit180",
+    "InternalError",
+    "InvalidAction",
+    "InvalidParameter",
+    "InvalidParameter.MailFormatIncorrect",
+    "InvalidParameterValue",
+    "InvalidParameterValue.CreditAmountOutOfRange",
+    "InvalidRequest",
+    "IpInBlacklist",
+    "IpNotInWhitelist",
+    "LimitExceeded",
+    "MissingParameter",
+    "NoSuchProduct",
+    "NoSuchVersion",
+    "OperationDenied",
+    "OperationDenied.ServiceBusy",
+    "RequestLimitExceeded",
+    "RequestLimitExceeded.GlobalRegionUinLimitExceeded",
+    "RequestLimitExceeded.IPLimitExceeded",
+    "RequestLimitExceeded.UinLimitExceeded",
+    "RequestSizeLimitExceeded",
+    "ResourceInUse",
+    "ResourceInsufficient",
+    "ResourceNotFound",
+    "ResourceUnavailable",
+    "ServiceUnavailable",
+    "UnauthorizedOperation",
+    "UnauthorizedOperation.UinNoAuth",
+    "UnknownParameter",
+    "UnsupportedOperation",
+    "UnsupportedProtocol",
+    "UnsupportedRegion",
+];
+
+/// `code` as a metric label: itself when documented, `other` otherwise.
+pub fn code_label(code: &str) -> &'static str {
+    DOCUMENTED_CODES
+        .iter()
+        .find(|known| **known == code)
+        .copied()
+        .unwrap_or("other")
+}
+
 #[cfg(test)]
 mod tests {
     use super::ErrorClass::{self, *};
+
+    #[test]
+    fn only_documented_codes_become_labels() {
+        assert_eq!(
+            super::code_label("RequestLimitExceeded"),
+            "RequestLimitExceeded"
+        );
+        assert_eq!(
+            super::code_label("FailedOperation.SendMailLimit180"),
+            "FailedOperation.SendMailLimit180"
+        );
+        assert_eq!(super::code_label("Made.Up.Code"), "other");
+        assert_eq!(super::code_label(&"X".repeat(5000)), "other");
+        let mut sorted = super::DOCUMENTED_CODES.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            super::DOCUMENTED_CODES.len(),
+            "listed once each"
+        );
+    }
 
     #[test]
     fn codes_map_to_classes() {

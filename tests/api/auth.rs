@@ -82,6 +82,7 @@ pub(crate) fn jwt_options(jwks_url: String) -> Options {
     options
 }
 
+/// Sixteen credentials, from none to valid, on every route that needs one.
 #[tokio::test]
 async fn the_credential_matrix_on_both_routes() {
     let (url, _) = jwks_server(vec![jwk("es256-a"), jwk("rs256")]).await;
@@ -106,6 +107,39 @@ async fn the_credential_matrix_on_both_routes() {
     // Signed with key B but claiming to be key A: the signature cannot verify.
     let bad_signature = token("es256-b", "es256-a", claims(all));
     let untrusted = token("stranger", "stranger", claims(all));
+    // No signature at all ("alg": "none"), naming a trusted key.
+    let b64 = |v: &Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT", "kid": "es256-a"})),
+        b64(&claims(all))
+    );
+    // HS256 with the public key as the HMAC secret (the classic algorithm confusion).
+    let confused = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("rs256".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims(all),
+            &EncodingKey::from_secret(&fixture("rs256.jwk.json")),
+        )
+        .unwrap()
+    };
+    let no_kid = {
+        let pem = fixture("es256-a.pem");
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::ES256),
+            &claims(all),
+            &EncodingKey::from_ec_pem(&pem).unwrap(),
+        )
+        .unwrap()
+    };
+    for t in [&unsigned, &confused, &no_kid] {
+        register_secret(t);
+    }
 
     for (route, body, needs, other) in [
         (
@@ -127,6 +161,20 @@ async fn the_credential_matrix_on_both_routes() {
             ("no credentials", None, 401),
             ("malformed header", Some("Basic dXNlcjpwYXNz".into()), 401),
             ("unknown key", Some(unknown_key.clone()), 401),
+            ("empty bearer", Some("Bearer ".into()), 401),
+            (
+                "the test key under another scheme",
+                Some(format!("Token {}", app.api_key)),
+                401,
+            ),
+            ("three dots of nothing", Some("Bearer a.b.c".into()), 401),
+            ("unsigned JWT", Some(format!("Bearer {unsigned}")), 401),
+            (
+                "HS256 with the public key",
+                Some(format!("Bearer {confused}")),
+                401,
+            ),
+            ("JWT naming no key", Some(format!("Bearer {no_kid}")), 401),
             ("expired JWT", Some(format!("Bearer {expired}")), 401),
             ("wrong issuer", Some(format!("Bearer {wrong_issuer}")), 401),
             (
@@ -154,9 +202,21 @@ async fn the_credential_matrix_on_both_routes() {
                 Some(format!("Bearer {with_scope}")),
                 if route.ends_with("credit") { 200 } else { 201 },
             ),
+            (
+                "valid, scheme in lower case",
+                Some(format!("bearer {with_scope}")),
+                if route.ends_with("credit") { 200 } else { 201 },
+            ),
         ];
+        assert!(cases.len() >= 16);
         for (case, authorization, status) in cases {
             let before = app.upstream_calls();
+            // A fresh address each time, so a second success is not an invitation cooldown.
+            let body = if route == "/customers/invitations" {
+                json!({"email": format!("matrix-{}@example.com", uuid::Uuid::new_v4().simple())})
+            } else {
+                body.clone()
+            };
             let mut request = app
                 .client
                 .post(app.url(route))

@@ -9,6 +9,7 @@ mod errors;
 mod exactly_once;
 mod faults;
 mod helpers;
+mod hostile;
 mod invitations;
 mod money_safety;
 mod observability;
