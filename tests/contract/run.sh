@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Contract tests: the committed OpenAPI document is valid OpenAPI 3.1, and schemathesis, sending
-# at least MIN_REQUESTS generated requests to a sandbox gateway, finds no server error and no
-# response that breaks the document (status, content type, headers, body schema).
+# at least MIN_REQUESTS generated requests to a sandbox gateway, valid and invalid ones alike
+# (--mode all: negative data must be rejected with a 4xx), finds no server error and no response
+# that breaks the document (status, content type, headers, body schema).
 # One worker: hypothesis's lambda-description cache is not thread-safe and crashed a 2-worker run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-MIN_REQUESTS=${MIN_REQUESTS:-1000}
+MIN_REQUESTS=${MIN_REQUESTS:-2000}
 bash tests/venv.sh
 cargo build --locked --quiet
 
@@ -43,7 +44,8 @@ echo "-- schemathesis against $base"
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,unsupported_method \
   --phases examples,coverage,fuzzing \
-  --max-examples 300 \
+  --mode all \
+  --max-examples 450 \
   --workers 1 \
   --seed 20261122 \
   --suppress-health-check all \
