@@ -7,7 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for target in request_bodies domain upstream_answer http_surface; do
+TARGETS="request_bodies domain upstream_answer http_surface"
+# Build first, so a target that does not compile fails the run instead of being skipped.
+for target in $TARGETS; do
+  cargo +nightly fuzz build "$target"
+done
+for target in $TARGETS; do
   mkdir -p "corpus/$target"
   echo "== $target for $SECS s"
   cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use partner_gateway::routes::credit::{Allocation, CreditRequest};
+use partner_gateway::credit::{Allocation, CreditRequest};
 use partner_gateway::routes::extract;
 use partner_gateway::routes::invitations::{Invitation, InvitationRequest};
 
