@@ -16,6 +16,7 @@ use http::{HeaderName, HeaderValue, Method, header};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
@@ -215,7 +216,16 @@ pub fn middleware_stack(router: Router, state: &AppState) -> Router {
             ApiError::new(ProblemType::Internal, "the gateway failed unexpectedly").into_response()
         }))
         .layer(middleware::from_fn(deadline))
-        .layer(CompressionLayer::new());
+        // Answers and metrics are compressed; the Swagger UI's static files are not: gzipping a
+        // 1.4 MB bundle for every anonymous request would be CPU any caller could spend.
+        .layer(
+            CompressionLayer::new().compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new("application/javascript"))
+                    .and(NotForContentType::const_new("text/javascript"))
+                    .and(NotForContentType::const_new("text/css")),
+            ),
+        );
     if let Some(cors) = cors_layer(&server.cors_allowed_origins) {
         router = router.layer(cors);
     }
@@ -315,10 +325,11 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
+    // The label, not the raw method: a made-up method may be kilobytes long.
     let span = tracing::info_span!(
         "request",
         request_id = %context::request_id().unwrap_or_default(),
-        method = %method,
+        method = crate::metrics::method_label(method.as_str()),
         route = %route,
     );
     let response = next.run(request).instrument(span.clone()).await;
@@ -393,6 +404,7 @@ impl App {
         let limits = crate::serve::Limits {
             header: ms(server.header_timeout_ms),
             idle: ms(server.idle_timeout_ms),
+            write: ms(server.write_timeout_ms),
             max_connections: server.max_connections,
         };
         let grace = ms(server.shutdown_grace_ms);
@@ -417,13 +429,14 @@ impl App {
     }
 }
 
-/// While Tencent rejects the credentials, asks again now and then, so readiness recovers by
-/// itself once they are fixed (for example after a rotated key propagates).
+/// While Tencent rejects the credentials (or refuses every action), asks again now and then
+/// with the harmless `QueryPartnerCredit`, so readiness recovers by itself once they are fixed
+/// (a rotated key propagates, a CAM policy is attached).
 async fn recheck_credentials(state: AppState) {
     let every = ms(state.settings.upstream.auth_recheck_ms);
     loop {
         tokio::time::sleep(every).await;
-        if state.health.upstream_auth_failed() {
+        if state.health.upstream_auth_failed() || state.health.all_denied() {
             let _ = state
                 .tencent
                 .probe_credentials(Duration::from_secs(10))

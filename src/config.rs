@@ -226,6 +226,9 @@ pub struct ServerSettings {
     /// How long a kept-alive connection may stay without a request; above a load balancer's own
     /// idle timeout (commonly 60 s).
     pub idle_timeout_ms: u64,
+    /// How long writing an answer may make no progress (the client does not read) before the
+    /// connection is closed.
+    pub write_timeout_ms: u64,
     /// Most connections open at once; one more is closed at once.
     pub max_connections: usize,
 }
@@ -241,6 +244,7 @@ impl Default for ServerSettings {
             cors_allowed_origins: Vec::new(),
             header_timeout_ms: 10_000,
             idle_timeout_ms: 75_000,
+            write_timeout_ms: 30_000,
             max_connections: 10_000,
         }
     }
@@ -520,6 +524,7 @@ impl Settings {
         positive("server.request_timeout_ms", self.server.request_timeout_ms)?;
         positive("server.header_timeout_ms", self.server.header_timeout_ms)?;
         positive("server.idle_timeout_ms", self.server.idle_timeout_ms)?;
+        positive("server.write_timeout_ms", self.server.write_timeout_ms)?;
         if self.server.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
         }

@@ -81,6 +81,8 @@ impl Health {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(action, code.to_owned());
+            // Tencent checked the signature to get this far: the credentials themselves work.
+            *self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()) = None;
             true
         } else {
             *self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.to_owned());
@@ -100,6 +102,13 @@ impl Health {
         if denied.remove(action).is_some() {
             tracing::info!(action, "Tencent allows this action again");
         }
+    }
+
+    /// Whether Tencent refuses every action the gateway calls (the replica is then unready, and
+    /// the credentials are re-checked in the background as after a rejection).
+    pub fn all_denied(&self) -> bool {
+        let actions = self.actions.load(Ordering::SeqCst);
+        actions > 0 && self.denied.lock().unwrap_or_else(|e| e.into_inner()).len() >= actions
     }
 
     /// The actions Tencent refuses for want of a permission.
@@ -153,8 +162,7 @@ impl Health {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let denied = self.denied_actions();
-        let actions = self.actions.load(Ordering::SeqCst);
-        let all_denied = actions > 0 && denied.len() >= actions;
+        let all_denied = self.all_denied();
         checks.insert(
             "upstream_auth",
             match auth {
@@ -229,8 +237,19 @@ mod tests {
             "AuthFailure.UnauthorizedOperation"
         ));
         assert!(!health.readiness().is_ready());
+        assert!(health.all_denied());
         health.report_auth_ok("AllocateCustomerCredit");
         assert!(health.readiness().is_ready());
+        health.report_auth_ok("QueryCreditAllocationHistory");
+        // A permission refusal proves the signature good: it clears rejected credentials.
+        health.report_auth_failure("A", "AuthFailure.SignatureExpire");
+        assert!(!health.readiness().is_ready());
+        health.report_auth_failure(
+            "AllocateCustomerCredit",
+            "AuthFailure.UnauthorizedOperation",
+        );
+        assert!(health.readiness().is_ready());
+        health.report_auth_ok("AllocateCustomerCredit");
         health.report_auth_ok("QueryCreditAllocationHistory");
         assert!(health.readiness().degraded.is_empty());
     }

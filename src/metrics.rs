@@ -29,7 +29,7 @@
 //! | `gateway_invitation_cooldowns_total` | counter | `source` (`gateway`: refused here, `upstream`: Tencent's SendMailLimit180) |
 //! | `gateway_connections_open` | gauge | – (client connections open now) |
 //! | `gateway_connections_rejected_total` | counter | – (connections over `server.max_connections`, closed at once) |
-//! | `gateway_connections_timed_out_total` | counter | `limit` (`header`, `idle`): connections closed by their clock |
+//! | `gateway_connections_timed_out_total` | counter | `limit` (`header`, `idle`, `write`): connections closed by their clock |
 //! | `gateway_upstream_action_denied` | gauge | `tencent_action` (1 while Tencent refuses it: `AuthFailure.UnauthorizedOperation`, a permission missing from the CAM policy) |
 //! | `gateway_jwks_refresh_failures_total` | counter | – (JWT: JWKS refreshes that failed) |
 //! | `gateway_jwks_age_seconds` | gauge | – (JWT: age of the key set in use) |
@@ -301,7 +301,7 @@ impl Metrics {
         self.count(CONNECTIONS_REJECTED, &[]);
     }
 
-    /// A connection closed because its `limit` (`header`, `idle`) ran out.
+    /// A connection closed because its `limit` (`header`, `idle`, `write`) ran out.
     pub fn connection_timed_out(&self, limit: &'static str) {
         self.count(CONNECTIONS_TIMED_OUT, &[("limit", limit.to_owned())]);
     }

@@ -11,11 +11,16 @@
 //!   balancer never reuses a connection the gateway is closing);
 //! - **body and handling**: the request deadline (`server.request_timeout_ms`, in
 //!   [`crate::app::middleware_stack`]);
+//! - **answer**: a client that stops reading its answer (its window closed, the socket full) is
+//!   cut off once writes have made no progress for `server.write_timeout_ms`; otherwise a slow
+//!   reader of a large answer (the Swagger UI bundle) would hold the connection for ever;
 //! - **count**: at most `server.max_connections` at once; one more is closed at once and counted.
 //!
 //! A connection whose time runs out is closed (its read fails with `TimedOut`); hyper then drops
 //! it. Request heads are limited to [`MAX_HEAD_BYTES`] (431 beyond). Shutdown stops accepting,
-//! lets each connection finish the request it is serving, and gives up after the grace period.
+//! lets each connection finish the request it is serving, and gives up after the grace period
+//! (hyper counts a connection that opened but has not sent a request yet as busy: such a
+//! connection may keep the drain waiting until its header timeout, within the grace period).
 
 use std::future::Future;
 use std::io;
@@ -47,6 +52,8 @@ pub struct Limits {
     pub header: Duration,
     /// `server.idle_timeout_ms`.
     pub idle: Duration,
+    /// `server.write_timeout_ms`.
+    pub write: Duration,
     /// `server.max_connections`.
     pub max_connections: usize,
 }
@@ -122,6 +129,9 @@ struct TimedIo<T> {
     inner: T,
     clock: Arc<ConnClock>,
     sleep: Pin<Box<Sleep>>,
+    /// Since when writes have not progressed, if they are stuck.
+    write_stalled_since: Option<Instant>,
+    write_sleep: Pin<Box<Sleep>>,
     metrics: Arc<Metrics>,
 }
 
@@ -169,21 +179,63 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
     }
 }
 
+impl<T> TimedIo<T> {
+    /// A write that could not go on (the client does not read): armed at the first such
+    /// moment, it fails the write once `limits.write` passes without progress.
+    fn write_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let deadline =
+            *self.write_stalled_since.get_or_insert_with(Instant::now) + self.clock.limits.write;
+        if self.write_sleep.deadline() != deadline {
+            self.write_sleep.as_mut().reset(deadline);
+        }
+        match self.write_sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.metrics.connection_timed_out("write");
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection write timeout: the client does not read its answer",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Passes a write's outcome through, tracking whether writes progress.
+    fn track<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        match poll {
+            Poll::Pending => match self.write_stalled(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            },
+            ready => {
+                self.write_stalled_since = None;
+                ready
+            }
+        }
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.track(cx, poll)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.track(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.track(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -191,7 +243,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.track(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -225,6 +279,28 @@ impl hyper::service::Service<http::Request<Incoming>> for Tracked {
     }
 }
 
+/// The soft limit on open files, from `/proc/self/limits` (Linux).
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Logs an error when the process may open fewer files than `server.max_connections` needs (plus
+/// room for Tencent, Redis and the JWKS): `accept` would fail before the cap is ever reached.
+fn warn_if_files_are_short(max_connections: usize) {
+    if let Some(soft) = open_file_limit() {
+        let needed = max_connections as u64 + 256;
+        if soft < needed {
+            tracing::error!(
+                open_file_limit = soft,
+                max_connections,
+                "the open-file limit is below server.max_connections + 256: raise it (ulimit -n, the container's nofile) or lower server.max_connections"
+            );
+        }
+    }
+}
+
 /// Accepts connections on `listener` and serves `router` on each until `stop` resolves; then
 /// lets open connections finish their requests for at most `grace`.
 pub async fn serve(
@@ -235,6 +311,7 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) {
+    warn_if_files_are_short(limits.max_connections);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -270,6 +347,8 @@ pub async fn serve(
             inner: stream,
             clock: clock.clone(),
             sleep: Box::pin(tokio::time::sleep(limits.header)),
+            write_stalled_since: None,
+            write_sleep: Box::pin(tokio::time::sleep(limits.write)),
             metrics: metrics.clone(),
         };
         let service = Tracked {

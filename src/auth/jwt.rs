@@ -45,6 +45,8 @@ pub struct JwtVerifier {
     fetched: RwLock<Option<(Instant, Option<Duration>)>>,
     /// Refreshes that failed since the start.
     failures: AtomicU64,
+    /// Refreshes that failed since the last one that worked.
+    streak: AtomicU64,
 }
 
 /// The state of the key set, for `/metrics` and `/readyz`.
@@ -69,6 +71,7 @@ impl JwtVerifier {
             last_refresh: tokio::sync::Mutex::new(None),
             fetched: RwLock::new(None),
             failures: AtomicU64::new(0),
+            streak: AtomicU64::new(0),
         })
     }
 
@@ -84,17 +87,23 @@ impl JwtVerifier {
     }
 
     /// How long until the next scheduled refresh: the interval, or the answer's `max-age` when
-    /// shorter (at least a second).
+    /// shorter (at least `min_refresh_ms` and a second); after failures, 1, 2, 4… seconds up to
+    /// that, so a recovered identity provider is noticed soon.
     pub fn next_refresh(&self) -> Duration {
         let interval = Duration::from_secs(self.settings.refresh_interval_s);
+        let floor = Duration::from_millis(self.settings.min_refresh_ms).max(Duration::from_secs(1));
         let max_age = self
             .fetched
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .and_then(|(_, max_age)| max_age);
-        match max_age {
-            Some(age) => age.clamp(Duration::from_secs(1), interval),
+        let scheduled = match max_age {
+            Some(age) => age.clamp(floor.min(interval), interval),
             None => interval,
+        };
+        match self.streak.load(Ordering::Relaxed) {
+            0 => scheduled,
+            streak => scheduled.min(Duration::from_secs(1 << (streak - 1).min(10))),
         }
     }
 
@@ -162,16 +171,28 @@ impl JwtVerifier {
                         Some((kid, Key { algorithm, key }))
                     })
                     .collect();
+                if keys.is_empty() {
+                    // An answer with no key the gateway can use is not a key set: keep the last.
+                    self.failed("the JWKS holds no usable key (RS256 or ES256 with a kid)");
+                    return;
+                }
                 tracing::info!(keys = keys.len(), "JWKS loaded");
                 *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
                 *self.fetched.write().unwrap_or_else(|e| e.into_inner()) =
                     Some((Instant::now(), max_age));
+                self.streak.store(0, Ordering::Relaxed);
             }
-            Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "cannot load the JWKS; keeping the cached keys until they are auth.jwt.max_stale_s old");
-            }
+            Err(e) => self.failed(&e.to_string()),
         }
+    }
+
+    fn failed(&self, error: &str) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.streak.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            error,
+            "cannot load the JWKS; keeping the cached keys until they are auth.jwt.max_stale_s old"
+        );
     }
 
     /// Refreshes for an unknown `kid`, unless the last refresh is too recent.
@@ -181,6 +202,16 @@ impl JwtVerifier {
         if self.key(kid).is_some() {
             return;
         }
+        self.reload_if_due(&mut last).await;
+    }
+
+    /// Refreshes unless the last refresh is more recent than `min_refresh_ms`.
+    async fn refresh_now_if_due(&self) {
+        let mut last = self.last_refresh.lock().await;
+        self.reload_if_due(&mut last).await;
+    }
+
+    async fn reload_if_due(&self, last: &mut Option<Instant>) {
         let min = Duration::from_millis(self.settings.min_refresh_ms);
         if last.is_some_and(|at| at.elapsed() < min) {
             return;
@@ -199,9 +230,13 @@ impl JwtVerifier {
             .kid
             .ok_or_else(|| invalid("the token names no key (kid)"))?;
         if self.state().expired {
-            return Err(invalid(
-                "the gateway could not refresh the identity provider's keys for too long",
-            ));
+            // Try again now (at most every `min_refresh_ms`): the identity provider may be back.
+            self.refresh_now_if_due().await;
+            if self.state().expired {
+                return Err(invalid(
+                    "the gateway could not refresh the identity provider's keys for too long",
+                ));
+            }
         }
         let key = match self.key(&kid) {
             Some(key) => key,

@@ -654,9 +654,11 @@ pub fn tencent_remark(
     let mut suffix: Vec<String> = Vec::new();
     if tag_caller {
         let room = REMARK_MAX_CHARS - marker::LEN - 8;
+        // A caller's name can come from a token claim an end user edits: made safe like a remark.
+        let name = crate::domain::sanitize_remark(&caller.name);
         suffix.push(format!(
             "[by {}]",
-            caller.name.chars().take(room).collect::<String>()
+            name.chars().take(room).collect::<String>()
         ));
     }
     if let Some(marker) = marker {

@@ -13,7 +13,7 @@ mod uin;
 pub use amount::{AmountError, CreditAmount};
 pub use email::Email;
 pub use invitation::{InvitationRole, MaterialUrl};
-pub use remark::{MAX_CHARS as REMARK_MAX_CHARS, Remark};
+pub use remark::{MAX_CHARS as REMARK_MAX_CHARS, Remark, sanitize as sanitize_remark};
 pub use uin::ClientUin;
 
 /// One rejected input field, as listed in a problem's `errors`.
