@@ -33,7 +33,8 @@ use crate::problem::{ApiError, ProblemMarker, ProblemType};
 use crate::quota::guard::GuardBounds;
 use crate::quota::{FleetConfig, QuotaConfig, Quotas};
 use crate::redis_link::RedisLink;
-use crate::routes::{self, AppState};
+use crate::routes;
+use crate::state::{AppState, Gateway};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::tencent::TencentClient;
 use crate::tencent::actions::{
@@ -169,7 +170,7 @@ pub fn build(
     if let Some((records, capacity)) = store.fill() {
         metrics.store_fill(records, capacity);
     }
-    let state = AppState::new(routes::Shared {
+    let state = AppState::new(Gateway {
         tencent,
         auth,
         keys,

@@ -190,7 +190,7 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
         settings.auth.api_keys.push(ApiKeySettings {
             name: "sandbox-developer".into(),
             sha256: api_key::hash_hex(&key),
-            scopes: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+            scopes: Scope::ALL.to_vec(),
         });
         dev_key = Some(key);
         let listener = match TcpListener::bind("127.0.0.1:0").await {

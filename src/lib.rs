@@ -13,7 +13,8 @@
 //! | [`env`] | every environment variable name |
 //! | [`app`] | router, middleware, graceful shutdown |
 //! | [`serve`] | the accept loop: header and idle timeouts, the connection cap, draining |
-//! | [`routes`] | one module per resource |
+//! | [`state`] | `AppState`: what handlers share |
+//! | [`routes`] | one module per resource; the extractors |
 //! | [`auth`] | API keys, JWTs, scopes, per-caller rates |
 //! | [`audit`] | the audit record of every credit allocation |
 //! | [`credit`] | allocations applied exactly once: the state machine, markers, history search |
@@ -48,6 +49,7 @@ pub mod redis_link;
 pub mod routes;
 pub mod sandbox;
 pub mod serve;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tencent;

@@ -23,7 +23,6 @@ use secrecy::ExposeSecret;
 use crate::config::{StoreSettings, ms};
 use crate::health::{Health, StoreState};
 use crate::metrics::Metrics;
-use crate::store::StoreError;
 
 const CONNECTING: u8 = 0;
 const UP: u8 = 1;
@@ -71,6 +70,11 @@ enum Backend {
         conn: std::sync::Mutex<Option<ClusterConnection>>,
     },
 }
+
+/// Redis did not carry out a command: unreachable, timed out, or refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Redis is unavailable: {0}")]
+pub struct LinkError(pub String);
 
 pub struct RedisLink {
     backend: Backend,
@@ -159,14 +163,14 @@ impl RedisLink {
 
     /// Runs one command (or script) on the shared connection, under the timeout. Fails fast
     /// while the link is down.
-    pub async fn run<T, F, Fut>(&self, op: &'static str, command: F) -> Result<T, StoreError>
+    pub async fn run<T, F, Fut>(&self, op: &'static str, command: F) -> Result<T, LinkError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let conn = match (self.is_up(), self.conn()) {
             (true, Some(conn)) => conn,
-            _ => return Err(StoreError::Unavailable("Redis is unreachable".into())),
+            _ => return Err(LinkError("Redis is unreachable".into())),
         };
         let result = tokio::time::timeout(self.timeout, command(conn)).await;
         match result {
@@ -178,12 +182,12 @@ impl RedisLink {
                 } else {
                     tracing::error!(op, %error, "Redis refused a command");
                 }
-                Err(StoreError::Unavailable(format!("Redis {op} failed")))
+                Err(LinkError(format!("Redis {op} failed")))
             }
             Err(_) => {
                 self.metrics.store_error(op);
                 self.mark_down("timed out");
-                Err(StoreError::Unavailable(format!("Redis {op} timed out")))
+                Err(LinkError(format!("Redis {op} timed out")))
             }
         }
     }

@@ -45,7 +45,7 @@ fn world() -> &'static World {
             settings.auth.api_keys.push(ApiKeySettings {
                 name: "fuzz".into(),
                 sha256: api_key::hash_hex(&key),
-                scopes: vec!["invitations:send".into(), "credit:allocate".into()],
+                scopes: partner_gateway::domain::Scope::ALL.to_vec(),
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             settings.upstream.endpoint = format!("http://{}", listener.local_addr().unwrap());

@@ -26,11 +26,7 @@ impl KeyEntry {
         Self {
             name: settings.name.clone(),
             hash,
-            scopes: settings
-                .scopes
-                .iter()
-                .filter_map(|s| Scope::parse(s))
-                .collect(),
+            scopes: settings.scopes.clone(),
         }
     }
 }
@@ -82,7 +78,7 @@ mod tests {
         let entry = KeyEntry::from_settings(&ApiKeySettings {
             name: "svc".into(),
             sha256: hash_hex(&a),
-            scopes: vec!["invitations:send".into()],
+            scopes: vec![Scope::SendInvitations],
         });
         assert_eq!(find(std::slice::from_ref(&entry), &a).unwrap().name, "svc");
         assert!(find(&[entry], &b).is_none());

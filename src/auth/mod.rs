@@ -2,51 +2,24 @@
 //!
 //! Services present an API key, signed-in users a JWT, both as `Authorization: Bearer …`.
 //! [`Authenticator::authenticate`] turns the header into a [`Caller`] with scopes; the routes'
-//! [`Authorized`] extractor runs it before the body is read, checks the route's scope and the
-//! caller's own rate, and records the caller for the log line and the audit record.
+//! `Authorized` extractor (`routes::extract`) runs it before the body is read and checks the
+//! route's scope and the caller's own rate. Nothing here knows axum's state or the routes.
 
 pub mod api_key;
 pub mod jwt;
 
-use std::marker::PhantomData;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::request::Parts;
 
 use crate::config::AuthSettings;
+pub use crate::domain::Scope;
 use crate::problem::{ApiError, ProblemType};
-use crate::routes::AppState;
 
 /// `realm` of every `WWW-Authenticate` challenge.
 const REALM: &str = "partner-gateway";
-
-/// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Scope {
-    /// `invitations:send`
-    SendInvitations,
-    /// `credit:allocate`
-    AllocateCredit,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::SendInvitations, Scope::AllocateCredit];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SendInvitations => "invitations:send",
-            Self::AllocateCredit => "credit:allocate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
-    }
-}
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +68,8 @@ impl From<AuthError> for ApiError {
     }
 }
 
-fn insufficient_scope(scope: Scope) -> ApiError {
+/// 403 for a caller without `scope`.
+pub fn insufficient_scope(scope: Scope) -> ApiError {
     ApiError::new(
         ProblemType::InsufficientScope,
         format!("this route needs the scope `{}`", scope.as_str()),
@@ -242,53 +216,6 @@ impl Authenticator {
     }
 }
 
-/// Which scope a route needs, as a type so the extractor can carry it.
-pub trait RequiredScope {
-    const SCOPE: Scope;
-}
-
-/// Marker: the route needs `invitations:send`.
-pub struct SendsInvitations;
-impl RequiredScope for SendsInvitations {
-    const SCOPE: Scope = Scope::SendInvitations;
-}
-
-/// Marker: the route needs `credit:allocate`.
-pub struct AllocatesCredit;
-impl RequiredScope for AllocatesCredit {
-    const SCOPE: Scope = Scope::AllocateCredit;
-}
-
-/// An authenticated caller holding the scope `S`. As the first extractor of a handler it runs
-/// before the body is read, so nobody unauthenticated learns anything from validation.
-pub struct Authorized<S>(pub Caller, pub PhantomData<S>);
-
-impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let caller = state
-            .auth
-            .authenticate(parts.headers.get(http::header::AUTHORIZATION))
-            .await?;
-        crate::context::record(|r| r.caller = Some(caller.id.clone()));
-        if !caller.may(S::SCOPE) {
-            return Err(insufficient_scope(S::SCOPE));
-        }
-        state.auth.check_rate(&caller).map_err(|wait| {
-            ApiError::new(
-                ProblemType::CallerRateLimited,
-                format!("the caller `{}` is over its own request rate", caller.name),
-            )
-            .retry_after(wait.as_secs_f64().ceil() as u64)
-        })?;
-        Ok(Self(caller, PhantomData))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,7 +247,7 @@ mod tests {
         let auth = Authenticator::from_settings(&settings(vec![ApiKeySettings {
             name: "svc".into(),
             sha256: api_key::hash_hex(key),
-            scopes: vec!["credit:allocate".into()],
+            scopes: vec![Scope::AllocateCredit],
         }]))
         .unwrap();
         let header = |v: &str| http::HeaderValue::from_str(v).unwrap();

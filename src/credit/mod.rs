@@ -53,7 +53,7 @@ use crate::idempotency::{self, Begin, IdempotencyKey, Keys};
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemType};
 use crate::redis_link::RedisLink;
-use crate::store::{PendingCredit, Record, Retention, Store, StoreError, StoredResponse};
+use crate::store::{PendingCredit, Record, Retention, Store, StoredResponse};
 use crate::tencent::actions::AllocateCustomerCredit;
 use crate::tencent::{CallContext, CallError, TencentClient};
 use history::{HistorySearch, Lookup, Wanted};
@@ -284,7 +284,7 @@ impl Allocator {
                     .await
             })
             .await
-            .map_err(idempotency::store_problem)?;
+            .map_err(|e| idempotency::store_problem(e.into()))?;
         Ok(MarkerKey::new(secret.as_bytes()))
     }
 
@@ -571,7 +571,7 @@ impl Allocator {
         };
         let key = link.key("credit-resolver");
         let ttl_ms = self.config.resolve_interval_ms.max(100) * 3;
-        let held: Result<u8, StoreError> = link
+        let held: Result<u8, crate::redis_link::LinkError> = link
             .run("resolver_lease", |mut conn| async move {
                 Script::new(LEASE)
                     .key(&key)

@@ -8,12 +8,14 @@ mod amount;
 mod email;
 mod invitation;
 mod remark;
+mod scope;
 mod uin;
 
 pub use amount::{AmountError, CreditAmount};
 pub use email::Email;
 pub use invitation::{InvitationRole, MaterialUrl};
 pub use remark::{MAX_CHARS as REMARK_MAX_CHARS, Remark, sanitize as sanitize_remark};
+pub use scope::Scope;
 pub use uin::ClientUin;
 
 /// One rejected input field, as listed in a problem's `errors`.

@@ -40,8 +40,7 @@ use std::time::Duration;
 use redis::Script;
 
 use super::learn::Verdict;
-use crate::redis_link::RedisLink;
-use crate::store::StoreError;
+use crate::redis_link::{LinkError, RedisLink};
 
 /// Prepended to [`RESERVE`] and [`HEARTBEAT`]: the fleet's epoch (see the module docs). `known`
 /// is the epoch the caller last saw (0: none), `blackout` µs. Returns the epoch id and the instant
@@ -437,7 +436,7 @@ impl SharedQuotas {
         &self,
         action: &str,
         args: ReserveArgs<'_>,
-    ) -> Result<(Decision, u64), StoreError> {
+    ) -> Result<(Decision, u64), LinkError> {
         let keys = [
             self.key(&format!("log:{action}")),
             self.key(&format!("learn:{action}")),
@@ -494,7 +493,7 @@ impl SharedQuotas {
         refused: u32,
         probe: Duration,
         now_us: Option<u64>,
-    ) -> Result<(Verdict, u32), StoreError> {
+    ) -> Result<(Verdict, u32), LinkError> {
         let key = self.key(&format!("learn:{action}"));
         let (verdict, n, from): (u8, u32, u32) = self
             .link
@@ -522,7 +521,7 @@ impl SharedQuotas {
     }
 
     /// Announces this replica.
-    pub async fn heartbeat(&self, beat: &Beat<'_>) -> Result<BeatOutcome, StoreError> {
+    pub async fn heartbeat(&self, beat: &Beat<'_>) -> Result<BeatOutcome, LinkError> {
         let mut keys = vec![self.key("fleet:v2"), self.key("epoch")];
         for (action, _, _) in beat.actions {
             keys.push(self.key(&format!("shares:v2:{action}")));
@@ -580,7 +579,7 @@ impl SharedQuotas {
 
     /// Removes this replica and its shares (a graceful shutdown gives its share back at once),
     /// unless it forwarded on its share recently (see [`LEAVE`]).
-    pub async fn leave(&self, id: &str, actions: &[&'static str]) -> Result<(), StoreError> {
+    pub async fn leave(&self, id: &str, actions: &[&'static str]) -> Result<(), LinkError> {
         let mut keys = vec![self.key("fleet:v2")];
         keys.extend(actions.iter().map(|a| self.key(&format!("shares:v2:{a}"))));
         let id = id.to_owned();

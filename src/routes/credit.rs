@@ -6,14 +6,14 @@ use axum::response::Response;
 use http::HeaderMap;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::AppState;
 use super::extract::JsonBody;
-use crate::auth::{AllocatesCredit, Authorized};
+use super::extract::{AllocatesCredit, Authorized};
 use crate::credit::Allocation;
 pub use crate::credit::{CreditRequest, CreditResponse};
 use crate::idempotency::IdempotencyKey;
 use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem, ProblemType};
+use crate::state::AppState;
 use crate::tencent::CallContext;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -1,16 +1,69 @@
-//! The JSON body extractor: every way a body can be wrong becomes a problem naming the field.
+//! The routes' extractors: [`Authorized`], the authenticated caller holding the route's scope,
+//! and [`JsonBody`], where every way a body can be wrong becomes a problem naming the field.
 //!
 //! Not JSON media type → 415; over `server.max_body_bytes` → 413; not JSON → 400; JSON of the
 //! wrong shape (unknown or duplicate field, wrong type, missing field) → 422 with the field's path.
 
+use std::marker::PhantomData;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::header::CONTENT_TYPE;
+use http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
+use crate::auth::{Caller, Scope, insufficient_scope};
 use crate::domain::FieldError;
 use crate::problem::{ApiError, ProblemType};
+use crate::state::AppState;
+
+/// Which scope a route needs, as a type so the extractor can carry it.
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+/// Marker: the route needs `invitations:send`.
+pub struct SendsInvitations;
+impl RequiredScope for SendsInvitations {
+    const SCOPE: Scope = Scope::SendInvitations;
+}
+
+/// Marker: the route needs `credit:allocate`.
+pub struct AllocatesCredit;
+impl RequiredScope for AllocatesCredit {
+    const SCOPE: Scope = Scope::AllocateCredit;
+}
+
+/// An authenticated caller holding the scope `S`. As the first extractor of a handler it runs
+/// before the body is read, so nobody unauthenticated learns anything from validation.
+pub struct Authorized<S>(pub Caller, pub PhantomData<S>);
+
+impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = state
+            .auth
+            .authenticate(parts.headers.get(http::header::AUTHORIZATION))
+            .await?;
+        crate::context::record(|r| r.caller = Some(caller.id.clone()));
+        if !caller.may(S::SCOPE) {
+            return Err(insufficient_scope(S::SCOPE));
+        }
+        state.auth.check_rate(&caller).map_err(|wait| {
+            ApiError::new(
+                ProblemType::CallerRateLimited,
+                format!("the caller `{}` is over its own request rate", caller.name),
+            )
+            .retry_after(wait.as_secs_f64().ceil() as u64)
+        })?;
+        Ok(Self(caller, PhantomData))
+    }
+}
 
 /// A request body parsed as `T`, or the problem that says why it could not be.
 #[derive(Debug)]

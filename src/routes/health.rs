@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::AppState;
 use crate::health::Readiness;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

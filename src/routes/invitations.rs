@@ -12,14 +12,15 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
-use super::AppState;
 use super::extract::JsonBody;
-use crate::auth::{Authorized, Caller, SendsInvitations};
+use super::extract::{Authorized, SendsInvitations};
+use crate::auth::Caller;
 use crate::domain::{Email, FieldError, InvitationRole, MaterialUrl};
 use crate::idempotency::{self, Begin, IdempotencyKey};
 use crate::openapi::ForwardingProblems;
 use crate::problem::ProblemType;
 use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
 use crate::store::{Record, Retention, StoredResponse};
 use crate::tencent::CallContext;
 use crate::tencent::actions::CreateAndSendClientInvitationMail;

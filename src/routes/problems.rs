@@ -4,8 +4,8 @@ use axum::extract::Path;
 use axum::response::{Html, IntoResponse, Response};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::AppState;
 use crate::problem::{ApiError, ProblemType};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(problem_page))

@@ -94,6 +94,12 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+impl From<crate::redis_link::LinkError> for StoreError {
+    fn from(error: crate::redis_link::LinkError) -> Self {
+        Self::Unavailable(error.0)
+    }
+}
+
 /// The store backends.
 #[derive(Debug, Clone)]
 pub enum Store {

@@ -99,7 +99,10 @@ pub fn test_key_entry(name: &str, key: &str, scopes: &[&str]) -> ApiKeySettings 
     ApiKeySettings {
         name: name.into(),
         sha256: api_key::hash_hex(key),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        scopes: scopes
+            .iter()
+            .map(|s| partner_gateway::domain::Scope::parse(s).expect("a scope"))
+            .collect(),
     }
 }
 
