@@ -26,7 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::SharedClock;
 use crate::config::{Credentials, Settings, StoreBackend, ms};
-use crate::context::{self, RequestContext};
+use crate::context::{self, RequestContext, Subject, UpstreamCall};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemMarker, ProblemType};
@@ -41,10 +41,6 @@ use crate::tencent::actions::{
     Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail,
     QueryCreditAllocationHistory, QueryPartnerCredit,
 };
-
-/// How long past a request's deadline the outer timeout waits, so the upstream call's own
-/// timeout (which knows what to answer) fires first.
-const DEADLINE_GRACE: Duration = Duration::from_millis(500);
 
 /// The OpenAPI document, generated from the routes themselves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -286,31 +282,20 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// The outer timeout: a request that outlives its deadline gets a 504 problem. If a credit
-/// allocation is on the wire at that moment, its outcome is unknown and the answer says so.
+/// The outer timeout: a request that outlives its deadline gets a 504 problem. (A credit route
+/// answers first, within [`context::ANSWER_GRACE`], saying the allocation's outcome is unknown.)
 async fn deadline(request: Request, next: Next) -> Response {
     let Some(ctx) = context::current() else {
         return next.run(request).await;
     };
-    match tokio::time::timeout_at(ctx.deadline + DEADLINE_GRACE, next.run(request)).await {
+    match tokio::time::timeout_at(ctx.deadline + 2 * context::ANSWER_GRACE, next.run(request)).await
+    {
         Ok(response) => response,
-        Err(_) => {
-            let upstream = ctx.upstream();
-            if upstream.in_flight && upstream.action == Some(AllocateCustomerCredit::NAME) {
-                ApiError::new(
-                    ProblemType::CreditOutcomeUnknown,
-                    "the request deadline passed while the allocation was on its way to Tencent Cloud; it may or may not have been applied",
-                )
-                .with_status(http::StatusCode::GATEWAY_TIMEOUT)
-                .into_response()
-            } else {
-                ApiError::new(
-                    ProblemType::RequestTimeout,
-                    "the request did not finish before its deadline",
-                )
-                .into_response()
-            }
-        }
+        Err(_) => ApiError::new(
+            ProblemType::RequestTimeout,
+            "the request did not finish before its deadline",
+        )
+        .into_response(),
     }
 }
 
@@ -344,15 +329,22 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
         .get::<ProblemMarker>()
         .map(|m| m.0.slug())
         .unwrap_or("");
-    let upstream = context::current().map(|c| c.upstream()).unwrap_or_default();
+    // What the request did travels on its response: who and what it was about, and what its
+    // upstream call did.
+    let extensions = response.extensions();
+    let subject = extensions.get::<Subject>().cloned().unwrap_or_default();
+    let upstream = extensions
+        .get::<UpstreamCall>()
+        .cloned()
+        .unwrap_or_default();
     span.in_scope(|| {
         tracing::info!(
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             problem,
-            caller = upstream.caller.as_deref().unwrap_or(""),
-            subject = upstream.subject.as_deref().unwrap_or(""),
-            tencent_action = upstream.action.unwrap_or(""),
+            caller = subject.caller.as_deref().unwrap_or(""),
+            subject = subject.about.as_deref().unwrap_or(""),
+            tencent_action = upstream.action,
             tencent_code = upstream.code.as_deref().unwrap_or(""),
             tencent_request_id = upstream.tencent_request_id.as_deref().unwrap_or(""),
             quota_wait_ms = upstream.quota_wait_ms,

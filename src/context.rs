@@ -3,11 +3,11 @@
 //! The request id is the caller's `X-Request-Id` when it is sane, otherwise a new UUID v7; it is
 //! returned on every response, logged, sent upstream as `X-TC-TraceId`, and written into every
 //! problem body. The deadline starts when the request arrives, so time spent reading a slow body
-//! counts against it. The middleware scopes the context in a task-local: the Tencent client
-//! records the action, code and `RequestId` there, the routes record the subject (masked), and the
-//! access log reads it all back for its one line per request.
+//! counts against it. The middleware scopes the context in a task-local, read below it; nothing
+//! is written back through it: what a request did travels forward on its response
+//! ([`UpstreamCall`], [`Subject`]), where the access log reads it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -17,51 +17,45 @@ use tokio::time::Instant;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// What one request did upstream, for its log line and for the timeout middleware.
+/// How long past a request's deadline a route may take to give its own answer (a credit route
+/// says the outcome is unknown); the outer timeout waits twice that, then answers 504.
+pub const ANSWER_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What a request's upstream call did, for its log line: whoever made the call attaches it to
+/// the response as an extension, and the access log reads it there (results flow forward).
 #[derive(Debug, Clone, Default)]
-pub struct UpstreamRecord {
-    /// The Tencent action called, if any.
-    pub action: Option<&'static str>,
-    /// Tencent's error code, or the kind of transport failure.
+pub struct UpstreamCall {
+    /// The Tencent action called.
+    pub action: &'static str,
+    /// Tencent's error code, or the kind of failure.
     pub code: Option<String>,
     /// Tencent's `RequestId`.
     pub tencent_request_id: Option<String>,
-    /// True while an upstream attempt is on the wire.
-    pub in_flight: bool,
-    /// Time spent waiting for quota, in milliseconds.
+    /// Time spent waiting for quota, in milliseconds (of a call that succeeded).
     pub quota_wait_ms: u64,
+    /// Retries of a call that succeeded.
     pub retries: u32,
-    /// Who or what the request is about, safe to log (a masked e-mail, a UIN).
-    pub subject: Option<String>,
-    /// The authenticated caller's name.
-    pub caller: Option<String>,
 }
 
+/// Who a request came from and what it was about, safe to log (a masked e-mail, a UIN): the
+/// route attaches it to its response as an extension.
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// The authenticated caller's id.
+    pub caller: Option<String>,
+    pub about: Option<String>,
+}
+
+/// The request's id and deadline, set by the outermost middleware for everything below it.
 #[derive(Debug)]
 pub struct RequestContext {
     pub id: String,
     pub deadline: Instant,
-    upstream: Mutex<UpstreamRecord>,
 }
 
 impl RequestContext {
     pub fn new(id: String, deadline: Instant) -> Arc<Self> {
-        Arc::new(Self {
-            id,
-            deadline,
-            upstream: Mutex::new(UpstreamRecord::default()),
-        })
-    }
-
-    pub fn record(&self, update: impl FnOnce(&mut UpstreamRecord)) {
-        update(&mut self.upstream.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-
-    pub fn upstream(&self) -> UpstreamRecord {
-        self.upstream
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        Arc::new(Self { id, deadline })
     }
 }
 
@@ -77,13 +71,6 @@ pub fn current() -> Option<Arc<RequestContext>> {
 /// The id of the request being served, if any.
 pub fn request_id() -> Option<String> {
     current().map(|c| c.id.clone())
-}
-
-/// Records into the current request's context; a no-op outside a request (e.g. background probes).
-pub fn record(update: impl FnOnce(&mut UpstreamRecord)) {
-    if let Some(ctx) = current() {
-        ctx.record(update);
-    }
 }
 
 /// Runs `work` as its own task, with this request's context and tracing span, and waits for it.

@@ -266,11 +266,12 @@ impl ApiError {
         self
     }
 
-    /// Maps a failed upstream call to the problem the caller gets. `money` marks calls whose
-    /// outcome matters (credit): anything that may have executed becomes `credit-outcome-unknown`.
-    pub fn from_call(error: CallError, money: bool) -> Self {
+    /// Maps a failed credit allocation to the problem the caller gets: like
+    /// [`ApiError::from_call`], except that anything that may have executed
+    /// ([`crate::tencent::Effect::Unknown`]) is `credit-outcome-unknown`, never resent blindly.
+    pub fn from_credit_call(error: CallError) -> Self {
         use ProblemType as P;
-        if money && error.outcome_unknown() {
+        if error.effect() == crate::tencent::Effect::Unknown {
             let timed_out = matches!(error, CallError::Timeout { .. });
             let mut problem = Self::new(
                 P::CreditOutcomeUnknown,
@@ -289,6 +290,13 @@ impl ApiError {
             }
             return problem;
         }
+        Self::from_call(error)
+    }
+
+    /// Where a Tencent error code (or another failure of an upstream call) becomes an HTTP
+    /// status: the one mapping from a failed call to the problem the caller gets.
+    pub fn from_call(error: CallError) -> Self {
+        use ProblemType as P;
         match error {
             CallError::QuotaExceeded { action, exceeded } => {
                 let secs = exceeded.retry_after_secs();
@@ -425,7 +433,7 @@ mod tests {
 
     #[test]
     fn credit_failures_that_may_have_executed_are_outcome_unknown() {
-        let timeout = ApiError::from_call(CallError::Timeout { sent: true }, true);
+        let timeout = ApiError::from_credit_call(CallError::Timeout { sent: true });
         assert_eq!(
             (timeout.kind, timeout.status),
             (
@@ -433,24 +441,21 @@ mod tests {
                 StatusCode::GATEWAY_TIMEOUT
             )
         );
-        let status = ApiError::from_call(CallError::Status { status: 500 }, true);
+        let status = ApiError::from_credit_call(CallError::Status { status: 500 });
         assert_eq!(
             (status.kind, status.status),
             (ProblemType::CreditOutcomeUnknown, StatusCode::BAD_GATEWAY)
         );
         // The same failure of an invitation is a plain upstream problem.
         assert_eq!(
-            ApiError::from_call(CallError::Timeout { sent: true }, false).kind,
+            ApiError::from_call(CallError::Timeout { sent: true }).kind,
             ProblemType::UpstreamTimeout
         );
         // A connect failure never reached Tencent: not unknown even for credit.
-        let refused = ApiError::from_call(
-            CallError::Transport {
-                sent: false,
-                detail: "refused".into(),
-            },
-            true,
-        );
+        let refused = ApiError::from_credit_call(CallError::Transport {
+            sent: false,
+            detail: "refused".into(),
+        });
         assert_eq!(refused.kind, ProblemType::UpstreamError);
     }
 }

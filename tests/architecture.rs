@@ -175,6 +175,66 @@ fn violations(src: &Path) -> (Vec<String>, Vec<String>) {
     )
 }
 
+/// The modules each module uses (top-level modules, code paths only).
+fn graph(src: &Path) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut files = Vec::new();
+    sources(src, &mut files);
+    let mut edges: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let Some(from) = module_of(src, file) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        for (_, to) in crate_paths(&text) {
+            if to != from {
+                edges.entry(from.clone()).or_default().insert(to);
+            }
+        }
+    }
+    edges
+}
+
+/// A cycle among the modules, if there is one.
+fn cycle(edges: &BTreeMap<String, std::collections::BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut found = path[at..].to_vec();
+            found.push(node.to_owned());
+            return Some(found);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(found) = visit(next, edges, path, done) {
+                return Some(found);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    edges
+        .keys()
+        .find_map(|start| visit(start, edges, &mut Vec::new(), &mut done))
+}
+
+/// Within a layer too, modules use each other one way: no circle.
+#[test]
+fn no_circle_of_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if let Some(found) = cycle(&graph(&src)) {
+        panic!("a circle of modules: {}", found.join(" → "));
+    }
+}
+
 #[test]
 fn no_module_imports_from_a_layer_above_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -54,8 +54,8 @@ use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemType};
 use crate::redis_link::RedisLink;
 use crate::store::{PendingCredit, Record, Retention, Store, StoredResponse};
-use crate::tencent::actions::AllocateCustomerCredit;
-use crate::tencent::{CallContext, CallError, TencentClient};
+use crate::tencent::actions::{Action, AllocateCustomerCredit};
+use crate::tencent::{CallContext, CallError, Effect, TencentClient};
 use history::{HistorySearch, Lookup, Wanted};
 use marker::MarkerKey;
 
@@ -173,16 +173,6 @@ pub enum Settled {
     Pending(Duration),
     /// Not applied: the record is now this `Retryable` one.
     NotApplied(Record),
-}
-
-/// What an attempt's answer means for its idempotency record.
-enum Disposition {
-    /// Applied, or refused for good by Tencent: store the answer for replay.
-    Definite,
-    /// Known not to have executed: forget the key, so a retry simply tries again.
-    NotExecuted,
-    /// May or may not have been applied.
-    Unknown,
 }
 
 /// Allocates credit and settles allocations of unknown outcome. Holds only what that takes.
@@ -368,17 +358,19 @@ impl Allocator {
                 }
             },
         };
-        let (response, disposition) = self
+        let (response, effect) = self
             .attempt(caller, allocation, Some((key, &marker)), ctx)
             .await;
         let (stored, response) = idempotency::capture(response).await;
-        let record = match disposition {
-            Disposition::Definite => Some(Record::Completed {
+        let record = match effect {
+            // Applied, or refused for good by Tencent: stored for replay.
+            None | Some(Effect::Refused) => Some(Record::Completed {
                 fingerprint,
                 response: stored,
             }),
-            Disposition::NotExecuted => None,
-            Disposition::Unknown => Some(Record::Unknown {
+            // Known not to have executed: the key is forgotten, so a retry simply tries again.
+            Some(Effect::NotExecuted) => None,
+            Some(Effect::Unknown) => Some(Record::Unknown {
                 fingerprint,
                 pending: pending(self.now_ms(), &ctx.request_id),
             }),
@@ -396,7 +388,7 @@ impl Allocator {
         allocation: &Allocation,
         keyed: Option<(&IdempotencyKey, &str)>,
         ctx: &CallContext,
-    ) -> (Response, Disposition) {
+    ) -> (Response, Option<Effect>) {
         tracing::info!(uin = %allocation.uin, amount = %allocation.amount, "allocating credit");
         let remark = tencent_remark(
             allocation.remark.as_ref(),
@@ -411,11 +403,13 @@ impl Allocator {
         };
         let started = tokio::time::Instant::now();
         let result = self.tencent.call(&action, ctx).await;
-        let (outcome, disposition) = match &result {
-            Ok(_) => (Outcome::Applied, Disposition::Definite),
-            Err(e) if e.outcome_unknown() => (Outcome::Unknown, Disposition::Unknown),
-            Err(e) if e.not_executed() => (Outcome::Rejected, Disposition::NotExecuted),
-            Err(_) => (Outcome::Rejected, Disposition::Definite),
+        // The call's effect: `None` when it succeeded.
+        let effect = result.as_ref().err().map(CallError::effect);
+        let summary = crate::tencent::summary(AllocateCustomerCredit::NAME, &result);
+        let outcome = match effect {
+            None => Outcome::Applied,
+            Some(Effect::Unknown) => Outcome::Unknown,
+            Some(Effect::NotExecuted | Effect::Refused) => Outcome::Rejected,
         };
         let (code, tencent_request_id) = match &result {
             Ok(answer) => ("", answer.request_id.as_str()),
@@ -437,7 +431,7 @@ impl Allocator {
             tencent_request_id,
             latency: started.elapsed(),
         });
-        let response = match result {
+        let mut response = match result {
             Ok(answer) => Json(CreditResponse {
                 uin: allocation.uin.to_string(),
                 amount: allocation.amount.as_f64(),
@@ -447,7 +441,7 @@ impl Allocator {
             })
             .into_response(),
             Err(error) => {
-                let mut problem = ApiError::from_call(error, true);
+                let mut problem = ApiError::from_credit_call(error);
                 if outcome == Outcome::Unknown {
                     tracing::error!(uin = %allocation.uin, amount = %allocation.amount, "credit allocation outcome unknown");
                     problem.detail = match keyed {
@@ -465,7 +459,8 @@ impl Allocator {
                 problem.into_response()
             }
         };
-        (response, disposition)
+        response.extensions_mut().insert(summary);
+        (response, effect)
     }
 
     /// Settles the `unknown` record of `scoped` from the customer's history.

@@ -8,6 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::JsonBody;
 use super::extract::{AllocatesCredit, Authorized};
+use crate::context::Subject;
 use crate::credit::Allocation;
 pub use crate::credit::{CreditRequest, CreditResponse};
 use crate::idempotency::IdempotencyKey;
@@ -50,23 +51,41 @@ pub async fn allocate_credit(
     Path(uin): Path<String>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<CreditRequest>,
-) -> Result<Response, ApiError> {
-    let key = IdempotencyKey::from_headers(&headers, app.settings.credit.require_idempotency_key)?;
-    let allocation =
-        Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
-    crate::context::record(|r| r.subject = Some(format!("uin {}", allocation.uin)));
-    let ctx = CallContext {
-        request_id: crate::context::request_id().unwrap_or_default(),
-        deadline: app.deadline(),
+) -> Response {
+    let mut subject = Subject {
+        caller: Some(caller.id.clone()),
+        about: None,
     };
-    // Once the key is claimed the work must finish and settle its record even if the client
-    // hangs up, so it runs as its own task.
-    let credit = app.credit.clone();
-    crate::context::run_to_completion(async move {
-        credit
-            .allocate(&caller, &allocation, key.as_ref(), &ctx)
-            .await
-    })
-    .await
-    .map_err(|_| ApiError::new(ProblemType::Internal, "the allocation task failed"))?
+    let result = async {
+        let key =
+            IdempotencyKey::from_headers(&headers, app.settings.credit.require_idempotency_key)?;
+        let allocation =
+            Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
+        subject.about = Some(format!("uin {}", allocation.uin));
+        let ctx = CallContext {
+            request_id: crate::context::request_id().unwrap_or_default(),
+            deadline: app.deadline(),
+        };
+        let deadline = ctx.deadline + crate::context::ANSWER_GRACE;
+        // Once the key is claimed the work must finish and settle its record even if the client
+        // hangs up, so it runs as its own task.
+        let credit = app.credit.clone();
+        let work = crate::context::run_to_completion(async move {
+            credit
+                .allocate(&caller, &allocation, key.as_ref(), &ctx)
+                .await
+        });
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(done) => done
+                .map_err(|_| ApiError::new(ProblemType::Internal, "the allocation task failed"))?,
+            // The task goes on and settles its record; this caller is told the truth.
+            Err(_) => Err(ApiError::new(
+                ProblemType::CreditOutcomeUnknown,
+                "the request deadline passed while the allocation was under way; it may or may not have been applied. Retry with the same Idempotency-Key",
+            )
+            .with_status(http::StatusCode::GATEWAY_TIMEOUT)),
+        }
+    }
+    .await;
+    super::answered(result, subject)
 }

@@ -14,9 +14,11 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use crate::auth::{Caller, Scope, insufficient_scope};
+use crate::context::Subject;
 use crate::domain::FieldError;
 use crate::problem::{ApiError, ProblemType};
 use crate::state::AppState;
+use axum::response::IntoResponse;
 
 /// Which scope a route needs, as a type so the extractor can carry it.
 pub trait RequiredScope {
@@ -40,7 +42,7 @@ impl RequiredScope for AllocatesCredit {
 pub struct Authorized<S>(pub Caller, pub PhantomData<S>);
 
 impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S> {
-    type Rejection = ApiError;
+    type Rejection = axum::response::Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -49,18 +51,30 @@ impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S
         let caller = state
             .auth
             .authenticate(parts.headers.get(http::header::AUTHORIZATION))
-            .await?;
-        crate::context::record(|r| r.caller = Some(caller.id.clone()));
-        if !caller.may(S::SCOPE) {
-            return Err(insufficient_scope(S::SCOPE));
-        }
-        state.auth.check_rate(&caller).map_err(|wait| {
-            ApiError::new(
-                ProblemType::CallerRateLimited,
-                format!("the caller `{}` is over its own request rate", caller.name),
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?;
+        // A refusal past this point names the caller in the request's log line.
+        let refused = |problem: ApiError| {
+            super::answered(
+                Err(problem),
+                Subject {
+                    caller: Some(caller.id.clone()),
+                    about: None,
+                },
             )
-            .retry_after(wait.as_secs_f64().ceil() as u64)
-        })?;
+        };
+        if !caller.may(S::SCOPE) {
+            return Err(refused(insufficient_scope(S::SCOPE)));
+        }
+        if let Err(wait) = state.auth.check_rate(&caller) {
+            return Err(refused(
+                ApiError::new(
+                    ProblemType::CallerRateLimited,
+                    format!("the caller `{}` is over its own request rate", caller.name),
+                )
+                .retry_after(wait.as_secs_f64().ceil() as u64),
+            ));
+        }
         Ok(Self(caller, PhantomData))
     }
 }

@@ -15,6 +15,7 @@ use http::HeaderMap;
 use super::extract::JsonBody;
 use super::extract::{Authorized, SendsInvitations};
 use crate::auth::Caller;
+use crate::context::Subject;
 use crate::domain::{Email, FieldError, InvitationRole, MaterialUrl};
 use crate::idempotency::{self, Begin, IdempotencyKey};
 use crate::openapi::ForwardingProblems;
@@ -23,8 +24,8 @@ use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 use crate::store::{Record, Retention, StoredResponse};
 use crate::tencent::CallContext;
-use crate::tencent::actions::CreateAndSendClientInvitationMail;
-use crate::tencent::{CallError, ErrorClass};
+use crate::tencent::actions::{Action, CreateAndSendClientInvitationMail};
+use crate::tencent::{CallError, Effect, ErrorClass};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_invitation))
@@ -128,14 +129,23 @@ pub async fn create_invitation(
     State(app): State<AppState>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<InvitationRequest>,
-) -> Result<Response, ApiError> {
-    let key = IdempotencyKey::from_headers(&headers, false)?;
-    let invitation = Invitation::parse(req).map_err(ApiError::validation)?;
-    crate::context::record(|r| r.subject = Some(invitation.email.masked()));
-    // A claimed key must be settled even if the client hangs up: the work runs as its own task.
-    crate::context::run_to_completion(keyed(app, caller, invitation, key))
-        .await
-        .map_err(|_| ApiError::new(ProblemType::Internal, "the invitation task failed"))?
+) -> Response {
+    let mut subject = Subject {
+        caller: Some(caller.id.clone()),
+        about: None,
+    };
+    let result = async {
+        let key = IdempotencyKey::from_headers(&headers, false)?;
+        let invitation = Invitation::parse(req).map_err(ApiError::validation)?;
+        subject.about = Some(invitation.email.masked());
+        // A claimed key must be settled even if the client hangs up: the work runs as its own
+        // task.
+        crate::context::run_to_completion(keyed(app, caller, invitation, key))
+            .await
+            .map_err(|_| ApiError::new(ProblemType::Internal, "the invitation task failed"))?
+    }
+    .await;
+    super::answered(result, subject)
 }
 
 /// Claims the key (if any), sends the invitation, and records the answer under the key.
@@ -280,7 +290,9 @@ async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
             .start_cooldown(&address, app.now_ms() + cooldown.as_millis() as u64)
             .await
     };
-    match app.tencent.call(&action, &ctx).await {
+    let result = app.tencent.call(&action, &ctx).await;
+    let summary = crate::tencent::summary(CreateAndSendClientInvitationMail::NAME, &result);
+    let (mut response, definite) = match result {
         Ok(answer) => {
             start_cooldown().await;
             let body = InvitationResponse {
@@ -297,8 +309,8 @@ async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
                 app.metrics.cooldown("upstream");
                 start_cooldown().await;
             }
-            let definite = !error.not_executed() && !error.outcome_unknown();
-            let problem = ApiError::from_call(error, false);
+            let definite = error.effect() == Effect::Refused;
+            let problem = ApiError::from_call(error);
             let problem = if problem.kind == ProblemType::MailCooldown {
                 problem.retry_after(cooldown.as_secs())
             } else {
@@ -306,5 +318,7 @@ async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
             };
             (problem.into_response(), definite)
         }
-    }
+    };
+    response.extensions_mut().insert(summary);
+    (response, definite)
 }

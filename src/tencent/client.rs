@@ -17,13 +17,13 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::actions::{Action, QueryPartnerCredit};
-use super::error::{ErrorClass, UpstreamError};
+use super::error::{CallError, ErrorClass, UpstreamError};
 use super::sign::{RequestToSign, SignedHeaderSet, Signer};
 use super::wire::{Conn, Wire, WireError};
 use super::{CONTENT_TYPE, SERVICE, VERSION};
 use crate::clock::SharedClock;
 use crate::config::{Credentials, Settings, ms};
-use crate::context;
+use crate::context::UpstreamCall;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::quota::{QuotaError, QuotaExceeded, Quotas};
@@ -44,131 +44,34 @@ pub struct Answer<T> {
     pub retries: u32,
 }
 
+/// What a call did, for the log line of the request that made it: the caller attaches it to its
+/// response.
+pub fn summary<T>(action: &'static str, result: &Result<Answer<T>, CallError>) -> UpstreamCall {
+    match result {
+        Ok(answer) => UpstreamCall {
+            action,
+            code: None,
+            tencent_request_id: Some(answer.request_id.clone()),
+            quota_wait_ms: answer.quota_wait.as_millis() as u64,
+            retries: answer.retries,
+        },
+        Err(error) => UpstreamCall {
+            action,
+            code: Some(error.label().to_owned()),
+            tencent_request_id: match error {
+                CallError::Upstream(e) => e.request_id.clone(),
+                _ => None,
+            },
+            ..UpstreamCall::default()
+        },
+    }
+}
+
 /// Per-call inputs from the route: the id that traces it and the deadline it must meet.
 #[derive(Debug, Clone)]
 pub struct CallContext {
     pub request_id: String,
     pub deadline: Instant,
-}
-
-/// Why a call did not succeed. `sent` says whether the request may have reached Tencent.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The gateway's limiter refused the call; nothing was sent.
-    #[error("quota exceeded for {action}")]
-    QuotaExceeded {
-        action: &'static str,
-        exceeded: QuotaExceeded,
-    },
-    /// Tencent answered with an error code.
-    #[error("Tencent answered {}: {}", .0.code, .0.message)]
-    Upstream(UpstreamError),
-    /// No complete answer before the timeout.
-    #[error("no answer from Tencent in time")]
-    Timeout { sent: bool },
-    /// The connection failed.
-    #[error("transport failure: {detail}")]
-    Transport { sent: bool, detail: String },
-    /// A status other than 200 (a proxy or outage page); Tencent's own errors come with 200.
-    #[error("Tencent answered HTTP {status}")]
-    Status { status: u16 },
-    /// A 200 answer that is not a valid envelope.
-    #[error("unparsable answer: {detail}")]
-    Unparsable { detail: String },
-    /// The deadline passed before the call could be sent.
-    #[error("deadline passed before the call could be sent")]
-    DeadlineExceeded,
-    /// Redis is unreachable and this replica holds no share of the quota it may use; nothing
-    /// was sent.
-    #[error("no quota available for {action} while the shared store is unreachable")]
-    QuotaUnavailable {
-        action: &'static str,
-        retry_after: Duration,
-    },
-}
-
-impl CallError {
-    fn is_retryable(&self) -> bool {
-        match self {
-            Self::Upstream(e) => e.class().is_retryable(),
-            Self::Transport { sent, .. } | Self::Timeout { sent } => !sent,
-            _ => false,
-        }
-    }
-
-    /// Whether the call is known not to have executed and may simply be made again later:
-    /// refused before sending, never sent, or refused by Tencent as "not now" (rate limit, busy,
-    /// credentials). Such failures leave no idempotency record behind.
-    pub fn not_executed(&self) -> bool {
-        match self {
-            Self::QuotaExceeded { .. } | Self::DeadlineExceeded | Self::QuotaUnavailable { .. } => {
-                true
-            }
-            Self::Transport { sent, .. } | Self::Timeout { sent } => !sent,
-            Self::Upstream(e) => matches!(
-                e.class(),
-                ErrorClass::RateLimited
-                    | ErrorClass::Busy
-                    | ErrorClass::AuthFailure
-                    | ErrorClass::MailCooldown
-            ),
-            Self::Status { .. } | Self::Unparsable { .. } => false,
-        }
-    }
-
-    /// Whether Tencent may have executed the call: the outcome of a credit allocation is unknown.
-    pub fn outcome_unknown(&self) -> bool {
-        match self {
-            Self::Upstream(e) => e.class() == ErrorClass::Internal,
-            Self::Timeout { sent } | Self::Transport { sent, .. } => *sent,
-            Self::Status { .. } | Self::Unparsable { .. } => true,
-            Self::QuotaExceeded { .. } | Self::DeadlineExceeded | Self::QuotaUnavailable { .. } => {
-                false
-            }
-        }
-    }
-
-    /// The `outcome` label of an attempt that was sent.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Self::Upstream(_) => "error",
-            Self::Timeout { .. } => "timeout",
-            Self::Transport { .. } => "transport",
-            Self::Status { .. } => "http_status",
-            Self::Unparsable { .. } => "unparsable",
-            Self::QuotaExceeded { .. } => "quota_exceeded",
-            Self::DeadlineExceeded => "deadline",
-            Self::QuotaUnavailable { .. } => "quota_unavailable",
-        }
-    }
-
-    /// [`CallError::label`] from a closed set, for metrics: undocumented codes are `other`.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Upstream(e) => super::error::code_label(&e.code),
-            Self::QuotaExceeded { .. } => "quota_exceeded",
-            Self::Timeout { .. } => "timeout",
-            Self::Transport { .. } => "transport",
-            Self::Status { .. } => "http_status",
-            Self::Unparsable { .. } => "unparsable",
-            Self::DeadlineExceeded => "deadline",
-            Self::QuotaUnavailable { .. } => "quota_unavailable",
-        }
-    }
-
-    /// A short label for logs: Tencent's code, or the kind of failure.
-    pub fn label(&self) -> &str {
-        match self {
-            Self::QuotaExceeded { .. } => "quota_exceeded",
-            Self::Upstream(e) => &e.code,
-            Self::Timeout { .. } => "timeout",
-            Self::Transport { .. } => "transport",
-            Self::Status { .. } => "http_status",
-            Self::Unparsable { .. } => "unparsable",
-            Self::DeadlineExceeded => "deadline",
-            Self::QuotaUnavailable { .. } => "quota_unavailable",
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -303,7 +206,6 @@ impl TencentClient {
         let body = Bytes::from(serde_json::to_vec(action).expect("actions serialize"));
         let mut quota_wait = Duration::ZERO;
         let mut retries = 0;
-        context::record(|r| r.action = Some(A::NAME));
         let mut missed = 0;
         loop {
             let conn = match self.depart::<A>(ctx, &mut quota_wait).await {
@@ -325,7 +227,6 @@ impl TencentClient {
                     });
                 }
                 Err(error) => {
-                    context::record(|r| r.code = Some(error.label().to_owned()));
                     if matches!(error, CallError::Transport { .. }) {
                         // A connection that could not be made is an attempt, as before the pool.
                         self.observe(A::NAME, Err(&error), Duration::ZERO, retries);
@@ -349,11 +250,6 @@ impl TencentClient {
             }
             let started = Instant::now();
             let departed_ms = self.clock.now_unix_ms();
-            context::record(|r| {
-                r.in_flight = true;
-                r.quota_wait_ms = quota_wait.as_millis() as u64;
-                r.retries = retries;
-            });
             let result = self
                 .send_once::<A>(conn, body.clone(), ctx, remaining.min(self.attempt_timeout))
                 .await;
@@ -542,11 +438,6 @@ impl TencentClient {
         };
         self.metrics
             .upstream_call(action, outcome, code_label, elapsed);
-        context::record(|r| {
-            r.in_flight = false;
-            r.code = (!code.is_empty()).then(|| code.to_owned());
-            r.tencent_request_id = request_id.map(str::to_owned);
-        });
         let request_id = request_id.unwrap_or("");
         match result {
             Ok(_) => {
@@ -757,7 +648,7 @@ mod tests {
                 "{:?}: {err:?}",
                 String::from_utf8_lossy(body)
             );
-            assert!(err.outcome_unknown());
+            assert_eq!(err.effect(), crate::tencent::Effect::Unknown);
         }
     }
 
@@ -794,7 +685,13 @@ mod tests {
         ] {
             assert!(!not.is_retryable(), "{not:?}");
         }
-        assert!(upstream("InternalError").outcome_unknown());
-        assert!(!upstream("FailedOperation.BalanceInsufficient").outcome_unknown());
+        assert_eq!(
+            upstream("InternalError").effect(),
+            crate::tencent::Effect::Unknown
+        );
+        assert_eq!(
+            upstream("FailedOperation.BalanceInsufficient").effect(),
+            crate::tencent::Effect::Refused
+        );
     }
 }

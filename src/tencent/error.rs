@@ -1,5 +1,142 @@
-//! What Tencent's error codes mean to the gateway. Codes are matched, messages never are
-//! (Tencent rewords them).
+//! What Tencent's error codes mean to the gateway, and why a call failed. Codes are matched,
+//! messages never are (Tencent rewords them).
+//!
+//! A failed call is a [`CallError`]; its [`Effect`] (not executed, maybe executed, refused) is
+//! the one classification the rest of the gateway uses. The HTTP status each becomes is decided
+//! in one place: [`crate::problem::ApiError::from_call`].
+
+use std::time::Duration;
+
+use crate::quota::QuotaExceeded;
+
+/// What a failed call did to Tencent's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Known not to have executed (refused before sending, never sent, or refused by Tencent as
+    /// "not now": rate limit, busy, credentials, mail cooldown): it may simply be made again
+    /// later, and leaves no idempotency record behind.
+    NotExecuted,
+    /// It may have reached Tencent and run: for credit, the outcome is unknown.
+    Unknown,
+    /// Tencent answered a definite refusal: nothing ran, and trying again changes nothing.
+    Refused,
+}
+
+/// Why a call did not succeed. `sent` says whether the request may have reached Tencent.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The gateway's limiter refused the call; nothing was sent.
+    #[error("quota exceeded for {action}")]
+    QuotaExceeded {
+        action: &'static str,
+        exceeded: QuotaExceeded,
+    },
+    /// Tencent answered with an error code.
+    #[error("Tencent answered {}: {}", .0.code, .0.message)]
+    Upstream(UpstreamError),
+    /// No complete answer before the timeout.
+    #[error("no answer from Tencent in time")]
+    Timeout { sent: bool },
+    /// The connection failed.
+    #[error("transport failure: {detail}")]
+    Transport { sent: bool, detail: String },
+    /// A status other than 200 (a proxy or outage page); Tencent's own errors come with 200.
+    #[error("Tencent answered HTTP {status}")]
+    Status { status: u16 },
+    /// A 200 answer that is not a valid envelope.
+    #[error("unparsable answer: {detail}")]
+    Unparsable { detail: String },
+    /// The deadline passed before the call could be sent.
+    #[error("deadline passed before the call could be sent")]
+    DeadlineExceeded,
+    /// Redis is unreachable and this replica holds no share of the quota it may use; nothing
+    /// was sent.
+    #[error("no quota available for {action} while the shared store is unreachable")]
+    QuotaUnavailable {
+        action: &'static str,
+        retry_after: Duration,
+    },
+}
+
+impl CallError {
+    /// Worth sending again at once (within the deadline): a rate-limit refusal, or a request that
+    /// never left.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Upstream(e) => e.class().is_retryable(),
+            Self::Transport { sent, .. } | Self::Timeout { sent } => !sent,
+            _ => false,
+        }
+    }
+
+    /// What the failed call did to Tencent's state: the one classification credit, invitations,
+    /// the audit and the problem mapping all go by.
+    pub fn effect(&self) -> Effect {
+        match self {
+            Self::QuotaExceeded { .. } | Self::DeadlineExceeded | Self::QuotaUnavailable { .. } => {
+                Effect::NotExecuted
+            }
+            Self::Transport { sent, .. } | Self::Timeout { sent } => {
+                if *sent {
+                    Effect::Unknown
+                } else {
+                    Effect::NotExecuted
+                }
+            }
+            Self::Upstream(e) => match e.class() {
+                ErrorClass::RateLimited
+                | ErrorClass::Busy
+                | ErrorClass::AuthFailure
+                | ErrorClass::MailCooldown => Effect::NotExecuted,
+                ErrorClass::Internal => Effect::Unknown,
+                _ => Effect::Refused,
+            },
+            Self::Status { .. } | Self::Unparsable { .. } => Effect::Unknown,
+        }
+    }
+
+    /// The `outcome` label of an attempt that was sent.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Upstream(_) => "error",
+            Self::Timeout { .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Status { .. } => "http_status",
+            Self::Unparsable { .. } => "unparsable",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::DeadlineExceeded => "deadline",
+            Self::QuotaUnavailable { .. } => "quota_unavailable",
+        }
+    }
+
+    /// [`CallError::label`] from a closed set, for metrics: undocumented codes are `other`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Upstream(e) => super::error::code_label(&e.code),
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::Timeout { .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Status { .. } => "http_status",
+            Self::Unparsable { .. } => "unparsable",
+            Self::DeadlineExceeded => "deadline",
+            Self::QuotaUnavailable { .. } => "quota_unavailable",
+        }
+    }
+
+    /// A short label for logs: Tencent's code, or the kind of failure.
+    pub fn label(&self) -> &str {
+        match self {
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::Upstream(e) => &e.code,
+            Self::Timeout { .. } => "timeout",
+            Self::Transport { .. } => "transport",
+            Self::Status { .. } => "http_status",
+            Self::Unparsable { .. } => "unparsable",
+            Self::DeadlineExceeded => "deadline",
+            Self::QuotaUnavailable { .. } => "quota_unavailable",
+        }
+    }
+}
 
 /// An error answer from Tencent: `{"Response": {"Error": {"Code", "Message"}, "RequestId"}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
