@@ -8,7 +8,9 @@
 //! each time). KEY: the bearer key.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 #[tokio::main]
@@ -64,18 +66,15 @@ async fn main() {
                 Err(_) => 0,
             };
             if (200..300).contains(&status) {
-                admitted
-                    .lock()
-                    .unwrap()
-                    .push(sent.elapsed().as_secs_f64() * 1000.0);
+                admitted.lock().push(sent.elapsed().as_secs_f64() * 1000.0);
             }
-            *statuses.lock().unwrap().entry(status).or_default() += 1;
+            *statuses.lock().entry(status).or_default() += 1;
         }));
     }
     for t in tasks {
         let _ = t.await;
     }
-    let mut lat = admitted.lock().unwrap().clone();
+    let mut lat = admitted.lock().clone();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         if lat.is_empty() {
@@ -84,7 +83,7 @@ async fn main() {
             lat[((p / 100.0) * (lat.len() - 1) as f64).round() as usize]
         }
     };
-    let statuses = statuses.lock().unwrap().clone();
+    let statuses = statuses.lock().clone();
     println!(
         "{}",
         serde_json::json!({

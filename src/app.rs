@@ -25,7 +25,7 @@ use tracing::Instrument;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::SharedClock;
-use crate::config::{Credentials, Settings, StoreBackend, ms};
+use crate::config::{Credentials, Settings, StoreBackend};
 use crate::context::{self, RequestContext, Subject, UpstreamCall};
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -77,8 +77,8 @@ pub fn build(
             max_us: settings.quotas.guard_max_ms * 1000,
             slack_us: settings.quotas.departure_slack_ms * 1000,
         },
-        max_wait: ms(settings.quotas.max_wait_ms),
-        probe: ms(settings.quotas.probe_interval_ms),
+        max_wait: settings.quotas.max_wait(),
+        probe: settings.quotas.probe_interval(),
     };
     let limits = [
         (
@@ -115,10 +115,10 @@ pub fn build(
                 quota_config,
                 link.clone(),
                 FleetConfig {
-                    heartbeat: ms(settings.store.heartbeat_ms),
-                    lease: ms(settings.store.partition_lease_ms),
+                    heartbeat: settings.store.heartbeat(),
+                    lease: settings.store.partition_lease(),
                     expected_replicas: settings.store.expected_replicas,
-                    redis_timeout: ms(settings.store.redis_timeout_ms),
+                    redis_timeout: settings.store.redis_timeout(),
                 },
                 metrics.clone(),
             );
@@ -143,7 +143,7 @@ pub fn build(
     let keys = Arc::new(crate::idempotency::Keys::new(
         clock.clone(),
         metrics.clone(),
-        Duration::from_secs(settings.idempotency.ttl_s),
+        settings.idempotency.ttl(),
         settings.server.request_timeout_ms,
     ));
     let credit = Arc::new(crate::credit::Allocator::new(
@@ -160,7 +160,7 @@ pub fn build(
             remark_caller: settings.auth.remark_caller,
             marker_secret: settings.credit.marker_secret.clone(),
         },
-        ms(settings.upstream.timeout_ms),
+        settings.upstream.timeout(),
         settings.credit.history_max_pages,
     ));
     if let Some((records, capacity)) = store.fill() {
@@ -199,7 +199,7 @@ pub fn build(
 /// catcher → body limit.
 pub fn middleware_stack(router: Router, state: &AppState) -> Router {
     let server = &state.settings.server;
-    let request_timeout = ms(server.request_timeout_ms);
+    let request_timeout = server.request_timeout();
     let sensitive = [
         header::AUTHORIZATION,
         header::COOKIE,
@@ -389,18 +389,18 @@ impl App {
             health.set_shutting_down();
             tracing::info!(?how, "shutting down: readiness now reports 503");
             if how == Shutdown::Terminate {
-                tokio::time::sleep(ms(settings.server.shutdown_delay_ms)).await;
+                tokio::time::sleep(settings.server.shutdown_delay()).await;
             }
             tracing::info!("no longer accepting connections; draining in-flight requests");
         };
         let server = &self.state.settings.server;
         let limits = crate::serve::Limits {
-            header: ms(server.header_timeout_ms),
-            idle: ms(server.idle_timeout_ms),
-            write: ms(server.write_timeout_ms),
+            header: server.header_timeout(),
+            idle: server.idle_timeout(),
+            write: server.write_timeout(),
             max_connections: server.max_connections,
         };
-        let grace = ms(server.shutdown_grace_ms);
+        let grace = server.shutdown_grace();
         self.state.auth.warm_up().await;
         // After the first load, so its schedule starts from it (and from its max-age).
         background.push(tokio::spawn(self.state.auth.clone().run_jwks_refresher()));
@@ -426,7 +426,7 @@ impl App {
 /// with the harmless `QueryPartnerCredit`, so readiness recovers by itself once they are fixed
 /// (a rotated key propagates, a CAM policy is attached).
 async fn recheck_credentials(state: AppState) {
-    let every = ms(state.settings.upstream.auth_recheck_ms);
+    let every = state.settings.upstream.auth_recheck();
     loop {
         tokio::time::sleep(every).await;
         if state.health.upstream_auth_failed() || state.health.all_denied() {

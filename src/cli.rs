@@ -163,7 +163,7 @@ pub fn sandbox_config(
         },
         clock,
     );
-    config.latency = config::ms(settings.sandbox.latency_ms);
+    config.latency = settings.sandbox.latency();
     config.partner_credit_cents = (settings.sandbox.partner_credit * 100.0).round() as i64;
     if settings.sandbox.lift_quotas {
         config.quotas.values_mut().for_each(|q| *q = u32::MAX);

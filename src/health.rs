@@ -7,8 +7,8 @@
 //! permission for one action (`AuthFailure.UnauthorizedOperation`: the CAM policy lacks it) only
 //! marks that action degraded, since the others still work, unless every action is refused.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What `/readyz` answers from. Each check is `Ok` or a short reason.
@@ -77,28 +77,25 @@ impl Health {
     /// credentials (the replica is unready).
     pub fn report_auth_failure(&self, action: &'static str, code: &str) -> bool {
         if code == "AuthFailure.UnauthorizedOperation" {
-            self.denied
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(action, code.to_owned());
+            self.denied.lock().insert(action, code.to_owned());
             // Tencent checked the signature to get this far: the credentials themselves work.
-            *self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.upstream_auth.lock() = None;
             true
         } else {
-            *self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.to_owned());
+            *self.upstream_auth.lock() = Some(code.to_owned());
             false
         }
     }
 
     /// Tencent accepted the credentials for `action` (any answer that is not `AuthFailure*`).
     pub fn report_auth_ok(&self, action: &'static str) {
-        let mut state = self.upstream_auth.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.upstream_auth.lock();
         if state.is_some() {
             tracing::info!("Tencent accepts the gateway's credentials again");
             *state = None;
         }
         drop(state);
-        let mut denied = self.denied.lock().unwrap_or_else(|e| e.into_inner());
+        let mut denied = self.denied.lock();
         if denied.remove(action).is_some() {
             tracing::info!(action, "Tencent allows this action again");
         }
@@ -108,32 +105,24 @@ impl Health {
     /// the credentials are re-checked in the background as after a rejection).
     pub fn all_denied(&self) -> bool {
         let actions = self.actions.load(Ordering::SeqCst);
-        actions > 0 && self.denied.lock().unwrap_or_else(|e| e.into_inner()).len() >= actions
+        actions > 0 && self.denied.lock().len() >= actions
     }
 
     /// The actions Tencent refuses for want of a permission.
     pub fn denied_actions(&self) -> Vec<&'static str> {
-        self.denied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect()
+        self.denied.lock().keys().copied().collect()
     }
 
     pub fn report_store(&self, state: StoreState) {
-        *self.store.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        *self.store.lock() = state;
     }
 
     pub fn store_state(&self) -> StoreState {
-        *self.store.lock().unwrap_or_else(|e| e.into_inner())
+        *self.store.lock()
     }
 
     pub fn upstream_auth_failed(&self) -> bool {
-        self.upstream_auth
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        self.upstream_auth.lock().is_some()
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -156,11 +145,7 @@ impl Health {
                 "ok".into()
             },
         );
-        let auth = self
-            .upstream_auth
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let auth = self.upstream_auth.lock().clone();
         let denied = self.denied_actions();
         let all_denied = self.all_denied();
         checks.insert(

@@ -20,7 +20,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use secrecy::ExposeSecret;
 
-use crate::config::{StoreSettings, ms};
+use crate::config::StoreSettings;
 use crate::health::{Health, StoreState};
 use crate::metrics::Metrics;
 
@@ -67,7 +67,7 @@ enum Backend {
     Single(ConnectionManager),
     Cluster {
         client: Box<ClusterClient>,
-        conn: std::sync::Mutex<Option<ClusterConnection>>,
+        conn: parking_lot::Mutex<Option<ClusterConnection>>,
     },
 }
 
@@ -111,7 +111,7 @@ impl RedisLink {
             .redis_url
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("store.redis_url is not set"))?;
-        let timeout = ms(settings.redis_timeout_ms);
+        let timeout = settings.redis_timeout();
         let backend = if settings.redis_cluster {
             let nodes: Vec<&str> = url.expose_secret().split(',').map(str::trim).collect();
             let client = ClusterClient::builder(nodes)
@@ -122,7 +122,7 @@ impl RedisLink {
                 .map_err(|e| anyhow::anyhow!("store.redis_url: {e}"))?;
             Backend::Cluster {
                 client: Box::new(client),
-                conn: std::sync::Mutex::new(None),
+                conn: parking_lot::Mutex::new(None),
             }
         } else {
             let client = redis::Client::open(url.expose_secret())
@@ -143,7 +143,7 @@ impl RedisLink {
             backend,
             prefix: settings.key_prefix.clone(),
             timeout,
-            probe_every: ms(settings.redis_probe_ms),
+            probe_every: settings.redis_probe(),
             state: AtomicU8::new(CONNECTING),
             warned: AtomicBool::new(false),
             health,
@@ -196,11 +196,7 @@ impl RedisLink {
     fn conn(&self) -> Option<Conn> {
         match &self.backend {
             Backend::Single(manager) => Some(Conn::Single(manager.clone())),
-            Backend::Cluster { conn, .. } => conn
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .map(Conn::Cluster),
+            Backend::Cluster { conn, .. } => conn.lock().clone().map(Conn::Cluster),
         }
     }
 
@@ -216,7 +212,7 @@ impl RedisLink {
             .await
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())?;
-        *conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
+        *conn.lock() = Some(made.clone());
         Ok(Conn::Cluster(made))
     }
 

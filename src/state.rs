@@ -58,9 +58,6 @@ impl AppState {
     pub fn deadline(&self) -> tokio::time::Instant {
         crate::context::current()
             .map(|c| c.deadline)
-            .unwrap_or_else(|| {
-                tokio::time::Instant::now()
-                    + crate::config::ms(self.settings.server.request_timeout_ms)
-            })
+            .unwrap_or_else(|| tokio::time::Instant::now() + self.settings.server.request_timeout())
     }
 }

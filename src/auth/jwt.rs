@@ -11,8 +11,8 @@
 //!   trust keys that may have been revoked meanwhile. Failures and the set's age are in
 //!   `/metrics`, and `/readyz` lists the stale set under `degraded` (API keys still work).
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -77,12 +77,12 @@ impl JwtVerifier {
 
     /// How old the key set is, how many refreshes failed, whether it has expired.
     pub fn state(&self) -> JwksState {
-        let fetched = *self.fetched.read().unwrap_or_else(|e| e.into_inner());
+        let fetched = *self.fetched.read();
         let age = fetched.map(|(at, _)| at.elapsed());
         JwksState {
             age_s: age.map(|a| a.as_secs_f64()),
             failures: self.failures.load(Ordering::Relaxed),
-            expired: age.is_some_and(|a| a > Duration::from_secs(self.settings.max_stale_s)),
+            expired: age.is_some_and(|a| a > self.settings.max_stale()),
         }
     }
 
@@ -90,13 +90,9 @@ impl JwtVerifier {
     /// shorter (at least `min_refresh_ms` and a second); after failures, 1, 2, 4… seconds up to
     /// that, so a recovered identity provider is noticed soon.
     pub fn next_refresh(&self) -> Duration {
-        let interval = Duration::from_secs(self.settings.refresh_interval_s);
-        let floor = Duration::from_millis(self.settings.min_refresh_ms).max(Duration::from_secs(1));
-        let max_age = self
-            .fetched
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .and_then(|(_, max_age)| max_age);
+        let interval = self.settings.refresh_interval();
+        let floor = self.settings.min_refresh().max(Duration::from_secs(1));
+        let max_age = self.fetched.read().and_then(|(_, max_age)| max_age);
         let scheduled = match max_age {
             Some(age) => age.clamp(floor.min(interval), interval),
             None => interval,
@@ -116,11 +112,7 @@ impl JwtVerifier {
     }
 
     fn key(&self, kid: &str) -> Option<Key> {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(kid)
-            .cloned()
+        self.keys.read().get(kid).cloned()
     }
 
     /// The set, and the `max-age` of its answer (URLs only).
@@ -177,9 +169,8 @@ impl JwtVerifier {
                     return;
                 }
                 tracing::info!(keys = keys.len(), "JWKS loaded");
-                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
-                *self.fetched.write().unwrap_or_else(|e| e.into_inner()) =
-                    Some((Instant::now(), max_age));
+                *self.keys.write() = keys;
+                *self.fetched.write() = Some((Instant::now(), max_age));
                 self.streak.store(0, Ordering::Relaxed);
             }
             Err(e) => self.failed(&e.to_string()),
@@ -212,7 +203,7 @@ impl JwtVerifier {
     }
 
     async fn reload_if_due(&self, last: &mut Option<Instant>) {
-        let min = Duration::from_millis(self.settings.min_refresh_ms);
+        let min = self.settings.min_refresh();
         if last.is_some_and(|at| at.elapsed() < min) {
             return;
         }

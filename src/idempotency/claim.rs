@@ -1,7 +1,9 @@
 //! [`Keys`]: beginning and finishing the work of one idempotency key in the store.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
@@ -97,8 +99,8 @@ impl Keys {
         }
     }
 
-    fn unsent(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Record, u64)>> {
-        self.unsent.lock().unwrap_or_else(|e| e.into_inner())
+    fn unsent(&self) -> parking_lot::MutexGuard<'_, HashMap<String, (Record, u64)>> {
+        self.unsent.lock()
     }
 
     /// Claims `scoped` for a request with `fingerprint`, or says what its record holds.

@@ -7,8 +7,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use std::time::Duration;
-
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
@@ -284,7 +282,7 @@ async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
             .as_ref()
             .map(|u| u.as_str().to_owned()),
     };
-    let cooldown = Duration::from_secs(app.settings.invitations.cooldown_s);
+    let cooldown = app.settings.invitations.cooldown();
     let start_cooldown = || async {
         app.store
             .start_cooldown(&address, app.now_ms() + cooldown.as_millis() as u64)

@@ -16,8 +16,10 @@
 //! so the gateway talks HTTPS through the proxy as it does to Tencent.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use rand::Rng;
@@ -95,7 +97,7 @@ impl WireProxy {
                     }
                     state.accepted.fetch_add(1, Ordering::Relaxed);
                     let task = tokio::spawn(relay(client, target, conditions, state.deaf.clone()));
-                    let mut connections = state.connections.lock().unwrap();
+                    let mut connections = state.connections.lock();
                     connections.retain(|c| !c.is_finished());
                     connections.push(task.abort_handle());
                 }
@@ -121,7 +123,7 @@ impl WireProxy {
     /// Closes every connection and refuses new ones until [`WireProxy::restore`].
     pub fn cut(&self) {
         self.state.cut.store(true, Ordering::SeqCst);
-        for connection in self.state.connections.lock().unwrap().drain(..) {
+        for connection in self.state.connections.lock().drain(..) {
             connection.abort();
         }
     }
@@ -154,7 +156,7 @@ async fn relay(
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let last = Arc::new(Mutex::new(Instant::now()));
-    let touch = |last: &Mutex<Instant>| *last.lock().unwrap() = Instant::now();
+    let touch = |last: &Mutex<Instant>| *last.lock() = Instant::now();
 
     // Client → server: every chunk delayed by the jitter, in order.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Vec<u8>, Instant)>();
@@ -218,7 +220,7 @@ async fn relay(
             return std::future::pending::<()>().await;
         };
         loop {
-            let since = *last.lock().unwrap();
+            let since = *last.lock();
             if since.elapsed() >= limit {
                 return;
             }

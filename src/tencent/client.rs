@@ -22,7 +22,7 @@ use super::sign::{RequestToSign, SignedHeaderSet, Signer};
 use super::wire::{Conn, Wire, WireError};
 use super::{CONTENT_TYPE, SERVICE, VERSION};
 use crate::clock::SharedClock;
-use crate::config::{Credentials, Settings, ms};
+use crate::config::{Credentials, Settings};
 use crate::context::UpstreamCall;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -160,8 +160,8 @@ impl TencentClient {
         };
         let wire = Wire::new(
             &url,
-            ms(settings.upstream.connect_timeout_ms),
-            ms(settings.upstream.pool_idle_timeout_ms),
+            settings.upstream.connect_timeout(),
+            settings.upstream.pool_idle_timeout(),
             settings.upstream.ca_file.as_deref(),
         )?;
         Ok(Self {
@@ -180,10 +180,10 @@ impl TencentClient {
             quotas,
             health,
             metrics,
-            attempt_timeout: ms(settings.upstream.timeout_ms),
-            max_wait: ms(settings.quotas.max_wait_ms),
+            attempt_timeout: settings.upstream.timeout(),
+            max_wait: settings.quotas.max_wait(),
             max_retries: settings.upstream.max_retries,
-            backoff: ms(settings.upstream.retry_backoff_ms),
+            backoff: settings.upstream.retry_backoff(),
         })
     }
 
@@ -585,113 +585,4 @@ fn not_sent(error: WireError) -> CallError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tencent::actions::CreditAllocated;
-
-    #[test]
-    fn parses_success_and_error_envelopes() {
-        let (data, id): (CreditAllocated, _) = parse_answer(
-            br#"{"Response":{"TotalCredit":10.5,"RemainingCredit":3,"RequestId":"r-1","NewField":1}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            (data.total_credit, data.remaining_credit, id.as_str()),
-            (10.5, 3.0, "r-1")
-        );
-
-        let err = parse_answer::<CreditAllocated>(
-            br#"{"Response":{"Error":{"Code":"FailedOperation.BalanceInsufficient","Message":"no"},"RequestId":"r-2"}}"#,
-        )
-        .unwrap_err();
-        match err {
-            CallError::Upstream(e) => {
-                assert_eq!(e.code, "FailedOperation.BalanceInsufficient");
-                assert_eq!(e.request_id.as_deref(), Some("r-2"));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// Found by `fuzz/run.sh` (upstream_answer target): an unknown field holding a number no f64
-    /// can hold. The parser skips unknown fields without converting them, so the answer stands;
-    /// an out-of-range number in a field it reads is unparsable.
-    #[test]
-    fn fuzz_regression_out_of_range_numbers() {
-        let (data, id): (CreditAllocated, _) = parse_answer(
-            br#"{"Response":{"TotalCredit":0.5,"RemainingCredit":0.2,"Other":0.11E2229295,"RequestId":"r"}}"#,
-        )
-        .unwrap();
-        assert_eq!((data.total_credit, id.as_str()), (0.5, "r"));
-        let err = parse_answer::<CreditAllocated>(
-            br#"{"Response":{"TotalCredit":1E2229295,"RemainingCredit":0.2,"RequestId":"r"}}"#,
-        )
-        .unwrap_err();
-        assert!(matches!(err, CallError::Unparsable { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn malformed_answers_are_unparsable() {
-        for body in [
-            &b""[..],
-            b"<html>oops</html>",
-            b"{}",
-            b"{\"Response\": 5}",
-            b"{\"Response\":{\"TotalCredit\":1}}",
-            b"{\"Response\":{\"TotalCredit\":\"x\",\"RemainingCredit\":1,\"RequestId\":\"r\"}}",
-            b"{\"Response\":{\"Error\":{\"Message\":\"no code\"},\"RequestId\":\"r\"}}",
-            b"{\"Response\":{\"TotalCredit\":1,\"RemainingCredit\":1,\"RequestId\":\"r\"}",
-        ] {
-            let err = parse_answer::<CreditAllocated>(body).unwrap_err();
-            assert!(
-                matches!(err, CallError::Unparsable { .. }),
-                "{:?}: {err:?}",
-                String::from_utf8_lossy(body)
-            );
-            assert_eq!(err.effect(), crate::tencent::Effect::Unknown);
-        }
-    }
-
-    #[test]
-    fn only_safe_failures_are_retried() {
-        let upstream = |code: &str| {
-            CallError::Upstream(UpstreamError {
-                code: code.into(),
-                message: String::new(),
-                request_id: None,
-            })
-        };
-        assert!(upstream("RequestLimitExceeded").is_retryable());
-        assert!(
-            CallError::Transport {
-                sent: false,
-                detail: String::new()
-            }
-            .is_retryable()
-        );
-        assert!(CallError::Timeout { sent: false }.is_retryable());
-        for not in [
-            upstream("InternalError"),
-            upstream("OperationDenied.ServiceBusy"),
-            CallError::Timeout { sent: true },
-            CallError::Transport {
-                sent: true,
-                detail: String::new(),
-            },
-            CallError::Status { status: 502 },
-            CallError::Unparsable {
-                detail: String::new(),
-            },
-        ] {
-            assert!(!not.is_retryable(), "{not:?}");
-        }
-        assert_eq!(
-            upstream("InternalError").effect(),
-            crate::tencent::Effect::Unknown
-        );
-        assert_eq!(
-            upstream("FailedOperation.BalanceInsufficient").effect(),
-            crate::tencent::Effect::Refused
-        );
-    }
-}
+mod tests;

@@ -18,8 +18,8 @@
 //! connection setups, plus a quarter; a call without an idle connection reserves its slot no
 //! sooner than that and connects meanwhile.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -143,7 +143,7 @@ impl Wire {
     /// quarter, at most the connect timeout and nine tenths of the idle timeout (a connection made
     /// early must still be young enough at its slot).
     pub fn lead(&self) -> Duration {
-        let setups = self.setups.lock().unwrap_or_else(|e| e.into_inner());
+        let setups = self.setups.lock();
         let lead = match setups.iter().max() {
             None => FIRST_LEAD,
             Some(&longest) => longest + longest / 4 + Duration::from_millis(5),
@@ -166,7 +166,7 @@ impl Wire {
     pub async fn take_idle(&self, hold: Duration) -> Option<Conn> {
         loop {
             let candidate = {
-                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let mut idle = self.idle.lock();
                 let now = Instant::now();
                 idle.retain(|(s, since)| !s.is_closed() && now < *since + self.idle_timeout);
                 idle.pop()
@@ -188,11 +188,7 @@ impl Wire {
 
     async fn connect(&self) -> Result<Conn, WireError> {
         let started = Instant::now();
-        let mut connector = self
-            .connector
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let mut connector = self.connector.lock().clone();
         let io = tokio::time::timeout(self.connect_timeout, connector.call(self.uri.clone()))
             .await
             .map_err(|_| WireError::NotSent("connecting timed out".into()))?
@@ -209,7 +205,7 @@ impl Wire {
             .map_err(|e| WireError::NotSent(format!("connection closed at once: {e}")))?;
         let took = started.elapsed();
         {
-            let mut setups = self.setups.lock().unwrap_or_else(|e| e.into_inner());
+            let mut setups = self.setups.lock();
             if setups.len() == SETUPS {
                 setups.pop_front();
             }
@@ -256,7 +252,7 @@ impl Wire {
             })?
             .to_bytes();
         if keep {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self.idle.lock();
             if idle.len() < MAX_IDLE {
                 idle.push((conn.sender, Instant::now()));
             }
@@ -267,7 +263,7 @@ impl Wire {
     /// Gives an unused connection back.
     pub fn checkin(&self, conn: Conn) {
         if conn.is_open() {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self.idle.lock();
             if idle.len() < MAX_IDLE {
                 idle.push((conn.sender, conn.since));
             }

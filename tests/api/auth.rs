@@ -1,6 +1,8 @@
 //! Authentication, scopes, per-caller rates and the audit trail.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
@@ -60,7 +62,7 @@ pub(crate) async fn jwks_server(keys: Vec<Value>) -> (String, Arc<RwLock<Vec<Val
     let router = axum::Router::new().route(
         "/jwks.json",
         get(move || {
-            let keys = served.read().unwrap().clone();
+            let keys = served.read().clone();
             async move { axum::Json(json!({ "keys": keys })) }
         }),
     );
@@ -283,7 +285,7 @@ async fn a_key_added_to_the_jwks_is_accepted_without_a_restart() {
         "key B is not published yet: {}",
         before.text
     );
-    keys.write().unwrap().push(jwk("es256-b"));
+    keys.write().push(jwk("es256-b"));
     let after = app.send(send()).await;
     assert_eq!(
         after.status, 201,

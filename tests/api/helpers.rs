@@ -3,7 +3,9 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use partner_gateway::app::{self, Shutdown};
@@ -43,7 +45,7 @@ struct CaptureWriter;
 
 impl Write for CaptureWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        capture().logs.lock().unwrap().extend_from_slice(buf);
+        capture().logs.lock().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -53,17 +55,17 @@ impl Write for CaptureWriter {
 
 /// The log output of every test so far.
 pub fn captured_logs() -> String {
-    String::from_utf8_lossy(&capture().logs.lock().unwrap()).into_owned()
+    String::from_utf8_lossy(&capture().logs.lock()).into_owned()
 }
 
 /// Adds a credential (an API key, a token) to what must never appear in the logs.
 pub fn register_secret(secret: &str) {
-    capture().secrets.lock().unwrap().push(secret.to_owned());
+    capture().secrets.lock().push(secret.to_owned());
 }
 
 /// Every secret key handed to a gateway so far.
 pub fn secrets_in_use() -> Vec<String> {
-    capture().secrets.lock().unwrap().clone()
+    capture().secrets.lock().clone()
 }
 
 pub struct TestApp {
@@ -147,7 +149,7 @@ pub struct Upstream {
 pub async fn spawn_upstream(options: &Options) -> Upstream {
     let capture = capture();
     let secret_key = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
-    capture.secrets.lock().unwrap().push(secret_key.clone());
+    capture.secrets.lock().push(secret_key.clone());
     let secret_id = format!("AKIDtest{}", uuid::Uuid::new_v4().simple());
     let mut sandbox_config = SandboxConfig::new(
         SandboxKey {
@@ -184,7 +186,7 @@ pub async fn spawn_upstream(options: &Options) -> Upstream {
 pub async fn spawn_fleet(n: usize, options: Options) -> Vec<TestApp> {
     let upstream = spawn_upstream(&options).await;
     let test_key = api_key::generate();
-    capture().secrets.lock().unwrap().push(test_key.clone());
+    capture().secrets.lock().push(test_key.clone());
     let mut fleet = Vec::new();
     for _ in 0..n {
         fleet.push(spawn_gateway(&options, &upstream, &test_key).await);
@@ -210,7 +212,7 @@ pub async fn spawn_gateway(options: &Options, upstream: &Upstream, test_key: &st
         .clone()
         .unwrap_or_else(|| upstream.secret_key.clone());
     if gateway_key != upstream.secret_key {
-        capture.secrets.lock().unwrap().push(gateway_key.clone());
+        capture.secrets.lock().push(gateway_key.clone());
     }
     let credentials = Credentials {
         secret_id: upstream.secret_id.clone(),

@@ -369,13 +369,13 @@ fn tempfile_in_target(name: &str) -> TargetFile {
 /// A JWKS the test can change, fail, or serve with a `Cache-Control: max-age`.
 struct Jwks {
     url: String,
-    keys: Arc<std::sync::RwLock<Vec<Value>>>,
+    keys: Arc<parking_lot::RwLock<Vec<Value>>>,
     failing: Arc<AtomicBool>,
     fetches: Arc<std::sync::atomic::AtomicU64>,
 }
 
 async fn jwks(keys: Vec<Value>, max_age: Option<u64>) -> Jwks {
-    let keys = Arc::new(std::sync::RwLock::new(keys));
+    let keys = Arc::new(parking_lot::RwLock::new(keys));
     let failing = Arc::new(AtomicBool::new(false));
     let fetches = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (served, broken, counted) = (keys.clone(), failing.clone(), fetches.clone());
@@ -383,7 +383,7 @@ async fn jwks(keys: Vec<Value>, max_age: Option<u64>) -> Jwks {
         "/jwks.json",
         get(move || {
             counted.fetch_add(1, Ordering::SeqCst);
-            let keys = served.read().unwrap().clone();
+            let keys = served.read().clone();
             let broken = broken.load(Ordering::SeqCst);
             async move {
                 if broken {
@@ -493,7 +493,7 @@ async fn an_empty_jwks_does_not_replace_the_keys() {
     let app = spawn_app_with(jwt_settings(server.url.clone(), 1, 60)).await;
     let good = token("es256-a", "es256-a", claims("invitations:send"));
     until_status(&app, &good, 201, Duration::from_secs(2)).await;
-    *server.keys.write().unwrap() = vec![];
+    *server.keys.write() = vec![];
     let before = server.fetches.load(Ordering::SeqCst);
     while server.fetches.load(Ordering::SeqCst) < before + 2 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -514,7 +514,7 @@ async fn a_key_removed_from_the_jwks_is_refused_within_the_refresh_interval() {
     let app = spawn_app_with(jwt_settings(server.url.clone(), 2, 60)).await;
     let revoked = token("rs256", "rs256", claims("invitations:send"));
     until_status(&app, &revoked, 201, Duration::from_secs(2)).await;
-    *server.keys.write().unwrap() = vec![jwk("es256-a")];
+    *server.keys.write() = vec![jwk("es256-a")];
     let took = until_status(&app, &revoked, 401, Duration::from_secs(5)).await;
     println!("the removed key was refused after {took:?}");
     // The key that stayed works on.
@@ -529,7 +529,7 @@ async fn the_jwks_max_age_is_honoured_when_shorter() {
     let app = spawn_app_with(jwt_settings(server.url.clone(), 300, 600)).await;
     let revoked = token("rs256", "rs256", claims("invitations:send"));
     until_status(&app, &revoked, 201, Duration::from_secs(2)).await;
-    *server.keys.write().unwrap() = vec![jwk("es256-a")];
+    *server.keys.write() = vec![jwk("es256-a")];
     until_status(&app, &revoked, 401, Duration::from_secs(4)).await;
 }
 
@@ -814,7 +814,7 @@ async fn the_http_surface_holds_against_arbitrary_requests() {
             failure_persistence: None,
             ..Config::default()
         });
-        let seen = std::sync::Mutex::new(std::collections::BTreeMap::new());
+        let seen = parking_lot::Mutex::new(std::collections::BTreeMap::new());
         runner
             .run(&raw_request(), |(raw, authed)| {
                 // Every request gets an answer: no panic, no hang, no connection dropped.
@@ -825,15 +825,11 @@ async fn the_http_surface_holds_against_arbitrary_requests() {
                     status,
                     String::from_utf8_lossy(&raw[..raw.len().min(400)])
                 );
-                *seen
-                    .lock()
-                    .unwrap()
-                    .entry(status.unwrap_or(0))
-                    .or_insert(0u32) += 1;
+                *seen.lock().entry(status.unwrap_or(0)).or_insert(0u32) += 1;
                 Ok(())
             })
             .unwrap();
-        seen.into_inner().unwrap()
+        seen.into_inner()
     })
     .await
     .unwrap();
