@@ -3,7 +3,7 @@
 //!
 //! # Why no wall-clock second can hold more than N arrivals
 //!
-//! Each call reserves a slot in a log ([`log`]) that holds at most `n` slots in any window of
+//! Each call reserves a slot in a log ([`reservations`]) that holds at most `n` slots in any window of
 //! `1 s + guard`. The client ([`crate::tencent::client`]) takes an idle kept-alive connection if
 //! there is one; if not, it reserves a slot no sooner than the time a new connection takes
 //! ([`crate::tencent::wire::Wire::lead`]) and connects while it waits, so connecting (0–300 ms to
@@ -45,8 +45,12 @@
 pub mod fleet;
 pub mod guard;
 pub mod learn;
-pub mod log;
+pub mod reservations;
 pub mod shared;
+
+mod heartbeat;
+mod outcome;
+mod reserve;
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -60,12 +64,12 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::redis_link::RedisLink;
-use fleet::{FleetTiming, Gate, Membership};
+use fleet::{FleetTiming, Membership};
 use guard::{GuardBounds, HostSlack, PathGuard};
-use learn::{Learned, Outcomes, Shape, Verdict};
-use shared::{Beat, BeatAnswer, BeatOutcome, Decision, ReserveArgs, SharedQuotas};
+use learn::{Learned, Outcomes};
+use shared::SharedQuotas;
 
-pub use log::{Refusal, Reservation, ReservationLog, Rule};
+pub use reservations::{Refusal, Reservation, ReservationLog, Rule};
 
 /// Which limiter took a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,305 +341,6 @@ impl Quotas {
         }
     }
 
-    /// Reserves a slot for `action` at most `max_wait` away, or refuses at once. `lead` is how
-    /// long the caller needs before it can leave (making a connection): the slot is no sooner
-    /// (within the wait budget). The caller waits for [`Ticket::not_before`] itself, then reports
-    /// its departure with [`Quotas::departed`].
-    ///
-    /// # Panics
-    /// When `action` has no configured quota: every action the client sends is registered at start.
-    pub async fn reserve(
-        &self,
-        action: &'static str,
-        max_wait: Duration,
-        lead: Duration,
-    ) -> Result<Ticket, QuotaError> {
-        let quota = self.action(action);
-        let earliest = lead.min(max_wait);
-        // With Redis the ticket's slack also covers the Redis round trip (see the module docs).
-        let ceiling = Duration::from_micros(self.config.guard.max_us);
-        let allowance = self
-            .fleet
-            .as_ref()
-            .map(|fleet| fleet.round_trips.lock().allowance(ceiling / 4))
-            .unwrap_or_default();
-        let slack_us = self
-            .slack
-            .lock()
-            .issue(self.now_us(), allowance.as_micros() as u64);
-        let (guard_us, slack_us, rtt_lo_us) = self.path_of(quota, slack_us);
-        let slack = Duration::from_micros(slack_us);
-        let Some(fleet) = &self.fleet else {
-            let limit = {
-                let mut learned = quota.learned.lock();
-                learned.tick(self.now_us(), self.config.probe.as_micros() as u64);
-                learned.effective
-            };
-            quota.effective.store(limit, Ordering::Relaxed);
-            quota.guard_us.store(guard_us, Ordering::Relaxed);
-            let rule = Rule {
-                limit,
-                window_us: 1_000_000 + guard_us,
-            };
-            return self.reserve_in(
-                &quota.log,
-                rule,
-                earliest,
-                max_wait,
-                slack,
-                LimiterKind::Local,
-            );
-        };
-        let timing = fleet.membership.lock().timing();
-        let asked = Instant::now();
-        let args = ReserveArgs {
-            configured: quota.configured,
-            guard_us,
-            rtt_lo_us,
-            max_wait,
-            earliest,
-            id: &fleet.id,
-            epoch: fleet.epoch.load(Ordering::Relaxed),
-            blackout: timing.blackout(),
-            guard_cap: ceiling,
-            now_us: None,
-        };
-        match fleet.quotas.reserve(action, args).await {
-            Ok((decision, epoch)) => {
-                let answered = Instant::now();
-                fleet.epoch.store(epoch, Ordering::Relaxed);
-                fleet.round_trips.lock().observe(answered - asked);
-                match decision {
-                    Decision::Admitted {
-                        wait_us, window_us, ..
-                    } => {
-                        let wait = Duration::from_micros(wait_us);
-                        quota
-                            .guard_us
-                            .store(window_us.saturating_sub(1_000_000), Ordering::Relaxed);
-                        Ok(Ticket {
-                            not_before: answered + wait,
-                            origin: asked + wait,
-                            slack,
-                            waited: wait + (answered - asked),
-                            kind: LimiterKind::Shared,
-                        })
-                    }
-                    Decision::Refused {
-                        retry_after_us,
-                        limit,
-                    } => Err(QuotaError::Exceeded(QuotaExceeded {
-                        limit: if limit == 0 { quota.configured } else { limit },
-                        retry_after: Duration::from_micros(retry_after_us),
-                    })),
-                }
-            }
-            Err(_) => {
-                let gate = fleet.membership.lock().try_fallback(action, Instant::now());
-                let (result, outcome) = match gate {
-                    Gate::NotYet(retry_after) => (
-                        "not_yet",
-                        Err(QuotaError::Exceeded(QuotaExceeded {
-                            limit: quota.configured,
-                            retry_after,
-                        })),
-                    ),
-                    Gate::Share(0) | Gate::Closed => (
-                        "closed",
-                        Err(QuotaError::Unavailable {
-                            retry_after: timing.heartbeat.max(Duration::from_secs(1)),
-                        }),
-                    ),
-                    Gate::Share(share) => {
-                        let rule = Rule {
-                            limit: share,
-                            window_us: 1_000_000 + guard_us,
-                        };
-                        let ticket = self.reserve_in(
-                            &quota.fallback,
-                            rule,
-                            earliest,
-                            max_wait,
-                            slack,
-                            LimiterKind::Fallback,
-                        );
-                        (if ticket.is_ok() { "granted" } else { "refused" }, ticket)
-                    }
-                };
-                self.metrics.quota_fallback(action, result);
-                outcome
-            }
-        }
-    }
-
-    fn reserve_in(
-        &self,
-        log: &Mutex<ReservationLog>,
-        rule: Rule,
-        earliest: Duration,
-        max_wait: Duration,
-        slack: Duration,
-        kind: LimiterKind,
-    ) -> Result<Ticket, QuotaError> {
-        let now = self.now_us();
-        let reservation = log
-            .lock()
-            .reserve_from(
-                now + earliest.as_micros() as u64,
-                now,
-                max_wait.as_micros() as u64,
-                rule,
-            )
-            .map_err(|r| {
-                QuotaError::Exceeded(QuotaExceeded {
-                    limit: rule.limit,
-                    retry_after: Duration::from_micros(r.retry_after_us),
-                })
-            })?;
-        let at = self.epoch + Duration::from_micros(reservation.slot_us);
-        Ok(Ticket {
-            not_before: at,
-            origin: at,
-            slack,
-            waited: Duration::from_micros(reservation.wait_us),
-            kind,
-        })
-    }
-
-    /// A call with `ticket` is about to leave at `now`. `woke`: when the host woke it for its
-    /// slot, if its connection was ready before (how late that was teaches the slack). Returns
-    /// whether it is on time (otherwise it must give the slot up and reserve again).
-    pub fn departed(&self, ticket: &Ticket, woke: Option<Instant>, now: Instant) -> bool {
-        // How late the host wakes a call says nothing of the action: every path learns it.
-        if let Some(woke) = woke {
-            let late = woke.saturating_duration_since(ticket.not_before);
-            self.slack.lock().observe(late.as_micros() as u64);
-        }
-        ticket.on_time(now)
-    }
-
-    /// A round trip to Tencent for `action` measured on an open connection.
-    pub fn observe_round_trip(&self, action: &'static str, rtt: Duration) {
-        let now = self.now_us();
-        let slack = self.slack.lock().current_us(now);
-        self.action(action)
-            .path
-            .lock()
-            .observe(now, rtt.as_micros() as u64, slack);
-        self.pooled
-            .lock()
-            .observe(now, rtt.as_micros() as u64, slack);
-    }
-
-    /// Tencent answered a call of `action` that arrived at about `arrival_ms` (Unix ms, this
-    /// replica's clock), refusing it with `RequestLimitExceeded` or not. Judges the seconds that
-    /// are over (see [`learn`]): interleaved refusals widen the guard, suffixes may lower the
-    /// effective quota. Returns what changed, for tests.
-    pub async fn outcome(
-        &self,
-        action: &'static str,
-        arrival_ms: u64,
-        refused: bool,
-        now_ms: u64,
-    ) -> Vec<Verdict> {
-        let quota = self.action(action);
-        let shapes = {
-            let mut outcomes = quota.outcomes.lock();
-            outcomes.record(arrival_ms, refused);
-            outcomes.judge(now_ms)
-        };
-        let mut verdicts = Vec::new();
-        for shape in shapes {
-            let now = self.now_us();
-            let effective = quota.effective.load(Ordering::Relaxed);
-            match shape {
-                Shape::Interleaved => {
-                    let guard = self.widen(quota, now);
-                    tracing::warn!(
-                        action,
-                        guard_ms = guard / 1000,
-                        "Tencent refused a call although a later one in the same second passed: jitter (or another user of the account); widening the guard"
-                    );
-                    verdicts.push(Verdict::Jitter);
-                }
-                // The gateway's own count: this second already held the whole quota before the
-                // refusals, so they say the calls were too close (jitter), not that the quota is
-                // lower.
-                Shape::Suffix { admitted, .. } if admitted >= effective => {
-                    let guard = self.widen(quota, now);
-                    tracing::warn!(
-                        action,
-                        admitted_in_second = admitted,
-                        effective,
-                        guard_ms = guard / 1000,
-                        "more calls than the quota arrived in one second: jitter beyond the guard; widening the guard"
-                    );
-                    verdicts.push(Verdict::Jitter);
-                }
-                Shape::Suffix { admitted, refused } => {
-                    // One refusal at the end of a second may be jitter too (in a fleet this
-                    // replica cannot see whether the second was full): the guard widens as well.
-                    if refused == 1 {
-                        self.widen(quota, now);
-                    }
-                    let verdict = self.suffix(action, quota, admitted, refused, now).await;
-                    if let Verdict::Lowered { from, to } = verdict {
-                        tracing::warn!(
-                            action,
-                            configured = quota.configured,
-                            admitted_in_second = admitted,
-                            refused_in_second = refused,
-                            previous = from,
-                            observed = to,
-                            "Tencent admits fewer calls per second than configured; lowering the effective quota"
-                        );
-                    }
-                    verdicts.push(verdict);
-                }
-            }
-        }
-        verdicts
-    }
-
-    /// Widens `quota`'s guard after a refusal that looks like jitter; returns the new guard (µs).
-    fn widen(&self, quota: &ActionQuota, now: u64) -> u64 {
-        let slack = self.slack.lock().current_us(now);
-        self.pooled.lock().widen(now, slack);
-        quota.path.lock().widen(now, slack);
-        self.path_of(quota, slack).0
-    }
-
-    async fn suffix(
-        &self,
-        action: &'static str,
-        quota: &ActionQuota,
-        admitted: u32,
-        refused: u32,
-        now: u64,
-    ) -> Verdict {
-        let probe = self.config.probe;
-        let local = || {
-            let mut learned = quota.learned.lock();
-            let verdict = learned.suffix(now, admitted, refused, probe.as_micros() as u64);
-            quota.effective.store(learned.effective, Ordering::Relaxed);
-            verdict
-        };
-        match &self.fleet {
-            None => local(),
-            Some(fleet) => match fleet
-                .quotas
-                .suffix(action, quota.configured, admitted, refused, probe, None)
-                .await
-            {
-                Ok((verdict, n)) => {
-                    quota.effective.store(n, Ordering::Relaxed);
-                    verdict
-                }
-                Err(_) => local(),
-            },
-        }
-    }
-
     /// Writes each action's effective quota and guard to `/metrics`.
     pub fn export(&self) {
         for (name, quota) in &self.actions {
@@ -645,97 +350,6 @@ impl Quotas {
                 quota.effective.load(Ordering::Relaxed),
                 Duration::from_micros(quota.guard_us.load(Ordering::Relaxed)),
             );
-        }
-    }
-
-    /// With Redis: announces this replica every heartbeat, forever.
-    pub async fn run_heartbeat(self: Arc<Self>) {
-        let Some(fleet) = &self.fleet else {
-            return;
-        };
-        let every = fleet.membership.lock().timing().heartbeat;
-        loop {
-            self.beat(fleet).await;
-            tokio::time::sleep(every).await;
-        }
-    }
-
-    async fn beat(&self, fleet: &FleetPart) {
-        // While the link is down nothing is sent: a heartbeat that might arrive late must not
-        // make this replica look present while it may be forwarding on its share. The prober
-        // brings the link back.
-        if !fleet.quotas.is_up() {
-            return;
-        }
-        let sent = Instant::now();
-        let (fallback_age, not_after_us, timing, held) = {
-            let mut m = fleet.membership.lock();
-            let (recent, not_after) = m.beat_started(sent);
-            let held: Vec<_> = self
-                .names
-                .iter()
-                .map(|a| (*a, self.actions[a].configured, m.share(a)))
-                .collect();
-            (recent, not_after, m.timing(), held)
-        };
-        let beat = Beat {
-            id: &fleet.id,
-            fallback_age,
-            stale: timing.stale,
-            expire: timing.expire(),
-            hold: timing.reach(),
-            probe: self.config.probe,
-            expected_replicas: fleet.expected_replicas,
-            not_after_us,
-            epoch: fleet.epoch.load(Ordering::Relaxed),
-            blackout: timing.blackout(),
-            reach: timing.reach(),
-            seq: fleet.beats.fetch_add(1, Ordering::Relaxed) + 1,
-            actions: &held,
-            now_us: None,
-        };
-        match fleet.quotas.heartbeat(&beat).await {
-            Ok(BeatOutcome::Processed(answer)) => {
-                let reply = Instant::now();
-                let BeatAnswer {
-                    redis_now_us,
-                    epoch,
-                    live,
-                    fleet_reach,
-                    per_action,
-                } = answer;
-                fleet.epoch.store(epoch, Ordering::Relaxed);
-                self.metrics.fleet_replicas(live);
-                let shares: Vec<_> = self
-                    .names
-                    .iter()
-                    .zip(&per_action)
-                    .map(|(a, &(share, n))| {
-                        self.actions[a].effective.store(n, Ordering::Relaxed);
-                        self.metrics.quota_share(a, share);
-                        (*a, share)
-                    })
-                    .collect();
-                fleet.membership.lock().beat_answered(
-                    sent,
-                    reply,
-                    redis_now_us,
-                    fleet_reach,
-                    shares,
-                );
-            }
-            Ok(BeatOutcome::Refused { redis_now_us }) => fleet
-                .membership
-                .lock()
-                .beat_refused(redis_now_us, Instant::now()),
-            Err(_) => fleet.membership.lock().beat_failed(sent),
-        }
-    }
-
-    /// With Redis: gives this replica's shares back (graceful shutdown).
-    pub async fn leave(&self) {
-        if let Some(fleet) = &self.fleet {
-            let _ = fleet.quotas.leave(&fleet.id, &self.names).await;
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The quota in Redis, shared by every replica: the reservation log, the learned quota, and the
 //! fleet's heartbeats and shares.
 //!
-//! [`RESERVE`] is [`super::log::ReservationLog::reserve`] transcribed into one Lua script, so
+//! [`RESERVE`] is [`super::reservations::ReservationLog::reserve`] transcribed into one Lua script, so
 //! reading the log, choosing the slot and recording it are one atomic step for the whole fleet,
 //! on one clock (Redis's `TIME`). In the same step it reads the action's learned quota
 //! ([`super::learn`], kept fleet-wide by [`EVIDENCE`] and the heartbeats) and takes off the shares
@@ -33,6 +33,8 @@
 //! list of slot instants (µs since the Unix epoch), kept while they can still delay anyone, that
 //! expires once it can no longer delay anyone; the fleet hash holds one short entry per live
 //! replica.
+//!
+//! The scripts themselves are in `lua/`, one file each, included here as text.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,23 +47,7 @@ use crate::redis_link::{LinkError, RedisLink};
 /// Prepended to [`RESERVE`] and [`HEARTBEAT`]: the fleet's epoch (see the module docs). `known`
 /// is the epoch the caller last saw (0: none), `blackout` µs. Returns the epoch id and the instant
 /// before which no slot may be granted.
-pub const EPOCH: &str = r#"
-local function epoch_check(key, known, blackout, now)
-  local e = redis.call('HMGET', key, 'id', 'until')
-  local id = tonumber(e[1])
-  local quiet_until = tonumber(e[2] or '0') or 0
-  if id == nil then
-    id = now
-    quiet_until = 0
-    if known ~= 0 then quiet_until = now + blackout end
-    redis.call('HSET', key, 'id', string.format('%.0f', id), 'until', string.format('%.0f', quiet_until))
-  elseif known ~= 0 and known ~= id and now + blackout > quiet_until then
-    quiet_until = now + blackout
-    redis.call('HSET', key, 'until', string.format('%.0f', quiet_until))
-  end
-  return id, quiet_until
-end
-"#;
+pub const EPOCH: &str = include_str!("lua/epoch.lua");
 
 /// KEYS: log, learn, fleet, shares, active, epoch. ARGV: configured limit, own guard µs, max
 /// wait µs, earliest µs after now, replica id, own shortest round trip µs (0: not measured),
@@ -69,127 +55,12 @@ end
 /// Redis's `TIME`. Returns `{1, slot, wait, limit, window, epoch}` or
 /// `{0, retry_after, 0, limit, window, epoch}`.
 /// Integers up to 2^53 are exact in Lua's doubles; Unix µs are below 2^51.
-pub const RESERVE: &str = r#"
-local configured = tonumber(ARGV[1])
-local guard = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
-local earliest = tonumber(ARGV[4])
-local id = ARGV[5]
-local lo = tonumber(ARGV[6])
-local known = tonumber(ARGV[7])
-local blackout = tonumber(ARGV[8])
-local cap = tonumber(ARGV[9])
-local now
-if ARGV[10] then
-  now = tonumber(ARGV[10])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local epoch, quiet_until = epoch_check(KEYS[6], known, blackout, now)
-local n = tonumber(redis.call('HGET', KEYS[2], 'n') or configured)
-if n > configured then n = configured end
-local reserved = 0
-local fleet = redis.call('HGETALL', KEYS[3])
-for i = 1, #fleet, 2 do
-  local beat, hold, stale, expire = string.match(fleet[i + 1], '^(%d+),(%d+),(%d+),(%d+)')
-  beat = tonumber(beat)
-  if beat and now <= beat + tonumber(expire) then
-    if now > beat + tonumber(stale) or now < tonumber(hold) then
-      reserved = reserved + tonumber(redis.call('HGET', KEYS[4], fleet[i]) or '0')
-    end
-  end
-end
-local own_guard = guard
-local lo_min, lo_max
-if lo > 0 then lo_min = lo; lo_max = lo end
-local active = redis.call('HGETALL', KEYS[5])
-for i = 1, #active, 2 do
-  local g, l, till = string.match(active[i + 1], '^(%d+),(%d+),(%d+)$')
-  if till == nil or tonumber(till) < now then
-    redis.call('HDEL', KEYS[5], active[i])
-  elseif active[i] ~= id then
-    g = tonumber(g)
-    l = tonumber(l)
-    if g > guard then guard = g end
-    if l > 0 then
-      if lo_min == nil or l < lo_min then lo_min = l end
-      if lo_max == nil or l > lo_max then lo_max = l end
-    end
-  end
-end
-if lo_min then guard = guard + (lo_max - lo_min) end
-if guard > cap then guard = cap end
-if own_guard > guard then guard = own_guard end
-local window = 1000000 + guard
-local limit = n - reserved
-if limit < 1 then
-  return {0, 1000000, 0, 0, window, epoch}
-end
-local slot = now + earliest
-if quiet_until > slot then slot = quiet_until end
-local len = redis.call('LLEN', KEYS[1])
-if len > 0 then
-  local latest = tonumber(redis.call('LINDEX', KEYS[1], -1))
-  if latest > slot then slot = latest end
-end
-if len >= limit then
-  local nth_latest = tonumber(redis.call('LINDEX', KEYS[1], len - limit))
-  if nth_latest + window > slot then slot = nth_latest + window end
-end
-local wait = slot - now
-if wait > max_wait then
-  return {0, wait - max_wait, 0, limit, window, epoch}
-end
-redis.call('RPUSH', KEYS[1], string.format('%.0f', slot))
-local horizon = now - 1000000 - cap
-for _ = 1, 64 do
-  local first = tonumber(redis.call('LINDEX', KEYS[1], 0))
-  if first == nil or first >= horizon then break end
-  redis.call('LPOP', KEYS[1])
-end
-redis.call('LTRIM', KEYS[1], -10000, -1)
-redis.call('PEXPIRE', KEYS[1], math.floor((wait + window) / 1000) + 1000)
-redis.call('HSET', KEYS[5], id, string.format('%.0f,%.0f,%.0f', own_guard, lo, slot + window))
-redis.call('PEXPIRE', KEYS[5], math.floor((wait + window) / 1000) + 1000)
-return {1, slot, wait, limit, window, epoch}
-"#;
+pub const RESERVE: &str = include_str!("lua/reserve.lua");
 /// [`super::learn::Learned::suffix`] transcribed. KEYS: learn. ARGV: configured, probe µs,
 /// persistence µs, decrease-every µs, refusals in the suffix, calls admitted before it, and
 /// (tests only) "now". Returns
 /// `{verdict, n, from}`: 0 noted, 1 lowered, 2 already lowered.
-pub const EVIDENCE: &str = r#"
-local configured = tonumber(ARGV[1])
-local probe = tonumber(ARGV[2])
-local persist = tonumber(ARGV[3])
-local every = tonumber(ARGV[4])
-local refused = tonumber(ARGV[5])
-local admitted = tonumber(ARGV[6])
-local now
-if ARGV[7] then
-  now = tonumber(ARGV[7])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local h = redis.call('HMGET', KEYS[1], 'n', 'changed', 'evidence', 'raised')
-local n = tonumber(h[1] or configured)
-if n > configured then n = configured end
-local changed = tonumber(h[2])
-local evidence = tonumber(h[3])
-local raised = h[4] == '1'
-local function recent(t, within) return t ~= nil and now < t + within end
-local strong = refused >= 2 or recent(evidence, persist) or (raised and recent(changed, probe))
-redis.call('HSET', KEYS[1], 'evidence', string.format('%.0f', now))
-if not strong then return {0, n, n} end
-if (not raised) and recent(changed, every) then return {2, n, n} end
-local to = math.floor(n / 2)
-if admitted >= 1 and admitted < to then to = admitted end
-if to < 1 then to = 1 end
-if to >= n then return {2, n, n} end
-redis.call('HSET', KEYS[1], 'n', to, 'changed', string.format('%.0f', now), 'raised', '0')
-return {1, to, n}
-"#;
+pub const EVIDENCE: &str = include_str!("lua/evidence.lua");
 
 /// One replica's heartbeat. KEYS: fleet, epoch, then per action its shares and learn keys.
 /// ARGV: id, µs since this replica last forwarded on its share (empty: not within its reach),
@@ -203,104 +74,12 @@ return {1, to, n}
 /// A fleet entry is `beat,hold,stale,expire,reach,seq` (µs but the last) under `fleet:v2`: the
 /// keys carry the version, so replicas of an older release, whose entries read differently, keep
 /// to their own fleet hash instead of misreading these.
-pub const HEARTBEAT: &str = r#"
-local id = ARGV[1]
-local stale = tonumber(ARGV[3])
-local expire = tonumber(ARGV[4])
-local hold_for = tonumber(ARGV[5])
-local probe = tonumber(ARGV[6])
-local expected = tonumber(ARGV[7])
-local now
-if ARGV[8] ~= '' then
-  now = tonumber(ARGV[8])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local not_after = tonumber(ARGV[9])
-if not_after > 0 and now > not_after then
-  return {0, now}
-end
-local seq = tonumber(ARGV[13])
-local hold = 0
-local prev = redis.call('HGET', KEYS[1], id)
-if prev then
-  local prev_hold, prev_seq = string.match(prev, '^%d+,(%d+),%d+,%d+,%d+,(%d+)$')
-  if prev_seq and tonumber(prev_seq) >= seq then
-    return {0, now}
-  end
-  hold = tonumber(prev_hold) or 0
-end
-local epoch = epoch_check(KEYS[2], tonumber(ARGV[10]), tonumber(ARGV[11]), now)
-local reach = tonumber(ARGV[12])
-if ARGV[2] ~= '' then
-  local until_ = now + hold_for - tonumber(ARGV[2])
-  if until_ > hold then hold = until_ end
-end
-redis.call('HSET', KEYS[1], id, string.format('%.0f,%.0f,%.0f,%.0f,%.0f,%.0f', now, hold, stale, expire, reach, seq))
-local entries = redis.call('HGETALL', KEYS[1])
-local live = 0
-local fleet_reach = reach
-local gone = {}
-for i = 1, #entries, 2 do
-  local beat, _, _, their_expire, their_reach = string.match(entries[i + 1], '^(%d+),(%d+),(%d+),(%d+),(%d+),%d+$')
-  beat = tonumber(beat)
-  if beat == nil or now > beat + tonumber(their_expire) then
-    redis.call('HDEL', KEYS[1], entries[i])
-    table.insert(gone, entries[i])
-  else
-    live = live + 1
-    their_reach = tonumber(their_reach)
-    if their_reach > fleet_reach then fleet_reach = their_reach end
-  end
-end
-local divisor = math.max(live, expected, 1)
-local out = {1, now, epoch, live, fleet_reach}
-local actions = (#KEYS - 2) / 2
-for k = 1, actions do
-  local shares = KEYS[2 * k + 1]
-  local learn = KEYS[2 * k + 2]
-  local configured = tonumber(ARGV[12 + 2 * k])
-  local held = tonumber(ARGV[13 + 2 * k])
-  for _, g in ipairs(gone) do redis.call('HDEL', shares, g) end
-  local h = redis.call('HMGET', learn, 'n', 'changed', 'evidence')
-  local n = tonumber(h[1] or configured)
-  if n > configured then n = configured end
-  local changed = tonumber(h[2])
-  local evidence = tonumber(h[3])
-  local function quiet(t) return t == nil or now >= t + probe end
-  if n < configured and quiet(changed) and quiet(evidence) then
-    n = n + 1
-    redis.call('HSET', learn, 'n', n, 'changed', string.format('%.0f', now), 'raised', '1')
-  end
-  local fair = math.floor(n / divisor)
-  local others = 0
-  local all = redis.call('HGETALL', shares)
-  for i = 1, #all, 2 do
-    if all[i] ~= id then others = others + tonumber(all[i + 1]) end
-  end
-  local share = math.min(fair, math.max(0, n - others))
-  redis.call('HSET', shares, id, math.max(held, share))
-  table.insert(out, share)
-  table.insert(out, n)
-end
-return out
-"#;
+pub const HEARTBEAT: &str = include_str!("lua/heartbeat.lua");
 
 /// A replica leaving on purpose. KEYS: fleet, then every action's shares. ARGV: id. A replica
 /// that forwarded on its share recently (its hold is still running) stays until its entry expires,
 /// so the fleet keeps that share aside as long as those calls may count.
-pub const LEAVE: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local entry = redis.call('HGET', KEYS[1], ARGV[1])
-if entry then
-  local hold = tonumber(string.match(entry, '^%d+,(%d+),') or '0')
-  if hold > now then return 0 end
-end
-for i = 1, #KEYS do redis.call('HDEL', KEYS[i], ARGV[1]) end
-return 1
-"#;
+pub const LEAVE: &str = include_str!("lua/leave.lua");
 
 /// What the shared log answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

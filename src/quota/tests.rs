@@ -1,3 +1,4 @@
+use super::learn::Verdict;
 use super::*;
 use std::sync::Arc;
 

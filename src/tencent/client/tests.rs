@@ -1,5 +1,6 @@
 use super::*;
 use crate::tencent::actions::CreditAllocated;
+use crate::tencent::error::UpstreamError;
 
 #[test]
 fn parses_success_and_error_envelopes() {

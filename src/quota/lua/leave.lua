@@ -1,0 +1,10 @@
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if entry then
+  local hold = tonumber(string.match(entry, '^%d+,(%d+),') or '0')
+  if hold > now then return 0 end
+end
+for i = 1, #KEYS do redis.call('HDEL', KEYS[i], ARGV[1]) end
+return 1

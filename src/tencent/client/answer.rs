@@ -1,0 +1,97 @@
+//! A call's answer: the typed data and Tencent's RequestId, or the error Tencent sent; and the
+//! summary of a call the access log reads.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::super::error::{CallError, UpstreamError};
+use crate::context::UpstreamCall;
+
+/// A successful answer and Tencent's `RequestId`.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub data: T,
+    pub request_id: String,
+    /// How long the call waited for quota, over all attempts.
+    pub quota_wait: Duration,
+    /// How many times the call was sent again after a retryable failure.
+    pub retries: u32,
+}
+
+/// What a call did, for the log line of the request that made it: the caller attaches it to its
+/// response.
+pub fn summary<T>(action: &'static str, result: &Result<Answer<T>, CallError>) -> UpstreamCall {
+    match result {
+        Ok(answer) => UpstreamCall {
+            action,
+            code: None,
+            tencent_request_id: Some(answer.request_id.clone()),
+            quota_wait_ms: answer.quota_wait.as_millis() as u64,
+            retries: answer.retries,
+        },
+        Err(error) => UpstreamCall {
+            action,
+            code: Some(error.label().to_owned()),
+            tencent_request_id: match error {
+                CallError::Upstream(e) => e.request_id.clone(),
+                _ => None,
+            },
+            ..UpstreamCall::default()
+        },
+    }
+}
+
+/// Per-call inputs from the route: the id that traces it and the deadline it must meet.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub request_id: String,
+    pub deadline: Instant,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "Response", borrow)]
+    response: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Header {
+    error: Option<ErrorBody>,
+    request_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorBody {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Parses an answer body. Returns the typed data and `RequestId`, Tencent's error, or why the
+/// body is not a valid answer. Pure, so the fuzzer and tests can feed it anything.
+pub fn parse_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, String), CallError> {
+    let unparsable = |detail: String| CallError::Unparsable { detail };
+    let envelope: Envelope<'_> = serde_json::from_slice(body)
+        .map_err(|e| unparsable(format!("not an answer envelope: {e}")))?;
+    let raw = envelope.response.get();
+    let header: Header =
+        serde_json::from_str(raw).map_err(|e| unparsable(format!("bad Response object: {e}")))?;
+    if let Some(error) = header.error {
+        return Err(CallError::Upstream(UpstreamError {
+            code: error.code,
+            message: error.message,
+            request_id: header.request_id,
+        }));
+    }
+    let request_id = header
+        .request_id
+        .ok_or_else(|| unparsable("answer without RequestId".into()))?;
+    let data =
+        serde_json::from_str(raw).map_err(|e| unparsable(format!("unexpected answer: {e}")))?;
+    Ok((data, request_id))
+}
