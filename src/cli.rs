@@ -10,9 +10,9 @@ use tokio::net::TcpListener;
 
 use crate::app::{self, Shutdown};
 use crate::auth::{Scope, api_key};
-use crate::clock::{self, SharedClock};
-use crate::config::{self, ApiKeySettings, Credentials, Settings, Sources};
-use crate::sandbox::{Sandbox, SandboxConfig, SandboxKey};
+use crate::clock::{self};
+use crate::config::{self, Credentials, Settings, Sources};
+use crate::sandbox::{Sandbox, embedded};
 use crate::{env, telemetry};
 
 #[derive(Debug, Parser)]
@@ -149,28 +149,6 @@ fn missing_credentials(missing: &[&str]) -> String {
     )
 }
 
-/// The simulator's settings, from `[sandbox]`.
-pub fn sandbox_config(
-    settings: &Settings,
-    credentials: &Credentials,
-    clock: SharedClock,
-) -> SandboxConfig {
-    let mut config = SandboxConfig::new(
-        SandboxKey {
-            secret_id: credentials.secret_id.clone(),
-            secret_key: credentials.secret_key.clone(),
-            token: credentials.token.clone(),
-        },
-        clock,
-    );
-    config.latency = settings.sandbox.latency();
-    config.partner_credit_cents = (settings.sandbox.partner_credit * 100.0).round() as i64;
-    if settings.sandbox.lift_quotas {
-        config.quotas.values_mut().for_each(|q| *q = u32::MAX);
-    }
-    config
-}
-
 async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
     let credentials = if sandbox {
         Credentials::generate_sandbox()
@@ -182,27 +160,14 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
     };
     let _log_writer = telemetry::init_stdout(&settings.log);
     let clock = clock::system();
-    let mut simulator_addr = None;
-    let mut dev_key = None;
-    if sandbox {
-        // A development key with every scope, so the sandbox works out of the box.
-        let key = api_key::generate();
-        settings.auth.api_keys.push(ApiKeySettings {
-            name: "sandbox-developer".into(),
-            sha256: api_key::hash_hex(&key),
-            scopes: Scope::ALL.to_vec(),
-        });
-        dev_key = Some(key);
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
+    let embedded = if sandbox {
+        match embedded::start(&mut settings, &credentials, clock.clone()).await {
+            Ok(embedded) => Some(embedded),
             Err(e) => return fail(format!("cannot start the sandbox: {e}")),
-        };
-        let addr = listener.local_addr().expect("bound");
-        let simulator = Sandbox::new(sandbox_config(&settings, &credentials, clock.clone()));
-        tokio::spawn(simulator.serve(listener, std::future::pending()));
-        settings.upstream.endpoint = format!("http://{addr}");
-        simulator_addr = Some(addr);
-    }
+        }
+    } else {
+        None
+    };
     let listener = match TcpListener::bind(&settings.server.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -218,17 +183,9 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
         Err(e) => return fail(e),
     };
     tracing::info!(listen = %local, sandbox, secret_id = %config::redact_id(&credentials.secret_id), "partner-gateway started");
-    if let (Some(sim), Some(key)) = (simulator_addr, dev_key) {
-        let base = format!("http://127.0.0.1:{}", local.port());
+    if let Some(embedded) = embedded {
         // A throwaway key of a local sandbox: printing it is how a developer gets to use it.
-        eprintln!(
-            "\npartner-gateway is running in SANDBOX mode: calls go to a local simulator, not Tencent Cloud.\n\
-             \n  gateway     {base}   (API docs: {base}/docs)\n  simulator   http://{sim}   (stats: http://{sim}/_sandbox/stats)\n\
-             \nDevelopment API key (all scopes, valid until this process stops):\n  export KEY={key}\n\
-             \nTry:\n  curl -i -X POST {base}/customers/invitations -H \"Authorization: Bearer $KEY\" -H 'content-type: application/json' -d '{{\"email\":\"new.customer@example.com\"}}'\n  \
-             curl -i -X POST {base}/customers/800000232018/credit -H \"Authorization: Bearer $KEY\" -H 'Idempotency-Key: first-top-up' -H 'content-type: application/json' -d '{{\"amount\":100.5,\"remark\":\"first top-up\"}}'\n\
-             \nStop with Ctrl-C.\n"
-        );
+        eprintln!("{}", embedded.banner(local.port()));
     }
     match app.run_until_stopped(listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,7 +205,7 @@ async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
         Err(e) => return fail(format!("cannot listen on {addr}: {e}")),
     };
     let local = listener.local_addr().expect("bound");
-    let simulator = Sandbox::new(sandbox_config(&settings, &credentials, clock::system()));
+    let simulator = Sandbox::new(embedded::config(&settings, &credentials, clock::system()));
     if generated {
         // Throwaway credentials of a local simulator: an SDK client needs them to call it.
         eprintln!(

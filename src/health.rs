@@ -7,9 +7,10 @@
 //! permission for one action (`AuthFailure.UnauthorizedOperation`: the CAM policy lacks it) only
 //! marks that action degraded, since the others still work, unless every action is refused.
 
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
 
 /// What `/readyz` answers from. Each check is `Ok` or a short reason.
 #[derive(Debug, Default)]

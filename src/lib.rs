@@ -42,6 +42,7 @@ pub mod env;
 pub mod health;
 pub mod idempotency;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 pub mod problem;
 pub mod quota;

@@ -10,7 +10,7 @@
 //!   `server.idle_timeout_ms` (longer than a load balancer's own idle timeout, usually 60 s, so the
 //!   balancer never reuses a connection the gateway is closing);
 //! - **body and handling**: the request deadline (`server.request_timeout_ms`, in
-//!   [`crate::app::middleware_stack`]);
+//!   [`crate::middleware::stack`]);
 //! - **answer**: a client that stops reading its answer (its window closed, the socket full) is
 //!   cut off once writes have made no progress for `server.write_timeout_ms`; otherwise a slow
 //!   reader of a large answer (the Swagger UI bundle) would hold the connection for ever;

@@ -50,7 +50,7 @@ fn world() -> &'static World {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             settings.upstream.endpoint = format!("http://{}", listener.local_addr().unwrap());
             let clock = partner_gateway::clock::system();
-            let simulator = Sandbox::new(partner_gateway::cli::sandbox_config(
+            let simulator = Sandbox::new(partner_gateway::sandbox::embedded::config(
                 &settings,
                 &credentials,
                 clock.clone(),

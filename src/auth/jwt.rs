@@ -11,10 +11,11 @@
 //!   trust keys that may have been revoked meanwhile. Failures and the set's age are in
 //!   `/metrics`, and `/readyz` lists the stale set under `degraded` (API keys still work).
 
-use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use parking_lot::RwLock;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};

@@ -1,4 +1,5 @@
 use super::*;
+use crate::tencent::CallError;
 
 #[test]
 fn slugs_are_unique_and_round_trip() {

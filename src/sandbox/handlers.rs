@@ -8,24 +8,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use super::faults::{Fault, FaultKind};
 use super::state::{Refusal, SandboxState, SeenRequest};
-use super::{SERVICE, VERSION};
-use crate::tencent::sign;
-
-/// Most a timestamp may differ from the simulator's clock, as Tencent allows.
-const MAX_SKEW_SECS: i64 = 300;
-
-const ACTIONS: [&str; 5] = [
-    "CreateAndSendClientInvitationMail",
-    "AllocateCustomerCredit",
-    "QueryCreditAllocationHistory",
-    "QueryCreditByUinList",
-    "QueryPartnerCredit",
-];
+use super::verify::{header, verify};
 
 fn envelope(mut fields: Map<String, Value>, request_id: &str) -> Response {
     fields.insert("RequestId".into(), Value::String(request_id.to_owned()));
@@ -36,126 +23,6 @@ fn error_answer(code: &str, message: &str, request_id: &str) -> Response {
     let mut fields = Map::new();
     fields.insert("Error".into(), json!({ "Code": code, "Message": message }));
     envelope(fields, request_id)
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Checks headers, timestamp and signature; returns the caller's key id.
-fn verify(
-    state: &SandboxState,
-    headers: &HeaderMap,
-    body: &[u8],
-    action: &str,
-) -> Result<String, Refusal> {
-    match header(headers, "x-tc-version") {
-        None => {
-            return Err((
-                "MissingParameter",
-                "The request is missing X-TC-Version.".into(),
-            ));
-        }
-        Some(v) if v != VERSION => {
-            return Err((
-                "NoSuchVersion",
-                format!("The API version `{v}` does not exist."),
-            ));
-        }
-        _ => {}
-    }
-    if action.is_empty() {
-        return Err((
-            "MissingParameter",
-            "The request is missing X-TC-Action.".into(),
-        ));
-    }
-    if !ACTIONS.contains(&action) {
-        return Err((
-            "InvalidAction",
-            format!("The action `{action}` does not exist."),
-        ));
-    }
-    let content_type = header(headers, "content-type")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if !matches!(
-        content_type.as_str(),
-        "application/json" | "application/json; charset=utf-8"
-    ) {
-        return Err((
-            "InvalidParameter",
-            "Content-Type must be application/json.".into(),
-        ));
-    }
-    let timestamp: i64 = header(headers, "x-tc-timestamp")
-        .ok_or((
-            "MissingParameter",
-            "The request is missing X-TC-Timestamp.".to_owned(),
-        ))?
-        .parse()
-        .map_err(|_| {
-            (
-                "InvalidParameter",
-                "X-TC-Timestamp must be Unix seconds.".to_owned(),
-            )
-        })?;
-    let now = state.config.clock.now_unix_secs();
-    if (now - timestamp).abs() > MAX_SKEW_SECS {
-        return Err((
-            "AuthFailure.SignatureExpire",
-            "The signature has expired: the timestamp differs from server time by more than 5 minutes.".into(),
-        ));
-    }
-    let signature_failure = |why: &str| {
-        (
-            "AuthFailure.SignatureFailure",
-            format!("The signature is invalid: {why}."),
-        )
-    };
-    let authorization = header(headers, "authorization")
-        .ok_or_else(|| signature_failure("no Authorization header"))?;
-    let parsed = sign::parse_authorization(authorization)
-        .ok_or_else(|| signature_failure("malformed Authorization"))?;
-    if parsed.service != SERVICE {
-        return Err(signature_failure("wrong service in the credential scope"));
-    }
-    let key = state
-        .config
-        .keys
-        .iter()
-        .find(|k| k.secret_id == parsed.secret_id)
-        .ok_or((
-            "AuthFailure.SecretIdNotFound",
-            "The SecretId is not found.".to_owned(),
-        ))?;
-    if sign::utc_date(timestamp).as_deref() != Some(parsed.date.as_str()) {
-        return Err(signature_failure(
-            "the credential date is not the timestamp's UTC date",
-        ));
-    }
-    let names = &parsed.signed_headers;
-    if !names.iter().any(|n| n == "content-type") || !names.iter().any(|n| n == "host") {
-        return Err(signature_failure("content-type and host must be signed"));
-    }
-    let mut signed = Vec::with_capacity(names.len());
-    for name in names {
-        let value =
-            header(headers, name).ok_or_else(|| signature_failure("a signed header is missing"))?;
-        signed.push((name.as_str(), value));
-    }
-    let (canonical, _) = sign::canonical_request(&signed, &sign::sha256_hex(body));
-    let to_sign = sign::string_to_sign(timestamp, &parsed.date, SERVICE, &canonical);
-    let derived = sign::derive_key(key.secret_key.expose_secret(), &parsed.date, SERVICE);
-    if sign::signature(&derived, &to_sign) != parsed.signature {
-        return Err(signature_failure("the signature does not match"));
-    }
-    match (&key.token, header(headers, "x-tc-token")) {
-        (Some(expected), Some(got)) if expected.expose_secret() == got => {}
-        (None, None) => {}
-        _ => return Err(("AuthFailure.TokenFailure", "The token is invalid.".into())),
-    }
-    Ok(key.secret_id.clone())
 }
 
 /// `POST /`: the API.

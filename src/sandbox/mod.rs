@@ -4,14 +4,17 @@
 //! It verifies TC3 signatures and the 5-minute timestamp window, counts each action's quota per
 //! wall-clock second (answering `RequestLimitExceeded` beyond it), enforces the 180 s per-address
 //! invitation cooldown, keeps a credit ledger with allocation history, and injects faults on
-//! demand. It depends on the gateway only for [`crate::tencent::sign`] (to verify) and the clock.
+//! demand. It depends on the gateway only for [`crate::tencent::sign`] (to verify) and the clock;
+//! [`embedded`], which starts it beside the gateway in sandbox mode, also reads the settings.
 //!
 //! Admin routes (no signature, loopback use only): `GET /_sandbox/stats`, `GET /_sandbox/ledger`,
 //! `POST /_sandbox/faults` (one fault or a list), `DELETE /_sandbox/faults`.
 
+pub mod embedded;
 pub mod faults;
 mod handlers;
 mod state;
+mod verify;
 pub mod wire;
 
 use std::collections::HashMap;

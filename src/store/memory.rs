@@ -5,10 +5,11 @@
 //! ([`Retention::Keep`]) are never dropped before their TTL: a full store refuses new keys
 //! ([`StoreError::Full`], which the routes answer 503 `store-unavailable`, nothing sent).
 
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use super::{Record, Retention, StoreError};
 use crate::clock::SharedClock;

@@ -18,9 +18,10 @@
 //! connection setups, plus a quarter; a call without an idle connection reserves its slot no
 //! sooner than that and connects meanwhile.
 
-use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};

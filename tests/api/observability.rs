@@ -355,10 +355,8 @@ async fn a_panicking_handler_becomes_a_logged_500_problem() {
     )
     .unwrap()
     .state;
-    let router = partner_gateway::app::middleware_stack(
-        axum::Router::new().route("/boom", get(boom)),
-        &state,
-    );
+    let router =
+        partner_gateway::middleware::stack(axum::Router::new().route("/boom", get(boom)), &state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
