@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use partner_gateway::config::{StoreBackend, StoreSettings};
-use partner_gateway::health::Health;
 use partner_gateway::metrics::Metrics;
 use partner_gateway::quota::guard::GuardBounds;
 use partner_gateway::quota::{FleetConfig, LimiterKind, QuotaConfig, Quotas};
+use partner_gateway::readiness::ReadinessChecks;
 use partner_gateway::redis_link::RedisLink;
 use secrecy::SecretString;
 
@@ -46,7 +46,12 @@ async fn main() {
         expected_replicas: 1,
         ..StoreSettings::default()
     };
-    let link = RedisLink::new(&store, Arc::new(Health::default()), metrics.clone()).unwrap();
+    let link = RedisLink::new(
+        &store,
+        Arc::new(ReadinessChecks::default()),
+        metrics.clone(),
+    )
+    .unwrap();
     assert!(link.probe().await, "Redis at {url} does not answer");
     let fleet = FleetConfig {
         heartbeat: Duration::from_secs(1),

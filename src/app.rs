@@ -14,11 +14,11 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::SharedClock;
 use crate::config::{Credentials, Settings, StoreBackend};
-use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemType};
 use crate::quota::guard::GuardBounds;
 use crate::quota::{FleetConfig, QuotaConfig, Quotas};
+use crate::readiness::ReadinessChecks;
 use crate::redis_link::RedisLink;
 use crate::routes;
 use crate::state::{AppState, Gateway};
@@ -82,8 +82,8 @@ pub fn build(
             settings.quotas.queries_per_second,
         ),
     ];
-    let health = Arc::new(Health::default());
-    health.expect_actions(limits.len());
+    let readiness = Arc::new(ReadinessChecks::default());
+    readiness.expect_actions(limits.len());
     let metrics = Arc::new(Metrics::new());
     let memory = Arc::new(MemoryStore::new(
         clock.clone(),
@@ -96,7 +96,7 @@ pub fn build(
             (quotas, Store::Memory(memory), None)
         }
         StoreBackend::Redis => {
-            let link = RedisLink::new(&settings.store, health.clone(), metrics.clone())?;
+            let link = RedisLink::new(&settings.store, readiness.clone(), metrics.clone())?;
             let quotas = Quotas::shared(
                 &limits,
                 quota_config,
@@ -123,7 +123,7 @@ pub fn build(
         credentials,
         clock.clone(),
         quotas,
-        health.clone(),
+        readiness.clone(),
         metrics.clone(),
     )?);
     let auth = Arc::new(crate::auth::Authenticator::from_settings(&settings.auth)?);
@@ -134,21 +134,23 @@ pub fn build(
         settings.server.request_timeout_ms,
     ));
     let credit = Arc::new(crate::credit::Allocator::new(
-        tencent.clone(),
-        keys.clone(),
+        crate::credit::Services {
+            tencent: tencent.clone(),
+            redis: redis.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        },
         store.clone(),
-        redis.clone(),
-        metrics.clone(),
-        clock.clone(),
+        keys.clone(),
         crate::credit::CreditConfig {
             settle_ms: settings.credit.settle_ms,
             resolve_interval_ms: settings.credit.resolve_interval_ms,
             history_margin_ms: settings.credit.history_margin_ms,
             remark_caller: settings.auth.remark_caller,
             marker_secret: settings.credit.marker_secret.clone(),
+            history_timeout: settings.upstream.timeout(),
+            history_max_pages: settings.credit.history_max_pages,
         },
-        settings.upstream.timeout(),
-        settings.credit.history_max_pages,
     ));
     if let Some((records, capacity)) = store.fill() {
         metrics.store_fill(records, capacity);
@@ -161,7 +163,7 @@ pub fn build(
         store,
         redis,
         clock,
-        health,
+        readiness,
         metrics,
         max_amount_cents: settings.max_amount_cents()?,
         settings: Arc::new(settings),
@@ -196,7 +198,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = Shutdown> + Send + 'static,
     ) -> std::io::Result<()> {
-        let health = self.state.health.clone();
+        let readiness = self.state.readiness.clone();
         let settings = self.state.settings.clone();
         let mut background = vec![
             tokio::spawn(recheck_credentials(self.state.clone())),
@@ -212,7 +214,7 @@ impl App {
         let quotas = self.state.tencent.quotas().clone();
         let stop = async move {
             let how = shutdown.await;
-            health.set_shutting_down();
+            readiness.set_shutting_down();
             tracing::info!(?how, "shutting down: readiness now reports 503");
             if how == Shutdown::Terminate {
                 tokio::time::sleep(settings.server.shutdown_delay()).await;
@@ -230,7 +232,7 @@ impl App {
         self.state.auth.warm_up().await;
         // After the first load, so its schedule starts from it (and from its max-age).
         background.push(tokio::spawn(self.state.auth.clone().run_jwks_refresher()));
-        self.state.health.set_started();
+        self.state.readiness.set_started();
         crate::serve::serve(
             listener,
             self.router,
@@ -255,7 +257,7 @@ async fn recheck_credentials(state: AppState) {
     let every = state.settings.upstream.auth_recheck();
     loop {
         tokio::time::sleep(every).await;
-        if state.health.upstream_auth_failed() || state.health.all_denied() {
+        if state.readiness.upstream_auth_failed() || state.readiness.all_denied() {
             let _ = state
                 .tencent
                 .probe_credentials(Duration::from_secs(10))

@@ -26,7 +26,7 @@ impl Outcome {
 
 /// Everything the record says.
 #[derive(Debug)]
-pub struct CreditRecord<'a> {
+pub struct AllocationAudit<'a> {
     /// The caller's namespaced id (`key:NAME`, `jwt:ISSUER#SUBJECT`).
     pub caller: &'a str,
     /// `api_key`, `jwt` or `none`.
@@ -42,7 +42,7 @@ pub struct CreditRecord<'a> {
     pub latency: Duration,
 }
 
-pub fn credit_allocation(record: &CreditRecord<'_>) {
+pub fn credit_allocation(record: &AllocationAudit<'_>) {
     tracing::info!(
         target: "audit",
         event = "credit_allocation",

@@ -126,14 +126,9 @@ fn hash_key(name: &str, scopes: &[String]) -> ExitCode {
     println!("[[auth.api_keys]]");
     println!("name = \"{name}\"");
     println!("sha256 = \"{}\"", api_key::hash_hex(&key));
-    println!(
-        "scopes = [{}]",
-        scopes
-            .iter()
-            .map(|s| format!("\"{s}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    // A TOML array of strings: scope names (checked above) are plain ASCII, so Rust's quoting is
+    // TOML's.
+    println!("scopes = {scopes:?}");
     ExitCode::SUCCESS
 }
 

@@ -46,6 +46,16 @@ pub struct Subject {
     pub about: Option<String>,
 }
 
+impl Subject {
+    /// A request of `caller`, about nothing known yet.
+    pub fn of(caller: &str) -> Self {
+        Self {
+            caller: Some(caller.to_owned()),
+            about: None,
+        }
+    }
+}
+
 /// The request's id and deadline, set by the outermost middleware for everything below it.
 #[derive(Debug)]
 pub struct RequestContext {

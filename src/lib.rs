@@ -30,27 +30,27 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod audit;
+pub(crate) mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod context;
+pub(crate) mod context;
 pub mod credit;
 pub mod domain;
-pub mod env;
-pub mod health;
+pub(crate) mod env;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
-pub mod openapi;
+pub(crate) mod openapi;
 pub mod problem;
 pub mod quota;
+pub mod readiness;
 pub mod redis_link;
 pub mod routes;
 pub mod sandbox;
-pub mod serve;
-pub mod state;
+pub(crate) mod serve;
+pub(crate) mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tencent;

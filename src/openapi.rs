@@ -11,8 +11,8 @@ use utoipa::openapi::{self, ContentBuilder, Header, Ref, RefOr, Required, Respon
 use utoipa::{IntoResponses, OpenApi};
 
 use crate::domain::FieldError;
-use crate::health::Readiness;
 use crate::problem::{CONTENT_TYPE as PROBLEM, Problem};
+use crate::readiness::Readiness;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -21,8 +21,8 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use secrecy::ExposeSecret;
 
 use crate::config::StoreSettings;
-use crate::health::{Health, StoreState};
 use crate::metrics::Metrics;
+use crate::readiness::{ReadinessChecks, StoreState};
 
 const CONNECTING: u8 = 0;
 const UP: u8 = 1;
@@ -84,7 +84,7 @@ pub struct RedisLink {
     state: AtomicU8,
     /// Whether "not reachable yet" was logged (once, not at every probe).
     warned: AtomicBool,
-    health: Arc<Health>,
+    readiness: Arc<ReadinessChecks>,
     metrics: Arc<Metrics>,
     /// The URL with its password redacted, for logs.
     shown_url: String,
@@ -104,7 +104,7 @@ impl RedisLink {
     /// Prepares the link without connecting; [`RedisLink::run_prober`] makes the first contact.
     pub fn new(
         settings: &StoreSettings,
-        health: Arc<Health>,
+        readiness: Arc<ReadinessChecks>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let url = settings
@@ -137,7 +137,7 @@ impl RedisLink {
                 .map_err(|e| anyhow::anyhow!("cannot prepare the Redis connection: {e}"))?;
             Backend::Single(manager)
         };
-        health.report_store(StoreState::Connecting);
+        readiness.report_store(StoreState::Connecting);
         metrics.store_up(false);
         Ok(Arc::new(Self {
             backend,
@@ -146,7 +146,7 @@ impl RedisLink {
             probe_every: settings.redis_probe(),
             state: AtomicU8::new(CONNECTING),
             warned: AtomicBool::new(false),
-            health,
+            readiness,
             metrics,
             shown_url: settings.redis_url_redacted().unwrap_or_default(),
         }))
@@ -292,7 +292,7 @@ impl RedisLink {
             } else {
                 tracing::info!(url = %self.shown_url, "connected to Redis");
             }
-            self.health.report_store(StoreState::Up);
+            self.readiness.report_store(StoreState::Up);
             self.metrics.store_up(true);
         }
     }
@@ -305,7 +305,7 @@ impl RedisLink {
         match before {
             Ok(_) => {
                 tracing::error!(url = %self.shown_url, why, "lost Redis: quota falls back to this replica's share, keyed credit calls are refused until it returns");
-                self.health.report_store(StoreState::Down);
+                self.readiness.report_store(StoreState::Down);
                 self.metrics.store_up(false);
             }
             Err(CONNECTING) => {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::readiness::ReadinessChecks;
 use crate::tencent::TencentClient;
 
 /// What every handler can reach: one `Arc`, so the per-request clones axum makes (extractors,
@@ -33,7 +33,7 @@ impl std::ops::Deref for AppState {
 pub struct Gateway {
     pub tencent: Arc<TencentClient>,
     pub auth: Arc<crate::auth::Authenticator>,
-    pub health: Arc<Health>,
+    pub readiness: Arc<ReadinessChecks>,
     pub metrics: Arc<Metrics>,
     pub store: crate::store::Store,
     /// Idempotency keys: beginning and finishing their work in the store.

@@ -22,7 +22,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "telemetry",
             "metrics",
             "readiness",
-            "health",
             "context",
             "audit",
         ],

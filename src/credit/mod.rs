@@ -48,7 +48,7 @@ use crate::idempotency::{self, Keys};
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
 use crate::redis_link::RedisLink;
-use crate::store::{Record, Store, StoredResponse};
+use crate::store::{KeyState, Store, StoredResponse};
 use crate::tencent::TencentClient;
 use history::HistorySearch;
 use marker::MarkerKey;
@@ -72,6 +72,10 @@ pub struct CreditConfig {
     pub remark_caller: bool,
     /// `credit.marker_secret`, when set.
     pub marker_secret: Option<SecretString>,
+    /// Longest one history page read may take (`upstream.timeout_ms`).
+    pub history_timeout: Duration,
+    /// `credit.history_max_pages`.
+    pub history_max_pages: u32,
 }
 
 /// What settling an `unknown` record found.
@@ -82,18 +86,25 @@ pub enum Settled {
     /// Not settled yet: look again after this long.
     Pending(Duration),
     /// Not applied: the record is now this `Retryable` one.
-    NotApplied(Record),
+    NotApplied(KeyState),
+}
+
+/// What credit reaches beyond itself: Tencent, Redis (with the Redis store), metrics and the
+/// clock; shared by the allocator and its history search.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub tencent: Arc<TencentClient>,
+    pub redis: Option<Arc<RedisLink>>,
+    pub metrics: Arc<Metrics>,
+    pub clock: SharedClock,
 }
 
 /// Allocates credit and settles allocations of unknown outcome. Holds only what that takes.
 #[derive(Debug)]
 pub struct Allocator {
-    tencent: Arc<TencentClient>,
+    services: Services,
     keys: Arc<Keys>,
     store: Store,
-    redis: Option<Arc<RedisLink>>,
-    metrics: Arc<Metrics>,
-    clock: SharedClock,
     config: CreditConfig,
     history: HistorySearch,
     marker_key: tokio::sync::OnceCell<MarkerKey>,
@@ -108,33 +119,16 @@ return ARGV[1]
 "#;
 
 impl Allocator {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        tencent: Arc<TencentClient>,
-        keys: Arc<Keys>,
-        store: Store,
-        redis: Option<Arc<RedisLink>>,
-        metrics: Arc<Metrics>,
-        clock: SharedClock,
-        config: CreditConfig,
-        history_timeout: Duration,
-        history_max_pages: u32,
-    ) -> Self {
+    pub fn new(services: Services, store: Store, keys: Arc<Keys>, config: CreditConfig) -> Self {
         let history = HistorySearch::new(
-            tencent.clone(),
-            redis.clone(),
-            metrics.clone(),
-            clock.clone(),
-            history_timeout,
-            history_max_pages,
+            services.clone(),
+            config.history_timeout,
+            config.history_max_pages,
         );
         Self {
-            tencent,
+            services,
             keys,
             store,
-            redis,
-            metrics,
-            clock,
             config,
             history,
             marker_key: tokio::sync::OnceCell::new(),
@@ -142,7 +136,7 @@ impl Allocator {
     }
 
     fn now_ms(&self) -> u64 {
-        self.clock.now_unix_ms()
+        self.services.clock.now_unix_ms()
     }
 
     /// The marker secret: configured, else the fleet's one in Redis (created once, read on
@@ -150,6 +144,7 @@ impl Allocator {
     /// once by every replica), else this process's own.
     async fn marker_key(&self) -> Result<MarkerKey, ApiError> {
         let Some(link) = self
+            .services
             .redis
             .as_ref()
             .filter(|_| self.config.marker_secret.is_none())

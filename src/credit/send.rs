@@ -6,11 +6,11 @@ use std::time::Duration;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 
-use crate::audit::{self, CreditRecord, Outcome};
+use crate::audit::{self, AllocationAudit, Outcome};
 use crate::auth::Caller;
 use crate::idempotency::{self, Begin, IdempotencyKey};
 use crate::problem::{ApiError, ProblemType};
-use crate::store::{PendingCredit, Record, Retention};
+use crate::store::{KeyState, PendingCredit, Retention};
 use crate::tencent::actions::{Action, AllocateCustomerCredit};
 use crate::tencent::{CallContext, CallError, Effect};
 
@@ -67,7 +67,7 @@ impl Allocator {
                 // it is an allocation of unknown outcome, sent at the latest when that request's
                 // deadline passed, and settled through the history like any other.
                 let sent_ms = started_ms + self.keys.abandoned_after_ms();
-                let unknown = Record::Unknown {
+                let unknown = KeyState::Unknown {
                     fingerprint: fingerprint.clone(),
                     pending: pending(sent_ms, ""),
                 };
@@ -86,7 +86,7 @@ impl Allocator {
             Ok(in_flight) => in_flight,
             Err(record) => match self.settle(&scoped, record).await {
                 Settled::Applied(stored) => {
-                    self.metrics.idempotency(ROUTE, "replayed");
+                    self.services.metrics.idempotency(ROUTE, "replayed");
                     return Ok(idempotency::replay(&stored));
                 }
                 Settled::Pending(wait) => return Err(outcome_unknown(key, wait)),
@@ -103,13 +103,13 @@ impl Allocator {
         let (stored, response) = idempotency::capture(response).await;
         let record = match effect {
             // Applied, or refused for good by Tencent: stored for replay.
-            None | Some(Effect::Refused) => Some(Record::Completed {
+            None | Some(Effect::Refused) => Some(KeyState::Completed {
                 fingerprint,
                 response: stored,
             }),
             // Known not to have executed: the key is forgotten, so a retry simply tries again.
             Some(Effect::NotExecuted) => None,
-            Some(Effect::Unknown) => Some(Record::Unknown {
+            Some(Effect::Unknown) => Some(KeyState::Unknown {
                 fingerprint,
                 pending: pending(self.now_ms(), &ctx.request_id),
             }),
@@ -141,7 +141,7 @@ impl Allocator {
             remark: remark.clone(),
         };
         let started = tokio::time::Instant::now();
-        let result = self.tencent.call(&action, ctx).await;
+        let result = self.services.tencent.call(&action, ctx).await;
         // The call's effect: `None` when it succeeded.
         let effect = result.as_ref().err().map(CallError::effect);
         let summary = crate::tencent::summary(AllocateCustomerCredit::NAME, &result);
@@ -157,7 +157,7 @@ impl Allocator {
             }
             Err(_) => ("", ""),
         };
-        audit::credit_allocation(&CreditRecord {
+        audit::credit_allocation(&AllocationAudit {
             caller: &caller.id,
             caller_kind: caller.method,
             uin: allocation.uin.get(),

@@ -12,7 +12,7 @@ use super::history::{Lookup, Wanted};
 use crate::audit::Outcome;
 use crate::domain::CreditAmount;
 use crate::idempotency::{self};
-use crate::store::{PendingCredit, Record};
+use crate::store::{KeyState, PendingCredit};
 
 use super::{Allocator, CreditResponse, RETRY_BUSY, RETRY_LOOKUP, Settled};
 
@@ -26,8 +26,8 @@ return 0
 
 impl Allocator {
     /// Settles the `unknown` record of `scoped` from the customer's history.
-    pub async fn settle(&self, scoped: &str, record: Record) -> Settled {
-        let Record::Unknown {
+    pub async fn settle(&self, scoped: &str, record: KeyState) -> Settled {
+        let KeyState::Unknown {
             fingerprint,
             pending,
         } = &record
@@ -55,7 +55,7 @@ impl Allocator {
                     request_id: entry.request_id.clone(),
                 };
                 let (stored, _) = idempotency::capture(Json(body).into_response()).await;
-                let completed = Record::Completed {
+                let completed = KeyState::Completed {
                     fingerprint: fingerprint.clone(),
                     response: stored.clone(),
                 };
@@ -65,7 +65,9 @@ impl Allocator {
                     .await
                 {
                     Ok(true) => {
-                        self.metrics.reconciliation(Outcome::Applied.as_str());
+                        self.services
+                            .metrics
+                            .reconciliation(Outcome::Applied.as_str());
                         audit_settled(pending, scoped, "applied", &entry.request_id);
                         Settled::Applied(stored)
                     }
@@ -74,7 +76,7 @@ impl Allocator {
                 }
             }
             Lookup::Absent { as_of_ms } if as_of_ms >= conclusive_from_ms => {
-                let retryable = Record::Retryable {
+                let retryable = KeyState::Retryable {
                     fingerprint: fingerprint.clone(),
                 };
                 match self
@@ -83,7 +85,7 @@ impl Allocator {
                     .await
                 {
                     Ok(true) => {
-                        self.metrics.reconciliation("not_applied");
+                        self.services.metrics.reconciliation("not_applied");
                         audit_settled(pending, scoped, "not_applied", "");
                         Settled::NotApplied(retryable)
                     }
@@ -91,21 +93,17 @@ impl Allocator {
                 }
             }
             Lookup::Absent { .. } => {
-                self.metrics.reconciliation("pending");
+                self.services.metrics.reconciliation("pending");
                 let wait = conclusive_from_ms.saturating_sub(self.now_ms()).max(1_000);
                 Settled::Pending(Duration::from_millis(wait))
             }
             Lookup::Busy => {
-                self.metrics.reconciliation("pending");
+                self.services.metrics.reconciliation("pending");
                 Settled::Pending(RETRY_BUSY)
             }
-            Lookup::Unreadable(why) => {
-                self.metrics.reconciliation("failed");
-                tracing::warn!(
-                    uin = pending.uin,
-                    why,
-                    "cannot read the allocation history; the outcome stays unknown"
-                );
+            // The history search logged why.
+            Lookup::Unreadable(_) => {
+                self.services.metrics.reconciliation("failed");
                 Settled::Pending(RETRY_LOOKUP)
             }
         }
@@ -114,8 +112,8 @@ impl Allocator {
     /// What the record of `scoped` says now, after a lost race.
     async fn current(&self, scoped: &str) -> Settled {
         match self.store.get(scoped).await {
-            Ok(Some(Record::Completed { response, .. })) => Settled::Applied(response),
-            Ok(Some(retryable @ Record::Retryable { .. })) => Settled::NotApplied(retryable),
+            Ok(Some(KeyState::Completed { response, .. })) => Settled::Applied(response),
+            Ok(Some(retryable @ KeyState::Retryable { .. })) => Settled::NotApplied(retryable),
             _ => Settled::Pending(Duration::from_secs(1)),
         }
     }
@@ -123,7 +121,7 @@ impl Allocator {
     /// Whether this replica runs the resolver's next pass: always with the memory store; with
     /// Redis, while it holds the fleet's resolver lease.
     async fn resolver_turn(&self, token: &str) -> bool {
-        let Some(link) = &self.redis else {
+        let Some(link) = &self.services.redis else {
             return true;
         };
         let key = link.key("credit-resolver");
@@ -160,7 +158,7 @@ impl Allocator {
                 }
             };
             unknown.sort_by_key(|(_, r)| match r {
-                Record::Unknown { pending, .. } => pending.sent_ms,
+                KeyState::Unknown { pending, .. } => pending.sent_ms,
                 _ => 0,
             });
             for (key, record) in unknown {

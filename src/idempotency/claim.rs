@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemType};
-use crate::store::{Record, Retention, Store, StoreError, StoredResponse};
+use crate::store::{KeyState, Retention, Store, StoreError, StoredResponse};
 
 /// How long after its start an `InFlight` record is presumed abandoned, beyond the request
 /// timeout: the outer timeout's grace and a margin for clock differences between replicas.
@@ -22,13 +22,13 @@ const MAX_UNSENT: usize = 10_000;
 #[derive(Debug)]
 pub enum Begin {
     /// The key is ours (this is our `InFlight` record): send, then [`Keys::finish`].
-    Send(Record),
+    Send(KeyState),
     /// Answered before: replay this.
     Replay(StoredResponse),
     /// An allocation whose outcome is unknown: settle it first.
-    Settle(Record),
+    Settle(KeyState),
     /// An `InFlight` record older than any request can live: its replica died mid-request.
-    Abandoned { record: Record, started_ms: u64 },
+    Abandoned { record: KeyState, started_ms: u64 },
 }
 
 /// The idempotency keys of one gateway: the store and the rules of a key's life.
@@ -40,7 +40,7 @@ pub struct Keys {
     abandoned_after_ms: u64,
     /// Our claims whose create may or may not have happened (the answer was lost) and that
     /// were never sent: a later request with the key may take them over at once.
-    unsent: Mutex<HashMap<String, (Record, u64)>>,
+    unsent: Mutex<HashMap<String, (KeyState, u64)>>,
 }
 
 pub fn store_problem(error: StoreError) -> ApiError {
@@ -92,15 +92,15 @@ impl Keys {
         .retry_after(1)
     }
 
-    fn in_flight(&self, fingerprint: &str) -> Record {
-        Record::InFlight {
+    fn in_flight(&self, fingerprint: &str) -> KeyState {
+        KeyState::InFlight {
             fingerprint: fingerprint.to_owned(),
             started_ms: self.now_ms(),
             claim: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 
-    fn unsent(&self) -> parking_lot::MutexGuard<'_, HashMap<String, (Record, u64)>> {
+    fn unsent(&self) -> parking_lot::MutexGuard<'_, HashMap<String, (KeyState, u64)>> {
         self.unsent.lock()
     }
 
@@ -152,7 +152,7 @@ impl Keys {
             ));
         }
         match existing {
-            Record::InFlight { .. }
+            KeyState::InFlight { .. }
                 if self.unsent().get(scoped).map(|(r, _)| r) == Some(&existing) =>
             {
                 // Ours, and never sent: take it.
@@ -161,7 +161,7 @@ impl Keys {
                     .await
                     .map(Begin::Send)
             }
-            Record::InFlight { started_ms, .. }
+            KeyState::InFlight { started_ms, .. }
                 if self.now_ms() > started_ms + self.abandoned_after_ms =>
             {
                 self.metrics.idempotency(route, "abandoned");
@@ -171,13 +171,13 @@ impl Keys {
                     started_ms,
                 })
             }
-            Record::InFlight { .. } => Err(self.in_use(route)),
-            Record::Completed { response, .. } => {
+            KeyState::InFlight { .. } => Err(self.in_use(route)),
+            KeyState::Completed { response, .. } => {
                 self.metrics.idempotency(route, "replayed");
                 Ok(Begin::Replay(response))
             }
-            Record::Unknown { .. } => Ok(Begin::Settle(existing)),
-            Record::Retryable { .. } => self
+            KeyState::Unknown { .. } => Ok(Begin::Settle(existing)),
+            KeyState::Retryable { .. } => self
                 .take(store, route, scoped, &existing)
                 .await
                 .map(Begin::Send),
@@ -191,8 +191,8 @@ impl Keys {
         store: &Store,
         route: &'static str,
         scoped: &str,
-        existing: &Record,
-    ) -> Result<Record, ApiError> {
+        existing: &KeyState,
+    ) -> Result<KeyState, ApiError> {
         let in_flight = self.in_flight(existing.fingerprint());
         if store
             .replace(scoped, existing, in_flight.clone(), self.ttl)
@@ -211,8 +211,8 @@ impl Keys {
         &self,
         store: &Store,
         scoped: &str,
-        expected: &Record,
-        new: Record,
+        expected: &KeyState,
+        new: KeyState,
     ) -> Result<bool, StoreError> {
         store.replace(scoped, expected, new, self.ttl).await
     }
@@ -222,8 +222,8 @@ impl Keys {
         &self,
         store: &Store,
         scoped: &str,
-        in_flight: &Record,
-        outcome: Option<Record>,
+        in_flight: &KeyState,
+        outcome: Option<KeyState>,
     ) {
         let result = match outcome {
             Some(record) => store.replace(scoped, in_flight, record, self.ttl).await,

@@ -8,6 +8,12 @@ use super::catalog::*;
 use super::{GaugeGuard, METADATA, Metrics, labels, method_label};
 
 impl Metrics {
+    /// Counts one event of `action` for `reason` (a closed set per metric).
+    fn count_reason(&self, name: &'static str, action: &'static str, reason: &'static str) {
+        let pairs = [("tencent_action", action.into()), ("reason", reason.into())];
+        self.count(name, &pairs);
+    }
+
     pub fn http_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
         let pairs = [
             ("http_route", route.to_owned()),
@@ -95,13 +101,7 @@ impl Metrics {
     }
 
     pub fn upstream_retry(&self, action: &'static str, reason: &'static str) {
-        self.count(
-            UPSTREAM_RETRIES,
-            &[
-                ("tencent_action", action.to_owned()),
-                ("reason", reason.to_owned()),
-            ],
-        );
+        self.count_reason(UPSTREAM_RETRIES, action, reason);
     }
 
     pub fn idempotency(&self, route: &'static str, result: &'static str) {
@@ -183,13 +183,7 @@ impl Metrics {
     /// `connect` (its connection was not ready by the slot), `wake` (the host woke it late) or
     /// `redis` (the reservation's Redis round trip exceeded its allowance).
     pub fn quota_late(&self, action: &'static str, reason: &'static str) {
-        self.count(
-            QUOTA_LATE,
-            &[
-                ("tencent_action", action.to_owned()),
-                ("reason", reason.to_owned()),
-            ],
-        );
+        self.count_reason(QUOTA_LATE, action, reason);
     }
 
     pub fn history_scan(&self, result: &'static str) {

@@ -49,6 +49,10 @@ use crate::redis_link::{LinkError, RedisLink};
 /// before which no slot may be granted.
 pub const EPOCH: &str = include_str!("lua/epoch.lua");
 
+/// Prepended to every script: `clock_us(override)`, Redis's `TIME` in µs unless a test passes
+/// its own "now".
+pub const CLOCK: &str = include_str!("lua/clock.lua");
+
 /// KEYS: log, learn, fleet, shares, active, epoch. ARGV: configured limit, own guard µs, max
 /// wait µs, earliest µs after now, replica id, own shortest round trip µs (0: not measured),
 /// known epoch, blackout µs, guard ceiling µs, and (tests only) a fixed "now" in µs instead of
@@ -180,12 +184,21 @@ fn script(which: &'static str) -> &'static Script {
     use std::sync::OnceLock;
     static SCRIPTS: [OnceLock<Script>; 4] = [const { OnceLock::new() }; 4];
     let (i, text) = match which {
-        "reserve" => (0, format!("{EPOCH}{RESERVE}")),
-        "evidence" => (1, EVIDENCE.to_owned()),
-        "heartbeat" => (2, format!("{EPOCH}{HEARTBEAT}")),
-        _ => (3, LEAVE.to_owned()),
+        "reserve" => (0, format!("{CLOCK}{EPOCH}{RESERVE}")),
+        "evidence" => (1, format!("{CLOCK}{EVIDENCE}")),
+        "heartbeat" => (2, format!("{CLOCK}{EPOCH}{HEARTBEAT}")),
+        _ => (3, format!("{CLOCK}{LEAVE}")),
     };
     SCRIPTS[i].get_or_init(|| Script::new(&text))
+}
+
+/// `which` script with `keys`, ready for its arguments.
+fn invoke<'a>(which: &'static str, keys: &[String]) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script(which).prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    invocation
 }
 
 fn micros(d: Duration) -> u64 {
@@ -227,10 +240,7 @@ impl SharedQuotas {
         let answer: (u8, u64, u64, u32, u64, u64) = self
             .link
             .run("quota", |mut conn| async move {
-                let mut invocation = script("reserve").prepare_invoke();
-                for key in &keys {
-                    invocation.key(key);
-                }
+                let mut invocation = invoke("reserve", &keys);
                 invocation
                     .arg(args.configured)
                     .arg(args.guard_us)
@@ -309,10 +319,7 @@ impl SharedQuotas {
         let flat: Vec<u64> = self
             .link
             .run("heartbeat", |mut conn| async move {
-                let mut invocation = script("heartbeat").prepare_invoke();
-                for key in &keys {
-                    invocation.key(key);
-                }
+                let mut invocation = invoke("heartbeat", &keys);
                 invocation
                     .arg(beat.id)
                     .arg(
@@ -364,10 +371,7 @@ impl SharedQuotas {
         let id = id.to_owned();
         self.link
             .run("heartbeat", |mut conn| async move {
-                let mut invocation = script("leave").prepare_invoke();
-                for key in &keys {
-                    invocation.key(key);
-                }
+                let mut invocation = invoke("leave", &keys);
                 invocation.arg(&id);
                 invocation.invoke_async::<i64>(&mut conn).await
             })

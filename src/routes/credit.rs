@@ -52,10 +52,7 @@ pub async fn allocate_credit(
     headers: HeaderMap,
     JsonBody(req): JsonBody<CreditRequest>,
 ) -> Response {
-    let mut subject = Subject {
-        caller: Some(caller.id.clone()),
-        about: None,
-    };
+    let mut subject = Subject::of(&caller.id);
     let result = async {
         let key =
             IdempotencyKey::from_headers(&headers, app.settings.credit.require_idempotency_key)?;

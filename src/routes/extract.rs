@@ -54,15 +54,7 @@ impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
         // A refusal past this point names the caller in the request's log line.
-        let refused = |problem: ApiError| {
-            super::answered(
-                Err(problem),
-                Subject {
-                    caller: Some(caller.id.clone()),
-                    about: None,
-                },
-            )
-        };
+        let refused = |problem: ApiError| super::answered(Err(problem), Subject::of(&caller.id));
         if !caller.may(S::SCOPE) {
             return Err(refused(insufficient_scope(S::SCOPE)));
         }

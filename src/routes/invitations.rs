@@ -20,7 +20,7 @@ use crate::openapi::ForwardingProblems;
 use crate::problem::ProblemType;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
-use crate::store::{Record, Retention, StoredResponse};
+use crate::store::{KeyState, Retention, StoredResponse};
 use crate::tencent::CallContext;
 use crate::tencent::actions::{Action, CreateAndSendClientInvitationMail};
 use crate::tencent::{CallError, Effect, ErrorClass};
@@ -128,10 +128,7 @@ pub async fn create_invitation(
     headers: HeaderMap,
     JsonBody(req): JsonBody<InvitationRequest>,
 ) -> Response {
-    let mut subject = Subject {
-        caller: Some(caller.id.clone()),
-        about: None,
-    };
+    let mut subject = Subject::of(&caller.id);
     let result = async {
         let key = IdempotencyKey::from_headers(&headers, false)?;
         let invitation = Invitation::parse(req).map_err(ApiError::validation)?;
@@ -199,7 +196,7 @@ async fn keyed(
         None => Ok(response),
         Some((scoped, fingerprint, in_flight)) => {
             let (stored, response) = idempotency::capture(response).await;
-            let record = definite.then(|| Record::Completed {
+            let record = definite.then(|| KeyState::Completed {
                 fingerprint,
                 response: strip(stored, &invitation.email),
             });

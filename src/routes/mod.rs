@@ -2,10 +2,10 @@
 
 pub mod credit;
 pub mod extract;
-pub mod health;
 pub mod invitations;
-pub mod metrics;
-pub mod problems;
+pub mod probes;
+pub mod problem_pages;
+pub mod scrape;
 
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(invitations::router())
         .merge(credit::router())
-        .merge(health::router())
-        .merge(metrics::router())
-        .merge(problems::router())
+        .merge(probes::router())
+        .merge(scrape::router())
+        .merge(problem_pages::router())
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-use super::{Sandbox, SandboxConfig, SandboxKey};
+use super::{Sandbox, SandboxConfig};
 use crate::auth::api_key;
 use crate::clock::SharedClock;
 use crate::config::{ApiKeySettings, Credentials, Settings};
@@ -14,14 +14,7 @@ use crate::domain::Scope;
 
 /// The simulator's settings, from `[sandbox]`, accepting `credentials`.
 pub fn config(settings: &Settings, credentials: &Credentials, clock: SharedClock) -> SandboxConfig {
-    let mut config = SandboxConfig::new(
-        SandboxKey {
-            secret_id: credentials.secret_id.clone(),
-            secret_key: credentials.secret_key.clone(),
-            token: credentials.token.clone(),
-        },
-        clock,
-    );
+    let mut config = SandboxConfig::new(credentials.clone(), clock);
     config.latency = settings.sandbox.latency();
     config.partner_credit_cents = (settings.sandbox.partner_credit * 100.0).round() as i64;
     if settings.sandbox.lift_quotas {

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use secrecy::SecretString;
 
 use crate::clock::SharedClock;
 pub use faults::{Fault, FaultKind};
@@ -50,21 +49,8 @@ pub const SEEDED_CUSTOMERS: [u64; 10] = [
 /// An address that already has an account: invitations answer `FailedOperation.MailIsRegistered`.
 pub const REGISTERED_EMAIL: &str = "registered@example.com";
 
-/// One accepted API key.
-#[derive(Clone)]
-pub struct SandboxKey {
-    pub secret_id: String,
-    pub secret_key: SecretString,
-    pub token: Option<SecretString>,
-}
-
-impl std::fmt::Debug for SandboxKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxKey")
-            .field("secret_id", &self.secret_id)
-            .finish_non_exhaustive()
-    }
-}
+/// One accepted API key: the same triple the gateway signs with.
+pub use crate::config::Credentials as SandboxKey;
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]

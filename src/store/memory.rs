@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{Record, Retention, StoreError};
+use super::{KeyState, Retention, StoreError};
 use crate::clock::SharedClock;
 
 #[derive(Debug)]
 struct Held {
-    record: Record,
+    record: KeyState,
     expires: u64,
     retention: Retention,
 }
@@ -93,10 +93,10 @@ impl MemoryStore {
     pub fn create(
         &self,
         key: &str,
-        record: Record,
+        record: KeyState,
         ttl: Duration,
         retention: Retention,
-    ) -> Result<Result<(), Record>, StoreError> {
+    ) -> Result<Result<(), KeyState>, StoreError> {
         let now = self.now();
         let mut records = self.live();
         match records.get(key) {
@@ -110,7 +110,7 @@ impl MemoryStore {
                     .iter()
                     .filter(|(_, h)| {
                         h.retention == Retention::Evictable
-                            && matches!(h.record, Record::Completed { .. })
+                            && matches!(h.record, KeyState::Completed { .. })
                     })
                     .min_by_key(|(_, h)| h.expires)
                     .map(|(k, _)| k.clone());
@@ -139,8 +139,8 @@ impl MemoryStore {
     pub fn replace(
         &self,
         key: &str,
-        expected: &Record,
-        new: Record,
+        expected: &KeyState,
+        new: KeyState,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let now = self.now();
@@ -158,7 +158,7 @@ impl MemoryStore {
         Ok(replaced)
     }
 
-    pub fn remove(&self, key: &str, expected: &Record) -> Result<bool, StoreError> {
+    pub fn remove(&self, key: &str, expected: &KeyState) -> Result<bool, StoreError> {
         let mut records = self.live();
         let removed = match records.get(key) {
             Some(held) if held.record == *expected => {
@@ -172,7 +172,7 @@ impl MemoryStore {
         Ok(removed)
     }
 
-    pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+    pub fn get(&self, key: &str) -> Result<Option<KeyState>, StoreError> {
         if take(&self.faults.fail_reads) {
             return Err(StoreError::Unavailable("injected: read failed".into()));
         }
@@ -184,11 +184,11 @@ impl MemoryStore {
             .map(|h| h.record.clone()))
     }
 
-    pub fn unknown(&self) -> Vec<(String, Record)> {
+    pub fn unknown(&self) -> Vec<(String, KeyState)> {
         let now = self.now();
         self.live()
             .iter()
-            .filter(|(_, h)| h.expires > now && matches!(h.record, Record::Unknown { .. }))
+            .filter(|(_, h)| h.expires > now && matches!(h.record, KeyState::Unknown { .. }))
             .map(|(k, h)| (k.clone(), h.record.clone()))
             .collect()
     }

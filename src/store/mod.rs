@@ -40,7 +40,7 @@ pub struct PendingCredit {
 /// The state of one idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum Record {
+pub enum KeyState {
     /// A request with this key is being processed.
     InFlight {
         fingerprint: String,
@@ -64,7 +64,7 @@ pub enum Record {
     Retryable { fingerprint: String },
 }
 
-impl Record {
+impl KeyState {
     pub fn fingerprint(&self) -> &str {
         match self {
             Self::InFlight { fingerprint, .. }
@@ -121,10 +121,10 @@ impl Store {
     pub async fn create(
         &self,
         key: &str,
-        record: Record,
+        record: KeyState,
         ttl: Duration,
         retention: Retention,
-    ) -> Result<Result<(), Record>, StoreError> {
+    ) -> Result<Result<(), KeyState>, StoreError> {
         match self {
             Self::Memory(m) => m.create(key, record, ttl, retention),
             Self::Redis(r) => r.create(key, record, ttl).await,
@@ -135,8 +135,8 @@ impl Store {
     pub async fn replace(
         &self,
         key: &str,
-        expected: &Record,
-        new: Record,
+        expected: &KeyState,
+        new: KeyState,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         match self {
@@ -146,14 +146,14 @@ impl Store {
     }
 
     /// Removes the record of `key` if it still equals `expected`.
-    pub async fn remove(&self, key: &str, expected: &Record) -> Result<bool, StoreError> {
+    pub async fn remove(&self, key: &str, expected: &KeyState) -> Result<bool, StoreError> {
         match self {
             Self::Memory(m) => m.remove(key, expected),
             Self::Redis(r) => r.remove(key, expected).await,
         }
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+    pub async fn get(&self, key: &str) -> Result<Option<KeyState>, StoreError> {
         match self {
             Self::Memory(m) => m.get(key),
             Self::Redis(r) => r.get(key).await,
@@ -161,7 +161,7 @@ impl Store {
     }
 
     /// Every record whose allocation outcome is unknown, for the background resolver.
-    pub async fn unknown(&self) -> Result<Vec<(String, Record)>, StoreError> {
+    pub async fn unknown(&self) -> Result<Vec<(String, KeyState)>, StoreError> {
         match self {
             Self::Memory(m) => Ok(m.unknown()),
             Self::Redis(r) => r.unknown().await,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use redis::{AsyncCommands, Script};
 use sha2::{Digest, Sha256};
 
-use super::{MemoryStore, Record, StoreError};
+use super::{KeyState, MemoryStore, StoreError};
 use crate::clock::SharedClock;
 use crate::redis_link::RedisLink;
 
@@ -106,11 +106,11 @@ pub struct RedisStore {
     unknown_set: String,
 }
 
-fn encode(record: &Record) -> String {
+fn encode(record: &KeyState) -> String {
     serde_json::to_string(record).expect("records serialize")
 }
 
-fn decode(value: &str) -> Result<Record, StoreError> {
+fn decode(value: &str) -> Result<KeyState, StoreError> {
     serde_json::from_str(value).map_err(|e| {
         tracing::error!(error = %e, "an idempotency record in Redis is not readable");
         StoreError::Unavailable("unreadable record in Redis".into())
@@ -152,9 +152,9 @@ impl RedisStore {
     pub async fn create(
         &self,
         key: &str,
-        record: Record,
+        record: KeyState,
         ttl: Duration,
-    ) -> Result<Result<(), Record>, StoreError> {
+    ) -> Result<Result<(), KeyState>, StoreError> {
         let rkey = self.record_key(key);
         let value = encode(&record);
         let existing: Option<String> = self
@@ -178,12 +178,12 @@ impl RedisStore {
     pub async fn replace(
         &self,
         key: &str,
-        expected: &Record,
-        new: Record,
+        expected: &KeyState,
+        new: KeyState,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let rkey = self.record_key(key);
-        let unknown = matches!(new, Record::Unknown { .. });
+        let unknown = matches!(new, KeyState::Unknown { .. });
         let (expected, new) = (encode(expected), encode(&new));
         let replaced: u8 = self
             .link
@@ -204,7 +204,7 @@ impl RedisStore {
         Ok(replaced == 1)
     }
 
-    pub async fn remove(&self, key: &str, expected: &Record) -> Result<bool, StoreError> {
+    pub async fn remove(&self, key: &str, expected: &KeyState) -> Result<bool, StoreError> {
         let rkey = self.record_key(key);
         let expected = encode(expected);
         let removed: u8 = self
@@ -223,7 +223,7 @@ impl RedisStore {
         Ok(removed == 1)
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+    pub async fn get(&self, key: &str) -> Result<Option<KeyState>, StoreError> {
         let rkey = self.record_key(key);
         let value: Option<String> = self
             .link
@@ -232,7 +232,7 @@ impl RedisStore {
         value.as_deref().map(decode).transpose()
     }
 
-    pub async fn unknown(&self) -> Result<Vec<(String, Record)>, StoreError> {
+    pub async fn unknown(&self) -> Result<Vec<(String, KeyState)>, StoreError> {
         let flat: Vec<String> = self
             .link
             .run("unknown", |mut conn| async move {
@@ -247,7 +247,7 @@ impl RedisStore {
         let mut out = Vec::with_capacity(flat.len() / 2);
         for pair in flat.chunks_exact(2) {
             let record = decode(&pair[1])?;
-            if matches!(record, Record::Unknown { .. }) {
+            if matches!(record, KeyState::Unknown { .. }) {
                 out.push((pair[0].clone(), record));
             }
         }

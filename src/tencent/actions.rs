@@ -84,14 +84,14 @@ pub struct QueryCreditAllocationHistory {
 pub struct AllocationHistory {
     pub total: u64,
     #[serde(default)]
-    pub history: Vec<AllocationRecord>,
+    pub history: Vec<HistoryItem>,
 }
 
 /// One history entry. Field meanings as in Tencent's field docs and SDK models
 /// (`QueryCreditAllocationHistoryData`); any of them may be null.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct AllocationRecord {
+pub struct HistoryItem {
     /// `YYYY-MM-DD HH:MM:SS`.
     #[serde(default, deserialize_with = "null_as_default")]
     pub allocated_time: String,

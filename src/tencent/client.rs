@@ -21,9 +21,9 @@ use super::wire::{Conn, Wire, WireError};
 use super::{CONTENT_TYPE, SERVICE, VERSION};
 use crate::clock::SharedClock;
 use crate::config::{Credentials, Settings};
-use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::quota::{QuotaExceeded, Quotas};
+use crate::readiness::ReadinessChecks;
 
 /// Largest answer body read from Tencent; real answers are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -53,7 +53,7 @@ pub struct TencentClient {
     region: Option<String>,
     clock: SharedClock,
     quotas: Arc<Quotas>,
-    health: Arc<Health>,
+    readiness: Arc<ReadinessChecks>,
     metrics: Arc<Metrics>,
     attempt_timeout: Duration,
     max_wait: Duration,
@@ -67,7 +67,7 @@ impl TencentClient {
         credentials: &Credentials,
         clock: SharedClock,
         quotas: Arc<Quotas>,
-        health: Arc<Health>,
+        readiness: Arc<ReadinessChecks>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let url = Url::parse(&settings.upstream.endpoint).expect("validated endpoint");
@@ -95,7 +95,7 @@ impl TencentClient {
             region: settings.region().map(str::to_owned),
             clock,
             quotas,
-            health,
+            readiness,
             metrics,
             attempt_timeout: settings.upstream.timeout(),
             max_wait: settings.quotas.max_wait(),

@@ -113,27 +113,15 @@ impl CallError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Upstream(e) => super::error::code_label(&e.code),
-            Self::QuotaExceeded { .. } => "quota_exceeded",
-            Self::Timeout { .. } => "timeout",
-            Self::Transport { .. } => "transport",
-            Self::Status { .. } => "http_status",
-            Self::Unparsable { .. } => "unparsable",
-            Self::DeadlineExceeded => "deadline",
-            Self::QuotaUnavailable { .. } => "quota_unavailable",
+            other => other.outcome(),
         }
     }
 
     /// A short label for logs: Tencent's code, or the kind of failure.
     pub fn label(&self) -> &str {
         match self {
-            Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::Upstream(e) => &e.code,
-            Self::Timeout { .. } => "timeout",
-            Self::Transport { .. } => "transport",
-            Self::Status { .. } => "http_status",
-            Self::Unparsable { .. } => "unparsable",
-            Self::DeadlineExceeded => "deadline",
-            Self::QuotaUnavailable { .. } => "quota_unavailable",
+            other => other.outcome(),
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use partner_gateway::config::Settings;
-use partner_gateway::health::Health;
 use partner_gateway::metrics::Metrics;
+use partner_gateway::readiness::ReadinessChecks;
 use partner_gateway::redis_link::RedisLink;
 use secrecy::SecretString;
 use serde_json::json;
@@ -37,7 +37,7 @@ async fn the_store_keeps_its_contract_on_a_redis_cluster() {
     settings.validate().unwrap();
     let link = RedisLink::new(
         &settings.store,
-        Arc::new(Health::default()),
+        Arc::new(ReadinessChecks::default()),
         Arc::new(Metrics::new()),
     )
     .unwrap();

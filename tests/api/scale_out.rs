@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use partner_gateway::config::{Settings, StoreBackend};
-use partner_gateway::health::Health;
 use partner_gateway::metrics::Metrics;
 use partner_gateway::quota::learn::Learned;
 use partner_gateway::quota::shared::{Beat, BeatOutcome, Decision, ReserveArgs, SharedQuotas};
 use partner_gateway::quota::{ReservationLog, Rule};
+use partner_gateway::readiness::ReadinessChecks;
 use partner_gateway::redis_link::RedisLink;
-use partner_gateway::store::{PendingCredit, Record, RedisStore, Retention, Store, StoredResponse};
+use partner_gateway::store::{
+    KeyState, PendingCredit, RedisStore, Retention, Store, StoredResponse,
+};
 use rand::{Rng, SeedableRng};
 use secrecy::SecretString;
 use serde_json::json;
@@ -38,7 +40,7 @@ pub async fn connected_link(redis: &TestRedis) -> Arc<RedisLink> {
     use_redis(&mut settings, redis, 1);
     let link = RedisLink::new(
         &settings.store,
-        Arc::new(Health::default()),
+        Arc::new(ReadinessChecks::default()),
         Arc::new(Metrics::new()),
     )
     .unwrap();
@@ -343,8 +345,8 @@ async fn shared_learning_matches_the_pure_rules() {
     }
 }
 
-fn stored(status: u16) -> Record {
-    Record::Completed {
+fn stored(status: u16) -> KeyState {
+    KeyState::Completed {
         fingerprint: "f".into(),
         response: StoredResponse {
             status,
@@ -368,7 +370,7 @@ pub async fn store_contract(link: Arc<RedisLink>) {
     let memory = Arc::new(partner_gateway::store::MemoryStore::new(clock.clone(), 10));
     let store = Store::Redis(Arc::new(RedisStore::new(link, clock.clone(), memory)));
     let ttl = Duration::from_secs(60);
-    let in_flight = Record::InFlight {
+    let in_flight = KeyState::InFlight {
         fingerprint: "f".into(),
         started_ms: 1,
         claim: "c".into(),
@@ -395,7 +397,7 @@ pub async fn store_contract(link: Arc<RedisLink>) {
             .unwrap(),
         "replace compares first"
     );
-    let unknown = Record::Unknown {
+    let unknown = KeyState::Unknown {
         fingerprint: "f".into(),
         pending: PendingCredit {
             marker: "[pgw:0123456789abcdef]".into(),

@@ -24,12 +24,9 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::marker;
-use crate::clock::SharedClock;
-use crate::metrics::Metrics;
-use crate::redis_link::RedisLink;
+use super::{Services, marker};
 use crate::tencent::actions::QueryCreditAllocationHistory;
-use crate::tencent::{CallContext, CallError, TencentClient};
+use crate::tencent::{CallContext, CallError};
 
 mod scan;
 
@@ -80,10 +77,7 @@ struct Snapshot {
 /// The coalescing history reader; see the module docs.
 #[derive(Debug)]
 pub struct HistorySearch {
-    tencent: Arc<TencentClient>,
-    redis: Option<Arc<RedisLink>>,
-    metrics: Arc<Metrics>,
-    clock: SharedClock,
+    services: Services,
     timeout: Duration,
     max_pages: u32,
     customers: parking_lot::Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Option<Snapshot>>>>>,
@@ -96,19 +90,9 @@ return 0
 "#;
 
 impl HistorySearch {
-    pub fn new(
-        tencent: Arc<TencentClient>,
-        redis: Option<Arc<RedisLink>>,
-        metrics: Arc<Metrics>,
-        clock: SharedClock,
-        timeout: Duration,
-        max_pages: u32,
-    ) -> Self {
+    pub fn new(services: Services, timeout: Duration, max_pages: u32) -> Self {
         Self {
-            tencent,
-            redis,
-            metrics,
-            clock,
+            services,
             timeout,
             max_pages,
             customers: parking_lot::Mutex::new(HashMap::new()),
@@ -121,7 +105,7 @@ impl HistorySearch {
 
     /// Drops snapshots nobody used for a while (called by the upkeep task).
     pub fn prune(&self) {
-        let now = self.clock.now_unix_ms();
+        let now = self.services.clock.now_unix_ms();
         self.customers
             .lock()
             .retain(|_, slot| match slot.try_lock() {
@@ -140,18 +124,18 @@ impl HistorySearch {
             .as_ref()
             .and_then(|s| self.answer_from(s, wanted, false))
         {
-            self.metrics.history_scan("reused");
+            self.services.metrics.history_scan("reused");
             return answer;
         }
         let lease = match self.lease(wanted.uin).await {
             Ok(Some(lease)) => lease,
             Ok(None) => {
-                self.metrics.history_scan("busy");
+                self.services.metrics.history_scan("busy");
                 return Lookup::Busy;
             }
             Err(detail) => return Lookup::Unreadable(detail),
         };
-        let started_ms = self.clock.now_unix_ms();
+        let started_ms = self.services.clock.now_unix_ms();
         let scanned = scan(
             |page, size| self.fetch(wanted.uin, page, size),
             wanted.cutoff_s,
@@ -161,7 +145,7 @@ impl HistorySearch {
         self.release(lease).await;
         match scanned {
             Ok(Scan::Complete(entries)) => {
-                self.metrics.history_scan("complete");
+                self.services.metrics.history_scan("complete");
                 let fresh = Snapshot {
                     started_ms,
                     cutoff_s: wanted.cutoff_s,
@@ -178,20 +162,29 @@ impl HistorySearch {
                 *snapshot = Some(fresh);
                 answer
             }
-            Ok(Scan::Incomplete(why)) => {
-                self.metrics.history_scan("incomplete");
-                tracing::error!(
-                    uin = wanted.uin,
-                    why,
-                    "cannot read the whole allocation history; the outcome stays unknown"
-                );
-                Lookup::Unreadable(why)
-            }
-            Err(error) => {
-                self.metrics.history_scan("failed");
-                Lookup::Unreadable(error.to_string())
-            }
+            Ok(Scan::Incomplete(why)) => self.unreadable(wanted.uin, "incomplete", why),
+            Err(error) => self.unreadable(wanted.uin, "failed", error.to_string()),
         }
+    }
+
+    /// A history that could not be read whole (`incomplete`: longer than allowed or not as its
+    /// `Total` says; `failed`: a page could not be fetched): the outcome stays unknown.
+    fn unreadable(&self, uin: u64, result: &'static str, why: String) -> Lookup {
+        self.services.metrics.history_scan(result);
+        if result == "incomplete" {
+            tracing::error!(
+                uin,
+                why,
+                "cannot read the whole allocation history; the outcome stays unknown"
+            );
+        } else {
+            tracing::warn!(
+                uin,
+                why,
+                "cannot read the allocation history; the outcome stays unknown"
+            );
+        }
+        Lookup::Unreadable(why)
     }
 
     /// What `snapshot` says of `wanted`, if it can say anything (`fresh`: it was just read).
@@ -223,7 +216,7 @@ impl HistorySearch {
             } else if fresh {
                 // Only the gateway can make this marker, and only for this amount: someone
                 // copied it onto another allocation. Never evidence that ours was applied.
-                self.metrics.marker_mismatch();
+                self.services.metrics.marker_mismatch();
                 tracing::error!(
                     uin = wanted.uin,
                     marker = wanted.marker,
@@ -240,7 +233,7 @@ impl HistorySearch {
             // Neither applied nor absent can be concluded: the outcome stays unknown.
             return Some(Lookup::Unreadable(why.to_owned()));
         }
-        let now = self.clock.now_unix_ms();
+        let now = self.services.clock.now_unix_ms();
         (fresh
             || snapshot.started_ms >= wanted.conclusive_from_ms
             || now.saturating_sub(snapshot.started_ms) < FRESH_MS)
@@ -259,7 +252,7 @@ impl HistorySearch {
             page,
             page_size: size,
         };
-        let answer = self.tencent.call(&query, &ctx).await?;
+        let answer = self.services.tencent.call(&query, &ctx).await?;
         let request_id = answer.request_id;
         Ok(Page {
             total: answer.data.total,
@@ -274,7 +267,7 @@ impl HistorySearch {
 
     /// The fleet-wide lease on one customer's history: `Ok(None)` when another replica holds it.
     async fn lease(&self, uin: u64) -> Result<Option<Option<(String, String)>>, String> {
-        let Some(link) = &self.redis else {
+        let Some(link) = &self.services.redis else {
             return Ok(Some(None));
         };
         let key = link.key(&format!("credit-history:{uin}"));
@@ -300,7 +293,7 @@ impl HistorySearch {
     }
 
     async fn release(&self, lease: Option<(String, String)>) {
-        let (Some(link), Some((key, token))) = (&self.redis, lease) else {
+        let (Some(link), Some((key, token))) = (&self.services.redis, lease) else {
             return;
         };
         let released = link

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use super::PAGE_SIZE;
 use crate::tencent::CallError;
-use crate::tencent::actions::AllocationRecord;
+use crate::tencent::actions::HistoryItem;
 
 /// One allocation, as read from the history.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +24,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn from_record(record: AllocationRecord, request_id: &str) -> Self {
+    pub fn from_record(record: HistoryItem, request_id: &str) -> Self {
         Self {
             time_s: parse_time(&record.allocated_time),
             cents: record
@@ -115,6 +115,37 @@ fn older_than(entry: Option<&Entry>, cutoff_s: i64) -> bool {
     entry.and_then(|e| e.time_s).is_some_and(|t| t < cutoff_s)
 }
 
+/// A page with fewer entries than its own Total places there is not the whole page.
+fn short(page: u64, size: u64, answer: &Page) -> Option<Scan> {
+    let expected = size.min(answer.total.saturating_sub((page - 1).saturating_mul(size)));
+    ((answer.entries.len() as u64) < expected).then(|| {
+        Scan::Incomplete(format!(
+            "page {page} holds {} entries where Total {} places {expected}",
+            answer.entries.len(),
+            answer.total
+        ))
+    })
+}
+
+/// Takes page `page`, read going forward: `Incomplete` when it is short; otherwise its entries,
+/// and the page count its `Total` now implies (new allocations may have grown it).
+fn forward(
+    page: u64,
+    answer: Page,
+    size: u64,
+    total: &mut u64,
+    pages: &mut u64,
+    seen: &mut Vec<Entry>,
+) -> Option<Scan> {
+    if let Some(incomplete) = short(page, size, &answer) {
+        return Some(incomplete);
+    }
+    *total = (*total).max(answer.total);
+    *pages = total.div_ceil(size);
+    seen.extend(answer.entries);
+    None
+}
+
 /// Reads every history entry newer than `cutoff_s` (Unix seconds) through `fetch(page, size)`,
 /// fetching at most `max_pages` pages. See the module docs for how.
 pub async fn scan<F, Fut>(mut fetch: F, cutoff_s: i64, max_pages: u32) -> Result<Scan, CallError>
@@ -153,17 +184,6 @@ where
         *fetched += 1;
         fetch(page, size)
     };
-    // A page with fewer entries than its own Total places there is not the whole page.
-    let short = |page: u64, answer: &Page| -> Option<Scan> {
-        let expected = size.min(answer.total.saturating_sub((page - 1).saturating_mul(size)));
-        ((answer.entries.len() as u64) < expected).then(|| {
-            Scan::Incomplete(format!(
-                "page {page} holds {} entries where Total {} places {expected}",
-                answer.entries.len(),
-                answer.total
-            ))
-        })
-    };
     let mut order = order_within(&seen);
     let mut last_page: Option<Page> = None;
     if order.is_none() {
@@ -171,7 +191,7 @@ where
             return Ok(too_long(pages));
         }
         let last = next(pages, &mut fetched).await?;
-        if let Some(incomplete) = short(pages, &last) {
+        if let Some(incomplete) = short(pages, size, &last) {
             return Ok(incomplete);
         }
         order = Some(
@@ -199,12 +219,11 @@ where
                         "page {page} of {pages} is empty although Total is {total}"
                     )));
                 }
-                if let Some(incomplete) = short(page, &answer) {
+                if let Some(incomplete) =
+                    forward(page, answer, size, &mut total, &mut pages, &mut seen)
+                {
                     return Ok(incomplete);
                 }
-                total = total.max(answer.total);
-                pages = total.div_ceil(size);
-                seen.extend(answer.entries);
                 page += 1;
             }
         }
@@ -237,7 +256,7 @@ where
                     return Ok(too_long(pages));
                 }
                 let answer = next(page, &mut fetched).await?;
-                if let Some(incomplete) = short(page, &answer) {
+                if let Some(incomplete) = short(page, size, &answer) {
                     return Ok(incomplete);
                 }
                 if answer.total > total {
@@ -269,12 +288,11 @@ where
                     return Ok(too_long(pages));
                 }
                 let answer = next(page, &mut fetched).await?;
-                if let Some(incomplete) = short(page, &answer) {
+                if let Some(incomplete) =
+                    forward(page, answer, size, &mut total, &mut pages, &mut seen)
+                {
                     return Ok(incomplete);
                 }
-                total = total.max(answer.total);
-                pages = total.div_ceil(size);
-                seen.extend(answer.entries);
                 page += 1;
             }
         }

@@ -5,13 +5,7 @@ local persist = tonumber(ARGV[3])
 local every = tonumber(ARGV[4])
 local refused = tonumber(ARGV[5])
 local admitted = tonumber(ARGV[6])
-local now
-if ARGV[7] then
-  now = tonumber(ARGV[7])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock_us(ARGV[7])
 local h = redis.call('HMGET', KEYS[1], 'n', 'changed', 'evidence', 'raised')
 local n = tonumber(h[1] or configured)
 if n > configured then n = configured end

@@ -5,13 +5,7 @@ local expire = tonumber(ARGV[4])
 local hold_for = tonumber(ARGV[5])
 local probe = tonumber(ARGV[6])
 local expected = tonumber(ARGV[7])
-local now
-if ARGV[8] ~= '' then
-  now = tonumber(ARGV[8])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock_us(ARGV[8])
 local not_after = tonumber(ARGV[9])
 if not_after > 0 and now > not_after then
   return {0, now}

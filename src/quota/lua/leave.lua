@@ -1,6 +1,5 @@
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = clock_us(nil)
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
 if entry then
   local hold = tonumber(string.match(entry, '^%d+,(%d+),') or '0')

@@ -8,13 +8,7 @@ local lo = tonumber(ARGV[6])
 local known = tonumber(ARGV[7])
 local blackout = tonumber(ARGV[8])
 local cap = tonumber(ARGV[9])
-local now
-if ARGV[10] then
-  now = tonumber(ARGV[10])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+local now = clock_us(ARGV[10])
 local epoch, quiet_until = epoch_check(KEYS[6], known, blackout, now)
 local n = tonumber(redis.call('HGET', KEYS[2], 'n') or configured)
 if n > configured then n = configured end

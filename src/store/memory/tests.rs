@@ -4,21 +4,21 @@ use crate::store::StoredResponse;
 use Retention::{Evictable, Keep};
 
 impl MemoryStore {
-    fn get_ok(&self, key: &str) -> Option<Record> {
+    fn get_ok(&self, key: &str) -> Option<KeyState> {
         self.get(key).unwrap()
     }
 }
 
-fn in_flight(fp: &str) -> Record {
-    Record::InFlight {
+fn in_flight(fp: &str) -> KeyState {
+    KeyState::InFlight {
         fingerprint: fp.into(),
         started_ms: 0,
         claim: String::new(),
     }
 }
 
-fn completed(fp: &str) -> Record {
-    Record::Completed {
+fn completed(fp: &str) -> KeyState {
+    KeyState::Completed {
         fingerprint: fp.into(),
         response: StoredResponse {
             status: 200,

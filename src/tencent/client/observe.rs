@@ -31,7 +31,7 @@ impl TencentClient {
         let request_id = request_id.unwrap_or("");
         match result {
             Ok(_) => {
-                self.health.report_auth_ok(action);
+                self.readiness.report_auth_ok(action);
                 self.metrics.action_denied(action, false);
                 tracing::info!(
                     action,
@@ -42,7 +42,7 @@ impl TencentClient {
                 );
             }
             Err(CallError::Upstream(e)) if e.class() == ErrorClass::AuthFailure => {
-                if self.health.report_auth_failure(action, &e.code) {
+                if self.readiness.report_auth_failure(action, &e.code) {
                     self.metrics.action_denied(action, true);
                     tracing::error!(
                         action,
@@ -62,7 +62,7 @@ impl TencentClient {
                 }
             }
             Err(CallError::Upstream(_)) => {
-                self.health.report_auth_ok(action);
+                self.readiness.report_auth_ok(action);
                 self.metrics.action_denied(action, false);
                 tracing::info!(
                     action,

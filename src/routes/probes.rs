@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::health::Readiness;
+use crate::readiness::Readiness;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,7 +32,7 @@ pub async fn livez() -> Response {
     )
 )]
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    let mut readiness = app.health.readiness();
+    let mut readiness = app.readiness.readiness();
     if let Some(note) = app.auth.jwks_note() {
         readiness.degraded.insert("jwks", note);
     }

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 /// What `/readyz` answers from. Each check is `Ok` or a short reason.
 #[derive(Debug, Default)]
-pub struct Health {
+pub struct ReadinessChecks {
     /// Set once the server is accepting requests; until then readiness reports "starting".
     started: AtomicBool,
     shutting_down: AtomicBool,
@@ -59,7 +59,7 @@ impl Readiness {
     }
 }
 
-impl Health {
+impl ReadinessChecks {
     pub fn set_started(&self) {
         self.started.store(true, Ordering::SeqCst);
     }
@@ -128,24 +128,12 @@ impl Health {
 
     pub fn readiness(&self) -> Readiness {
         let mut checks = BTreeMap::new();
+        // `ok`, or the reason the check fails.
+        let check = |ok: bool, reason: &str| if ok { "ok" } else { reason }.to_owned();
         let started = self.started.load(Ordering::SeqCst);
-        checks.insert(
-            "startup",
-            if started {
-                "ok".into()
-            } else {
-                "starting".into()
-            },
-        );
+        checks.insert("startup", check(started, "starting"));
         let shutting_down = self.shutting_down.load(Ordering::SeqCst);
-        checks.insert(
-            "shutdown",
-            if shutting_down {
-                "shutting down".into()
-            } else {
-                "ok".into()
-            },
-        );
+        checks.insert("shutdown", check(!shutting_down, "shutting down"));
         let auth = self.upstream_auth.lock().clone();
         let denied = self.denied_actions();
         let all_denied = self.all_denied();
@@ -205,69 +193,69 @@ mod tests {
     /// One missing permission degrades one action; a replica denied every action is unready.
     #[test]
     fn a_missing_permission_degrades_its_action_only() {
-        let health = Health::default();
-        health.set_started();
-        health.expect_actions(2);
-        assert!(health.report_auth_failure(
+        let readiness = ReadinessChecks::default();
+        readiness.set_started();
+        readiness.expect_actions(2);
+        assert!(readiness.report_auth_failure(
             "QueryCreditAllocationHistory",
             "AuthFailure.UnauthorizedOperation"
         ));
-        let r = health.readiness();
+        let r = readiness.readiness();
         assert!(r.is_ready(), "{r:?}");
         assert!(
             r.degraded["upstream_permissions"]
                 .contains("intlpartnersmgt:QueryCreditAllocationHistory")
         );
-        assert!(health.report_auth_failure(
+        assert!(readiness.report_auth_failure(
             "AllocateCustomerCredit",
             "AuthFailure.UnauthorizedOperation"
         ));
-        assert!(!health.readiness().is_ready());
-        assert!(health.all_denied());
-        health.report_auth_ok("AllocateCustomerCredit");
-        assert!(health.readiness().is_ready());
-        health.report_auth_ok("QueryCreditAllocationHistory");
+        assert!(!readiness.readiness().is_ready());
+        assert!(readiness.all_denied());
+        readiness.report_auth_ok("AllocateCustomerCredit");
+        assert!(readiness.readiness().is_ready());
+        readiness.report_auth_ok("QueryCreditAllocationHistory");
         // A permission refusal proves the signature good: it clears rejected credentials.
-        health.report_auth_failure("A", "AuthFailure.SignatureExpire");
-        assert!(!health.readiness().is_ready());
-        health.report_auth_failure(
+        readiness.report_auth_failure("A", "AuthFailure.SignatureExpire");
+        assert!(!readiness.readiness().is_ready());
+        readiness.report_auth_failure(
             "AllocateCustomerCredit",
             "AuthFailure.UnauthorizedOperation",
         );
-        assert!(health.readiness().is_ready());
-        health.report_auth_ok("AllocateCustomerCredit");
-        health.report_auth_ok("QueryCreditAllocationHistory");
-        assert!(health.readiness().degraded.is_empty());
+        assert!(readiness.readiness().is_ready());
+        readiness.report_auth_ok("AllocateCustomerCredit");
+        readiness.report_auth_ok("QueryCreditAllocationHistory");
+        assert!(readiness.readiness().degraded.is_empty());
     }
 
     #[test]
     fn readiness_follows_the_lifecycle() {
-        let health = Health::default();
-        let r = health.readiness();
+        let readiness = ReadinessChecks::default();
+        let r = readiness.readiness();
         assert!(!r.is_ready());
         assert_eq!(r.checks["startup"], "starting");
-        health.set_started();
-        assert!(health.readiness().is_ready());
-        health.report_auth_failure("A", "AuthFailure.SecretIdNotFound");
-        let r = health.readiness();
+        readiness.set_started();
+        assert!(readiness.readiness().is_ready());
+        readiness.report_auth_failure("A", "AuthFailure.SecretIdNotFound");
+        let r = readiness.readiness();
         assert!(!r.is_ready());
         assert!(r.checks["upstream_auth"].contains("AuthFailure.SecretIdNotFound"));
-        health.report_auth_ok("B");
-        assert!(health.readiness().is_ready());
-        health.report_store(StoreState::Connecting);
-        assert_eq!(health.readiness().checks["store"], "connecting to Redis");
-        assert!(!health.readiness().is_ready());
-        health.report_store(StoreState::Up);
-        assert!(health.readiness().is_ready());
-        health.report_store(StoreState::Down);
-        let r = health.readiness();
+        readiness.report_auth_ok("B");
+        assert!(readiness.readiness().is_ready());
+        readiness.report_store(StoreState::Connecting);
+        assert_eq!(readiness.readiness().checks["store"], "connecting to Redis");
+        assert!(!readiness.readiness().is_ready());
+        readiness.report_store(StoreState::Up);
+        assert!(readiness.readiness().is_ready());
+        readiness.report_store(StoreState::Down);
+        let r = readiness.readiness();
         assert!(
             r.is_ready(),
             "losing Redis degrades, it does not stop the gateway"
         );
         assert!(r.degraded["store"].contains("Redis unreachable"));
-        health.set_shutting_down();
-        assert_eq!(health.readiness().checks["shutdown"], "shutting down");
-        assert!(!health.readiness().is_ready());
+        readiness.set_shutting_down();
+        assert_eq!(readiness.readiness().checks["shutdown"], "shutting down");
+        assert!(!readiness.readiness().is_ready());
     }
 }
