@@ -4,29 +4,22 @@
 //! the whole fleet within Tencent's per-action quota, signs with TC3-HMAC-SHA256, forwards, maps
 //! the answer to a clear HTTP response (RFC 9457 problems on failure), and logs what happened.
 //!
-//! Data flows one way: route → domain types → quota → tencent client → problem/response.
+//! The house is one-way: each layer below uses only its own layer and those above it in this
+//! list (bottom first), never one further down; `tests/architecture.rs` holds the same list and
+//! fails on any import that points up.
 //!
-//! | module | role |
-//! |---|---|
-//! | [`cli`] | the `partner-gateway` commands |
-//! | [`config`] | typed settings (files + `GATEWAY__…` variables) and credentials |
-//! | [`env`] | every environment variable name |
-//! | [`app`] | router, middleware, graceful shutdown |
-//! | [`serve`] | the accept loop: header and idle timeouts, the connection cap, draining |
-//! | [`state`] | `AppState`: what handlers share |
-//! | [`routes`] | one module per resource; the extractors |
-//! | [`auth`] | API keys, JWTs, scopes, per-caller rates |
-//! | [`audit`] | the audit record of every credit allocation |
-//! | [`credit`] | allocations applied exactly once: the state machine, markers, history search |
-//! | [`idempotency`], [`store`] | Idempotency-Key records, invitation cooldowns, their store |
-//! | [`domain`] | newtypes that parse: `Email`, `ClientUin`, `CreditAmount`, `Remark` |
-//! | [`problem`] | the one HTTP error type and its problem+json rendering |
-//! | [`quota`] | the reservation-log limiter: in-process and in Redis |
-//! | [`redis_link`] | the shared Redis connection and whether it answers |
-//! | [`tencent`] | signing, typed actions, error codes, transport |
-//! | [`sandbox`] | the upstream simulator |
-//! | [`openapi`] | the OpenAPI document: shared problem responses, headers |
-//! | [`health`], [`metrics`], [`context`], [`telemetry`], [`clock`] | cross-cutting pieces |
+//! | layer | modules | role |
+//! |---|---|---|
+//! | values | [`domain`], [`clock`], [`env`] | newtypes that parse (`Email`, `ClientUin`, `CreditAmount`, `Remark`, `Scope`); time; every environment variable name |
+//! | settings, records | [`config`], [`telemetry`], [`metrics`], [`readiness`], `context`, `audit` | typed settings and credentials; logs; the metric catalog; what `/readyz` answers from; the request's id and deadline, and the summaries handed forward to the access log; the audit line of every allocation |
+//! | Redis | [`redis_link`] | the shared connection, whether it answers, its own `LinkError` |
+//! | shared state | [`store`], [`quota`] | idempotency key states and cooldowns; the reservation-log limiter, in-process and in Redis |
+//! | upstream | [`tencent`] | signing, typed actions, `CallError` and its one classification (`Effect`), the wire |
+//! | errors | [`problem`] | `ApiError` and its problem+json; `problem/from_call.rs` is where a Tencent error code becomes an HTTP status |
+//! | rules | [`idempotency`], [`credit`], [`auth`] | Idempotency-Key claims and replays; allocations applied exactly once; API keys, JWTs, per-caller rates |
+//! | API surface | `openapi`, `state`, [`routes`] | the document; `AppState`; one module per resource, and the extractors (`routes/extract.rs`) |
+//! | server | [`middleware`], [`app`], `serve` | every layer in order; wiring and graceful shutdown; the accept loop with its timeouts and cap |
+//! | edges | [`sandbox`], [`cli`] | the upstream simulator (and its embedded start); the commands |
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -3,7 +3,7 @@
 //! Every key has a default here and a commented entry in `config/default.toml`; unknown keys are
 //! rejected so a typo cannot silently fall back to a default. [`Settings::validate`] names the
 //! offending key in its message. Credentials are not settings: they come from the variables in
-//! [`crate::env`] only, and live in [`Credentials`] as `SecretString`s.
+//! `crate::env` only, and live in [`Credentials`] as `SecretString`s.
 //!
 //! | file | what |
 //! |---|---|

@@ -4,7 +4,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// At most 256 characters once NFC-normalised; no control characters (they would corrupt history
 /// views and logs) and no invisible formatting characters that can make text read other than it
-/// is ([`DISGUISING`]). Stored NFC-normalised, so the same words typed two ways are one remark.
+/// is (`DISGUISING`). Stored NFC-normalised, so the same words typed two ways are one remark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remark(String);
 

@@ -9,7 +9,7 @@ use super::{ActionQuota, Quotas};
 impl Quotas {
     /// Tencent answered a call of `action` that arrived at about `arrival_ms` (Unix ms, this
     /// replica's clock), refusing it with `RequestLimitExceeded` or not. Judges the seconds that
-    /// are over (see [`learn`]): interleaved refusals widen the guard, suffixes may lower the
+    /// are over (see [`super::learn`]): interleaved refusals widen the guard, suffixes may lower the
     /// effective quota. Returns what changed, for tests.
     pub async fn outcome(
         &self,
