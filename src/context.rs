@@ -3,11 +3,12 @@
 //! The request id is the caller's `X-Request-Id` when it is sane, otherwise a new UUID v7; it is
 //! returned on every response, logged, sent upstream as `X-TC-TraceId`, and written into every
 //! problem body. The deadline starts when the request arrives, so time spent reading a slow body
-//! counts against it. The middleware scopes the context in a task-local, read below it; nothing
-//! is written back through it: what a request did travels forward on its response
-//! ([`UpstreamCall`], [`Subject`]), where the access log reads it.
+//! counts against it. The middleware scopes the context in a task-local, read below it; the only
+//! thing written back is the authenticated caller's id, once, so that every answer's log line
+//! names it. What a request did travels forward on its response ([`UpstreamCall`],
+//! [`Subject`]), where the access log reads it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -17,9 +18,15 @@ use tokio::time::Instant;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// How long past a request's deadline a route may take to give its own answer (a credit route
-/// says the outcome is unknown); the outer timeout waits twice that, then answers 504.
-pub const ANSWER_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long past a request's deadline a route may take to give its own answer: an attempt that
+/// left just before the deadline is answered, and its idempotency record written (a Redis
+/// command may take `store.redis_timeout_ms`, 250 ms by default), or the credit route says the
+/// outcome is unknown.
+pub const ANSWER_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How long past the deadline the outer timeout waits before it answers 504 itself: after any
+/// route's own answer.
+pub const OUTER_GRACE: std::time::Duration = std::time::Duration::from_millis(750);
 
 /// What a request's upstream call did, for its log line: whoever made the call attaches it to
 /// the response as an extension, and the access log reads it there (results flow forward).
@@ -37,23 +44,11 @@ pub struct UpstreamCall {
     pub retries: u32,
 }
 
-/// Who a request came from and what it was about, safe to log (a masked e-mail, a UIN): the
-/// route attaches it to its response as an extension.
+/// What a request was about, safe to log (a masked e-mail, a UIN): the route attaches it to its
+/// response as an extension.
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
-    /// The authenticated caller's id.
-    pub caller: Option<String>,
     pub about: Option<String>,
-}
-
-impl Subject {
-    /// A request of `caller`, about nothing known yet.
-    pub fn of(caller: &str) -> Self {
-        Self {
-            caller: Some(caller.to_owned()),
-            about: None,
-        }
-    }
 }
 
 /// The request's id and deadline, set by the outermost middleware for everything below it.
@@ -61,11 +56,27 @@ impl Subject {
 pub struct RequestContext {
     pub id: String,
     pub deadline: Instant,
+    /// The authenticated caller's id, written once by the `Authorized` extractor.
+    caller: OnceLock<String>,
 }
 
 impl RequestContext {
     pub fn new(id: String, deadline: Instant) -> Arc<Self> {
-        Arc::new(Self { id, deadline })
+        Arc::new(Self {
+            id,
+            deadline,
+            caller: OnceLock::new(),
+        })
+    }
+
+    /// Names the authenticated caller (the first name sticks), so the request's log line carries
+    /// it whoever answers: the handler, a refused body, the outer timeout, the panic catcher.
+    pub fn set_caller(&self, id: &str) {
+        let _ = self.caller.set(id.to_owned());
+    }
+
+    pub fn caller(&self) -> Option<&str> {
+        self.caller.get().map(String::as_str)
     }
 }
 

@@ -116,8 +116,7 @@ async fn deadline(request: Request, next: Next) -> Response {
     let Some(ctx) = context::current() else {
         return next.run(request).await;
     };
-    match tokio::time::timeout_at(ctx.deadline + 2 * context::ANSWER_GRACE, next.run(request)).await
-    {
+    match tokio::time::timeout_at(ctx.deadline + context::OUTER_GRACE, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             ProblemType::RequestTimeout,
@@ -161,6 +160,7 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
     // upstream call did.
     let extensions = response.extensions();
     let subject = extensions.get::<Subject>().cloned().unwrap_or_default();
+    let caller = context::current().and_then(|ctx| ctx.caller().map(str::to_owned));
     let upstream = extensions
         .get::<UpstreamCall>()
         .cloned()
@@ -170,7 +170,7 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             problem,
-            caller = subject.caller.as_deref().unwrap_or(""),
+            caller = caller.as_deref().unwrap_or(""),
             subject = subject.about.as_deref().unwrap_or(""),
             tencent_action = upstream.action,
             tencent_code = upstream.code.as_deref().unwrap_or(""),

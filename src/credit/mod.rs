@@ -54,6 +54,7 @@ use history::HistorySearch;
 use marker::MarkerKey;
 
 pub use allocation::{Allocation, CreditRequest, CreditResponse, tencent_remark};
+pub use send::unknown_advice;
 
 /// The route's name in idempotency scopes and metrics.
 pub const ROUTE: &str = "credit";

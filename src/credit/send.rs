@@ -183,17 +183,11 @@ impl Allocator {
                 let mut problem = ApiError::from_credit_call(error);
                 if outcome == Outcome::Unknown {
                     tracing::error!(uin = %allocation.uin, amount = %allocation.amount, "credit allocation outcome unknown");
-                    problem.detail = match keyed {
-                        Some((key, _)) => format!(
-                            "{}. Retry with the same Idempotency-Key `{}`: the gateway settles it through Tencent's allocation history and never applies it twice",
-                            problem.detail,
-                            key.as_str()
-                        ),
-                        None => format!(
-                            "{}. Check the customer's allocation history before allocating again",
-                            problem.detail
-                        ),
-                    };
+                    problem.detail = format!(
+                        "{}. {}",
+                        problem.detail,
+                        unknown_advice(keyed.map(|(key, _)| key))
+                    );
                 }
                 problem.into_response()
             }
@@ -214,4 +208,16 @@ fn outcome_unknown(key: &IdempotencyKey, wait: Duration) -> ApiError {
         ),
     )
     .retry_after(wait.as_secs_f64().ceil() as u64)
+}
+
+/// What a caller whose allocation's outcome is unknown should do: retry with its key, or, with
+/// none, look at the history before allocating again (a blind retry could apply it twice).
+pub fn unknown_advice(key: Option<&IdempotencyKey>) -> String {
+    match key {
+        Some(key) => format!(
+            "Retry with the same Idempotency-Key `{}`: the gateway settles it through Tencent's allocation history and never applies it twice",
+            key.as_str()
+        ),
+        None => "Check the customer's allocation history before allocating again".to_owned(),
+    }
 }

@@ -2,13 +2,13 @@
 //! and the handler. What happens to the money is [`crate::credit`]'s business.
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::JsonBody;
 use super::extract::{AllocatesCredit, Authorized};
-use crate::context::Subject;
+use crate::context::{Subject, UpstreamCall};
 use crate::credit::Allocation;
 pub use crate::credit::{CreditRequest, CreditResponse};
 use crate::idempotency::IdempotencyKey;
@@ -16,6 +16,7 @@ use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::state::AppState;
 use crate::tencent::CallContext;
+use crate::tencent::actions::{Action, AllocateCustomerCredit};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(allocate_credit))
@@ -52,18 +53,19 @@ pub async fn allocate_credit(
     headers: HeaderMap,
     JsonBody(req): JsonBody<CreditRequest>,
 ) -> Response {
-    let mut subject = Subject::of(&caller.id);
+    let mut subject = Subject::default();
     let result = async {
         let key =
             IdempotencyKey::from_headers(&headers, app.settings.credit.require_idempotency_key)?;
         let allocation =
             Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
         subject.about = Some(format!("uin {}", allocation.uin));
-        let ctx = CallContext {
-            request_id: crate::context::request_id().unwrap_or_default(),
-            deadline: app.deadline(),
-        };
+        let ctx = CallContext::new(crate::context::request_id().unwrap_or_default(), app.deadline());
+        // Past the deadline no attempt leaves; one that left may still be answered, and its
+        // record settled, within the grace.
         let deadline = ctx.deadline + crate::context::ANSWER_GRACE;
+        let sent = ctx.sent.clone();
+        let key_shown = key.clone();
         // Once the key is claimed the work must finish and settle its record even if the client
         // hangs up, so it runs as its own task.
         let credit = app.credit.clone();
@@ -76,11 +78,27 @@ pub async fn allocate_credit(
             Ok(done) => done
                 .map_err(|_| ApiError::new(ProblemType::Internal, "the allocation task failed"))?,
             // The task goes on and settles its record; this caller is told the truth.
+            Err(_) if sent.load(std::sync::atomic::Ordering::SeqCst) => {
+                let mut late = ApiError::new(
+                    ProblemType::CreditOutcomeUnknown,
+                    format!(
+                        "the request deadline passed while the allocation was under way; it may or may not have been applied. {}",
+                        crate::credit::unknown_advice(key_shown.as_ref())
+                    ),
+                )
+                .with_status(http::StatusCode::GATEWAY_TIMEOUT)
+                .into_response();
+                late.extensions_mut().insert(UpstreamCall {
+                    action: AllocateCustomerCredit::NAME,
+                    code: Some("timeout".into()),
+                    ..UpstreamCall::default()
+                });
+                Ok(late)
+            }
             Err(_) => Err(ApiError::new(
-                ProblemType::CreditOutcomeUnknown,
-                "the request deadline passed while the allocation was under way; it may or may not have been applied. Retry with the same Idempotency-Key",
-            )
-            .with_status(http::StatusCode::GATEWAY_TIMEOUT)),
+                ProblemType::RequestTimeout,
+                "the request deadline passed before this request sent the allocation to Tencent; retry it (with the same Idempotency-Key, if any)",
+            )),
         }
     }
     .await;

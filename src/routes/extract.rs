@@ -14,7 +14,6 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use crate::auth::{Caller, Scope, insufficient_scope};
-use crate::context::Subject;
 use crate::domain::FieldError;
 use crate::problem::{ApiError, ProblemType};
 use crate::state::AppState;
@@ -53,8 +52,11 @@ impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S
             .authenticate(parts.headers.get(http::header::AUTHORIZATION))
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
-        // A refusal past this point names the caller in the request's log line.
-        let refused = |problem: ApiError| super::answered(Err(problem), Subject::of(&caller.id));
+        // Every answer from here on names the caller in the request's log line.
+        if let Some(ctx) = crate::context::current() {
+            ctx.set_caller(&caller.id);
+        }
+        let refused = |problem: ApiError| problem.into_response();
         if !caller.may(S::SCOPE) {
             return Err(refused(insufficient_scope(S::SCOPE)));
         }

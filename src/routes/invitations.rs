@@ -128,7 +128,7 @@ pub async fn create_invitation(
     headers: HeaderMap,
     JsonBody(req): JsonBody<InvitationRequest>,
 ) -> Response {
-    let mut subject = Subject::of(&caller.id);
+    let mut subject = Subject::default();
     let result = async {
         let key = IdempotencyKey::from_headers(&headers, false)?;
         let invitation = Invitation::parse(req).map_err(ApiError::validation)?;
@@ -267,10 +267,10 @@ async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
         return (problem.into_response(), false);
     }
     tracing::info!(email = %invitation.email, role = invitation.role.upstream(), "sending invitation");
-    let ctx = CallContext {
-        request_id: crate::context::request_id().unwrap_or_default(),
-        deadline: app.deadline(),
-    };
+    let ctx = CallContext::new(
+        crate::context::request_id().unwrap_or_default(),
+        app.deadline(),
+    );
     let action = CreateAndSendClientInvitationMail {
         email: invitation.email.as_str().to_owned(),
         invitation_role: Some(invitation.role.upstream()),

@@ -28,21 +28,21 @@ use crate::readiness::ReadinessChecks;
 /// Largest answer body read from Tencent; real answers are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// `X-TC-RequestClient`: names this client in Tencent's logs.
+const REQUEST_CLIENT: &str = concat!("partner-gateway ", env!("CARGO_PKG_VERSION"));
+
 mod answer;
 mod depart;
 mod observe;
 
 pub use answer::{Answer, CallContext, parse_answer, summary};
 
-const REQUEST_CLIENT: &str = concat!("partner-gateway ", env!("CARGO_PKG_VERSION"));
-
-/// Signs and sends calls to one endpoint with one credential.
 /// How many slots one call may miss (and reserve again) before it is refused.
 const MAX_MISSED_SLOTS: u32 = 3;
 
 /// How often a call waiting to connect looks at the connection lead again.
 const LEAD_RECHECK: Duration = Duration::from_millis(100);
 
+/// Signs and sends calls to one endpoint with one credential.
 #[derive(Debug)]
 pub struct TencentClient {
     wire: Wire,
@@ -165,6 +165,7 @@ impl TencentClient {
                 self.wire.checkin(conn);
                 return Err(CallError::DeadlineExceeded);
             }
+            ctx.sent.store(true, std::sync::atomic::Ordering::SeqCst);
             let started = Instant::now();
             let departed_ms = self.clock.now_unix_ms();
             let result = self
@@ -307,10 +308,7 @@ impl TencentClient {
 
     /// Asks Tencent for the partner's credit, only to learn whether the credentials work again.
     pub async fn probe_credentials(&self, timeout: Duration) -> Result<(), CallError> {
-        let ctx = CallContext {
-            request_id: uuid::Uuid::now_v7().to_string(),
-            deadline: Instant::now() + timeout,
-        };
+        let ctx = CallContext::new(uuid::Uuid::now_v7().to_string(), Instant::now() + timeout);
         self.call(&QueryPartnerCredit {}, &ctx).await.map(|_| ())
     }
 }

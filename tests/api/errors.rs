@@ -422,3 +422,73 @@ async fn faults_can_be_injected_over_the_simulators_admin_route() {
     let stats: serde_json::Value = app.send(app.client.get(stats_url)).await.json();
     assert_eq!(stats["actions"][CREDIT]["executed"], 1);
 }
+
+#[tokio::test]
+async fn an_unkeyed_allocation_of_unknown_outcome_is_told_to_read_the_history_not_to_retry() {
+    let mut options = Options::default();
+    options.settings.upstream.timeout_ms = 300;
+    options.settings.credit.require_idempotency_key = false;
+    let app = spawn_app_with(options).await;
+    app.fault(Fault::once(
+        Some(CREDIT),
+        FaultKind::HangAfterExecute { ms: 5_000 },
+    ));
+    // No Idempotency-Key: a blind retry would be a second allocation.
+    let reply = app
+        .send(
+            app.client
+                .post(app.url(&format!("/customers/{CUSTOMER}/credit")))
+                .bearer_auth(&app.api_key)
+                .header("content-type", "application/json")
+                .body(json!({"amount": 10}).to_string()),
+        )
+        .await;
+    assert_problem(&reply, 504, "/problems/credit-outcome-unknown", "unkeyed");
+    let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("allocation history"), "{detail}");
+    assert!(!detail.contains("Idempotency-Key"), "{detail}");
+}
+
+/// A keyed retry that settles an unknown allocation sends nothing itself: when settling outlives
+/// the request's deadline (the history read hangs), the answer is a request timeout, not an
+/// allocation of unknown outcome, and the allocation was still sent once.
+#[tokio::test]
+async fn a_retry_whose_settling_outlives_the_deadline_is_a_timeout_and_sends_nothing() {
+    const HISTORY: &str = "QueryCreditAllocationHistory";
+    let mut options = Options::default();
+    options.settings.server.request_timeout_ms = 300;
+    options.settings.upstream.timeout_ms = 3_000;
+    let app = spawn_app_with(options).await;
+    app.fault(Fault::once(
+        Some(CREDIT),
+        FaultKind::HangAfterExecute { ms: 5_000 },
+    ));
+    let key = uuid::Uuid::new_v4().to_string();
+    let first = app
+        .post_credit_keyed(CUSTOMER, &key, json!({"amount": 10}))
+        .await;
+    assert_problem(&first, 504, "/problems/credit-outcome-unknown", "first");
+    let detail = first.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("Retry with the same Idempotency-Key"),
+        "{detail}"
+    );
+    app.fault(Fault::once(
+        Some(HISTORY),
+        FaultKind::HangBeforeExecute { ms: 5_000 },
+    ));
+    let retry = app
+        .post_credit_keyed(CUSTOMER, &key, json!({"amount": 10}))
+        .await;
+    assert_problem(&retry, 504, "/problems/request-timeout", "retry");
+    assert_eq!(app.sandbox.stats().action(CREDIT).received, 1);
+    let logged = captured_logs();
+    let line = logged
+        .lines()
+        .find(|l| {
+            l.contains("request served")
+                && l.contains(&retry.json()["requestId"].as_str().unwrap().to_owned())
+        })
+        .expect("the retry's log line");
+    assert!(line.contains("\"caller\":\"key:test-suite\""), "{line}");
+}

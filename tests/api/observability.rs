@@ -328,6 +328,14 @@ async fn a_body_that_arrives_too_slowly_gets_a_timeout_problem() {
     assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
     assert!(answer.contains("/problems/request-timeout"), "{answer}");
     assert_eq!(app.upstream_calls(), 0);
+    // Answered by the outer timeout, above the handler: the log line still names the caller.
+    assert!(
+        captured_logs().lines().any(|l| l.contains("request served")
+            && l.contains("\"problem\":\"request-timeout\"")
+            && l.contains("\"route\":\"/customers/invitations\"")
+            && l.contains("\"caller\":\"key:test-suite\"")),
+        "no request-timeout line names the caller"
+    );
 }
 
 async fn boom() -> &'static str {

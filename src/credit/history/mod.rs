@@ -133,7 +133,7 @@ impl HistorySearch {
                 self.services.metrics.history_scan("busy");
                 return Lookup::Busy;
             }
-            Err(detail) => return Lookup::Unreadable(detail),
+            Err(detail) => return self.unreadable(wanted.uin, "failed", detail),
         };
         let started_ms = self.services.clock.now_unix_ms();
         let scanned = scan(
@@ -231,6 +231,12 @@ impl HistorySearch {
         }
         if let Some(why) = doubtful {
             // Neither applied nor absent can be concluded: the outcome stays unknown.
+            tracing::warn!(
+                uin = wanted.uin,
+                marker = wanted.marker,
+                why,
+                "an allocation history entry carries this allocation's marker but cannot be read whole; the outcome stays unknown"
+            );
             return Some(Lookup::Unreadable(why.to_owned()));
         }
         let now = self.services.clock.now_unix_ms();
@@ -243,10 +249,10 @@ impl HistorySearch {
     }
 
     async fn fetch(&self, uin: u64, page: u64, size: u64) -> Result<Page, CallError> {
-        let ctx = CallContext {
-            request_id: format!("reconcile-{}", uuid::Uuid::now_v7()),
-            deadline: tokio::time::Instant::now() + self.timeout,
-        };
+        let ctx = CallContext::new(
+            format!("reconcile-{}", uuid::Uuid::now_v7()),
+            tokio::time::Instant::now() + self.timeout,
+        );
         let query = QueryCreditAllocationHistory {
             client_uin: uin,
             page,

@@ -1,6 +1,8 @@
 //! A call's answer: the typed data and Tencent's RequestId, or the error Tencent sent; and the
 //! summary of a call the access log reads.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -49,6 +51,25 @@ pub fn summary<T>(action: &'static str, result: &Result<Answer<T>, CallError>) -
 pub struct CallContext {
     pub request_id: String,
     pub deadline: Instant,
+    /// Set when an attempt leaves for Tencent: from then on the call may have executed. A route
+    /// that stops waiting at its deadline reads it to tell "not sent" from "outcome unknown" (no
+    /// attempt leaves after the deadline).
+    pub sent: Arc<AtomicBool>,
+}
+
+impl CallContext {
+    pub fn new(request_id: String, deadline: Instant) -> Self {
+        Self {
+            request_id,
+            deadline,
+            sent: Arc::default(),
+        }
+    }
+
+    /// Whether an attempt has left for Tencent.
+    pub fn was_sent(&self) -> bool {
+        self.sent.load(Ordering::SeqCst)
+    }
 }
 
 #[derive(Deserialize)]
