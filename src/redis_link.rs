@@ -24,10 +24,6 @@ use crate::config::StoreSettings;
 use crate::metrics::Metrics;
 use crate::readiness::{ReadinessChecks, StoreState};
 
-const CONNECTING: u8 = 0;
-const UP: u8 = 1;
-const DOWN: u8 = 2;
-
 /// A connection to a single primary or to a cluster; cheap to clone.
 #[derive(Clone)]
 pub enum Conn {
@@ -75,6 +71,11 @@ enum Backend {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Redis is unavailable: {0}")]
 pub struct LinkError(pub String);
+
+/// [`RedisLink`]'s state, in an `AtomicU8`: never reached yet, answering, lost.
+const CONNECTING: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
 
 pub struct RedisLink {
     backend: Backend,

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::problem::{ApiError, ProblemType};
-use crate::store::{KeyState, Retention, Store, StoreError, StoredResponse};
+use crate::store::{KeyState, NewKey, Retention, Store, StoreError, StoredResponse, Swap};
 
 /// How long after its start an `InFlight` record is presumed abandoned, beyond the request
 /// timeout: the outer timeout's grace and a margin for clock differences between replicas.
@@ -115,7 +115,12 @@ impl Keys {
     ) -> Result<Begin, ApiError> {
         let in_flight = self.in_flight(fingerprint);
         let existing = match store
-            .create(scoped, in_flight.clone(), self.ttl, retention)
+            .create(NewKey {
+                key: scoped,
+                state: in_flight.clone(),
+                ttl: self.ttl,
+                retention,
+            })
             .await
         {
             Ok(Ok(())) => {
@@ -195,7 +200,7 @@ impl Keys {
     ) -> Result<KeyState, ApiError> {
         let in_flight = self.in_flight(existing.fingerprint());
         if store
-            .replace(scoped, existing, in_flight.clone(), self.ttl)
+            .replace(self.swap(scoped, existing, in_flight.clone()))
             .await
             .map_err(store_problem)?
         {
@@ -203,6 +208,16 @@ impl Keys {
             Ok(in_flight)
         } else {
             Err(self.in_use(route))
+        }
+    }
+
+    /// The compare-and-set of `key` from `expected` to `new`, kept for the key's lifetime.
+    fn swap<'a>(&self, key: &'a str, expected: &'a KeyState, new: KeyState) -> Swap<'a> {
+        Swap {
+            key,
+            expected,
+            new,
+            ttl: self.ttl,
         }
     }
 
@@ -214,7 +229,7 @@ impl Keys {
         expected: &KeyState,
         new: KeyState,
     ) -> Result<bool, StoreError> {
-        store.replace(scoped, expected, new, self.ttl).await
+        store.replace(self.swap(scoped, expected, new)).await
     }
 
     /// Settles our `InFlight` record: `Some(record)` replaces it, `None` forgets the key.
@@ -226,7 +241,7 @@ impl Keys {
         outcome: Option<KeyState>,
     ) {
         let result = match outcome {
-            Some(record) => store.replace(scoped, in_flight, record, self.ttl).await,
+            Some(record) => store.replace(self.swap(scoped, in_flight, record)).await,
             None => store.remove(scoped, in_flight).await,
         };
         match result {

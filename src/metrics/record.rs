@@ -8,6 +8,15 @@ use super::catalog::*;
 use super::{GaugeGuard, METADATA, Metrics, labels, method_label};
 
 impl Metrics {
+    /// Counts one more of `name` (a gauge) until the returned guard drops.
+    fn in_flight(&self, name: &'static str) -> GaugeGuard {
+        let gauge = self
+            .recorder
+            .register_gauge(&Key::from_name(name), &METADATA);
+        gauge.increment(1.0);
+        GaugeGuard(gauge)
+    }
+
     /// Counts one event of `action` for `reason` (a closed set per metric).
     fn count_reason(&self, name: &'static str, action: &'static str, reason: &'static str) {
         let pairs = [("tencent_action", action.into()), ("reason", reason.into())];
@@ -50,11 +59,7 @@ impl Metrics {
 
     /// Counts an open client connection until the returned guard drops.
     pub fn connection_opened(&self) -> GaugeGuard {
-        let gauge = self
-            .recorder
-            .register_gauge(&Key::from_name(CONNECTIONS_OPEN), &METADATA);
-        gauge.increment(1.0);
-        GaugeGuard(gauge)
+        self.in_flight(CONNECTIONS_OPEN)
     }
 
     /// A connection over `server.max_connections`, closed at once.
@@ -69,11 +74,7 @@ impl Metrics {
 
     /// Counts a request in flight until the returned guard drops.
     pub fn active_request(&self) -> GaugeGuard {
-        let gauge = self
-            .recorder
-            .register_gauge(&Key::from_name(HTTP_SERVER_ACTIVE), &METADATA);
-        gauge.increment(1.0);
-        GaugeGuard(gauge)
+        self.in_flight(HTTP_SERVER_ACTIVE)
     }
 
     /// `code` comes from a closed set ([`crate::tencent::error::code_label`]).

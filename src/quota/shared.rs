@@ -50,8 +50,8 @@ use crate::redis_link::{LinkError, RedisLink};
 pub const EPOCH: &str = include_str!("lua/epoch.lua");
 
 /// Prepended to every script: `clock_us(override)`, Redis's `TIME` in µs unless a test passes
-/// its own "now".
-pub const CLOCK: &str = include_str!("lua/clock.lua");
+/// its own "now"; `numbers(from, to)`, a run of arguments as numbers.
+pub const PRELUDE: &str = include_str!("lua/prelude.lua");
 
 /// KEYS: log, learn, fleet, shares, active, epoch. ARGV: configured limit, own guard µs, max
 /// wait µs, earliest µs after now, replica id, own shortest round trip µs (0: not measured),
@@ -184,10 +184,10 @@ fn script(which: &'static str) -> &'static Script {
     use std::sync::OnceLock;
     static SCRIPTS: [OnceLock<Script>; 4] = [const { OnceLock::new() }; 4];
     let (i, text) = match which {
-        "reserve" => (0, format!("{CLOCK}{EPOCH}{RESERVE}")),
-        "evidence" => (1, format!("{CLOCK}{EVIDENCE}")),
-        "heartbeat" => (2, format!("{CLOCK}{EPOCH}{HEARTBEAT}")),
-        _ => (3, format!("{CLOCK}{LEAVE}")),
+        "reserve" => (0, format!("{PRELUDE}{EPOCH}{RESERVE}")),
+        "evidence" => (1, format!("{PRELUDE}{EVIDENCE}")),
+        "heartbeat" => (2, format!("{PRELUDE}{EPOCH}{HEARTBEAT}")),
+        _ => (3, format!("{PRELUDE}{LEAVE}")),
     };
     SCRIPTS[i].get_or_init(|| Script::new(&text))
 }

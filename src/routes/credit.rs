@@ -4,7 +4,6 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::JsonBody;
 use super::extract::{AllocatesCredit, Authorized};
@@ -17,10 +16,6 @@ use crate::problem::{ApiError, Problem, ProblemType};
 use crate::state::AppState;
 use crate::tencent::CallContext;
 use crate::tencent::actions::{Action, AllocateCustomerCredit};
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(allocate_credit))
-}
 
 /// Allocate credit to a customer (or take it back with a negative amount).
 ///

@@ -5,7 +5,6 @@ use axum::extract::State;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
@@ -24,10 +23,6 @@ use crate::store::{KeyState, Retention, StoredResponse};
 use crate::tencent::CallContext;
 use crate::tencent::actions::{Action, CreateAndSendClientInvitationMail};
 use crate::tencent::{CallError, Effect, ErrorClass};
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_invitation))
-}
 
 /// An invitation to become a customer (or a sub-agent) of the partner.
 #[derive(Debug, Deserialize, ToSchema)]

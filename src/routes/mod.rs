@@ -1,4 +1,4 @@
-//! One module per resource; each exposes its routes, and [`router`] merges them.
+//! One module per resource, holding its handlers; [`router`] lists them all.
 
 pub mod credit;
 pub mod extract;
@@ -8,7 +8,7 @@ pub mod problem_pages;
 pub mod scrape;
 
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::context::Subject;
 use crate::problem::ApiError;
@@ -21,12 +21,13 @@ pub fn answered(result: Result<Response, ApiError>, subject: Subject) -> Respons
     response
 }
 
-/// All documented routes.
+/// All documented routes, each a handler of its resource's module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .merge(invitations::router())
-        .merge(credit::router())
-        .merge(probes::router())
-        .merge(scrape::router())
-        .merge(problem_pages::router())
+        .routes(routes!(invitations::create_invitation))
+        .routes(routes!(credit::allocate_credit))
+        .routes(routes!(probes::livez))
+        .routes(routes!(probes::readyz))
+        .routes(routes!(scrape::metrics))
+        .routes(routes!(problem_pages::problem_page))
 }

@@ -4,16 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::readiness::Readiness;
 use crate::state::AppState;
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(livez))
-        .routes(routes!(readyz))
-}
 
 /// The process is alive (it answers HTTP).
 #[utoipa::path(get, path = "/livez", tag = "operations", responses((status = 200, description = "Alive")))]

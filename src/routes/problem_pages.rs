@@ -2,14 +2,8 @@
 
 use axum::extract::Path;
 use axum::response::{Html, IntoResponse, Response};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::problem::{ApiError, ProblemType};
-use crate::state::AppState;
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(problem_page))
-}
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")

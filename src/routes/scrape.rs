@@ -3,13 +3,8 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::header;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(metrics))
-}
 
 /// Metrics in the Prometheus text format (request durations, upstream calls, quota waits and
 /// rejections, retries, requests in flight, build info).

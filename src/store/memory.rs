@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{KeyState, Retention, StoreError};
+use super::{KeyState, NewKey, Retention, StoreError, Swap};
 use crate::clock::SharedClock;
 
 #[derive(Debug)]
@@ -90,13 +90,13 @@ impl MemoryStore {
         self.now() + ttl.as_millis() as u64
     }
 
-    pub fn create(
-        &self,
-        key: &str,
-        record: KeyState,
-        ttl: Duration,
-        retention: Retention,
-    ) -> Result<Result<(), KeyState>, StoreError> {
+    pub fn create(&self, new: NewKey<'_>) -> Result<Result<(), KeyState>, StoreError> {
+        let NewKey {
+            key,
+            state: record,
+            ttl,
+            retention,
+        } = new;
         let now = self.now();
         let mut records = self.live();
         match records.get(key) {
@@ -136,19 +136,13 @@ impl MemoryStore {
         Ok(Ok(()))
     }
 
-    pub fn replace(
-        &self,
-        key: &str,
-        expected: &KeyState,
-        new: KeyState,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    pub fn replace(&self, swap: Swap<'_>) -> Result<bool, StoreError> {
         let now = self.now();
         let mut records = self.live();
-        let replaced = match records.get_mut(key) {
-            Some(held) if held.expires > now && held.record == *expected => {
-                held.record = new;
-                held.expires = self.expiry(ttl);
+        let replaced = match records.get_mut(swap.key) {
+            Some(held) if held.expires > now && held.record == *swap.expected => {
+                held.record = swap.new;
+                held.expires = self.expiry(swap.ttl);
                 true
             }
             _ => false,

@@ -100,6 +100,25 @@ impl From<crate::redis_link::LinkError> for StoreError {
     }
 }
 
+/// A key to create unless it exists: its first state, how long it lives, and whether the memory
+/// store may evict it to make room.
+#[derive(Debug)]
+pub struct NewKey<'a> {
+    pub key: &'a str,
+    pub state: KeyState,
+    pub ttl: Duration,
+    pub retention: Retention,
+}
+
+/// A key's state replaced by `new` (for another `ttl`), if it still holds `expected`.
+#[derive(Debug)]
+pub struct Swap<'a> {
+    pub key: &'a str,
+    pub expected: &'a KeyState,
+    pub new: KeyState,
+    pub ttl: Duration,
+}
+
 /// The store backends.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -117,31 +136,19 @@ impl Store {
         }
     }
 
-    /// Creates `key` with `record` unless it exists; returns the existing record if it does.
-    pub async fn create(
-        &self,
-        key: &str,
-        record: KeyState,
-        ttl: Duration,
-        retention: Retention,
-    ) -> Result<Result<(), KeyState>, StoreError> {
+    /// Creates the key unless it exists; returns the existing state if it does.
+    pub async fn create(&self, new: NewKey<'_>) -> Result<Result<(), KeyState>, StoreError> {
         match self {
-            Self::Memory(m) => m.create(key, record, ttl, retention),
-            Self::Redis(r) => r.create(key, record, ttl).await,
+            Self::Memory(m) => m.create(new),
+            Self::Redis(r) => r.create(new).await,
         }
     }
 
-    /// Replaces the record of `key` if it still equals `expected`; true if it did.
-    pub async fn replace(
-        &self,
-        key: &str,
-        expected: &KeyState,
-        new: KeyState,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    /// Replaces the key's state if it still equals `swap.expected`; true if it did.
+    pub async fn replace(&self, swap: Swap<'_>) -> Result<bool, StoreError> {
         match self {
-            Self::Memory(m) => m.replace(key, expected, new, ttl),
-            Self::Redis(r) => r.replace(key, expected, new, ttl).await,
+            Self::Memory(m) => m.replace(swap),
+            Self::Redis(r) => r.replace(swap).await,
         }
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use redis::{AsyncCommands, Script};
 use sha2::{Digest, Sha256};
 
-use super::{KeyState, MemoryStore, StoreError};
+use super::{KeyState, MemoryStore, NewKey, StoreError, Swap};
 use crate::clock::SharedClock;
 use crate::redis_link::RedisLink;
 
@@ -149,12 +149,14 @@ impl RedisStore {
             .key(&format!("cooldown:{}", hex::encode(&digest[..16])))
     }
 
-    pub async fn create(
-        &self,
-        key: &str,
-        record: KeyState,
-        ttl: Duration,
-    ) -> Result<Result<(), KeyState>, StoreError> {
+    /// Redis expires records itself; the memory store's eviction (retention) does not apply.
+    pub async fn create(&self, new: NewKey<'_>) -> Result<Result<(), KeyState>, StoreError> {
+        let NewKey {
+            key,
+            state: record,
+            ttl,
+            ..
+        } = new;
         let rkey = self.record_key(key);
         let value = encode(&record);
         let existing: Option<String> = self
@@ -175,52 +177,47 @@ impl RedisStore {
         }
     }
 
-    pub async fn replace(
-        &self,
-        key: &str,
-        expected: &KeyState,
-        new: KeyState,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let rkey = self.record_key(key);
-        let unknown = matches!(new, KeyState::Unknown { .. });
-        let (expected, new) = (encode(expected), encode(&new));
-        let replaced: u8 = self
-            .link
-            .run("replace", |mut conn| async move {
-                scripts()
-                    .replace
-                    .key(&rkey)
-                    .key(&self.unknown_set)
-                    .arg(&expected)
-                    .arg(&new)
-                    .arg(ttl_ms(ttl))
-                    .arg(if unknown { "1" } else { "0" })
-                    .arg(key)
-                    .invoke_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(replaced == 1)
+    pub async fn replace(&self, swap: Swap<'_>) -> Result<bool, StoreError> {
+        let unknown = matches!(swap.new, KeyState::Unknown { .. });
+        let args = [
+            encode(swap.expected),
+            encode(&swap.new),
+            ttl_ms(swap.ttl).to_string(),
+            if unknown { "1" } else { "0" }.to_owned(),
+            swap.key.to_owned(),
+        ];
+        self.compare_and_set("replace", &scripts().replace, swap.key, &args)
+            .await
     }
 
     pub async fn remove(&self, key: &str, expected: &KeyState) -> Result<bool, StoreError> {
+        let args = [encode(expected), key.to_owned()];
+        self.compare_and_set("remove", &scripts().remove, key, &args)
+            .await
+    }
+
+    /// Runs a compare-and-set script on `key`'s record and the set of unknown outcomes, with
+    /// `args`; true when it applied.
+    async fn compare_and_set(
+        &self,
+        operation: &'static str,
+        script: &'static Script,
+        key: &str,
+        args: &[String],
+    ) -> Result<bool, StoreError> {
         let rkey = self.record_key(key);
-        let expected = encode(expected);
-        let removed: u8 = self
+        let applied: u8 = self
             .link
-            .run("remove", |mut conn| async move {
-                scripts()
-                    .remove
-                    .key(&rkey)
-                    .key(&self.unknown_set)
-                    .arg(&expected)
-                    .arg(key)
-                    .invoke_async(&mut conn)
-                    .await
+            .run(operation, |mut conn| async move {
+                let mut invocation = script.key(&rkey);
+                invocation.key(&self.unknown_set);
+                for arg in args {
+                    invocation.arg(arg);
+                }
+                invocation.invoke_async(&mut conn).await
             })
             .await?;
-        Ok(removed == 1)
+        Ok(applied == 1)
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<KeyState>, StoreError> {

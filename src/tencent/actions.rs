@@ -10,6 +10,17 @@ pub trait Action: Serialize + Send + Sync {
     type Response: DeserializeOwned + Send;
 }
 
+/// `action!(Request => Response)`: `Request` is the action of that name (its type's name is
+/// Tencent's action name), answered with `Response`.
+macro_rules! action {
+    ($request:ident => $response:ty) => {
+        impl Action for $request {
+            const NAME: &'static str = stringify!($request);
+            type Response = $response;
+        }
+    };
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateAndSendClientInvitationMail {
@@ -26,10 +37,7 @@ pub struct InvitationMailSent {
     pub invitation_link: String,
 }
 
-impl Action for CreateAndSendClientInvitationMail {
-    const NAME: &'static str = "CreateAndSendClientInvitationMail";
-    type Response = InvitationMailSent;
-}
+action!(CreateAndSendClientInvitationMail => InvitationMailSent);
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -47,10 +55,7 @@ pub struct CreditAllocated {
     pub remaining_credit: f64,
 }
 
-impl Action for AllocateCustomerCredit {
-    const NAME: &'static str = "AllocateCustomerCredit";
-    type Response = CreditAllocated;
-}
+action!(AllocateCustomerCredit => CreditAllocated);
 
 /// The partner's own credit; a cheap call the gateway uses to re-check rejected credentials.
 #[derive(Debug, Serialize)]
@@ -64,10 +69,7 @@ pub struct PartnerCredit {
     pub remaining_credit: f64,
 }
 
-impl Action for QueryPartnerCredit {
-    const NAME: &'static str = "QueryPartnerCredit";
-    type Response = PartnerCredit;
-}
+action!(QueryPartnerCredit => PartnerCredit);
 
 /// One page of a customer's allocations (order and page-size limit undocumented): how the
 /// gateway finds out whether an allocation whose answer was lost was applied.
@@ -114,7 +116,4 @@ fn null_as_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
-impl Action for QueryCreditAllocationHistory {
-    const NAME: &'static str = "QueryCreditAllocationHistory";
-    type Response = AllocationHistory;
-}
+action!(QueryCreditAllocationHistory => AllocationHistory);

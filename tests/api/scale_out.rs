@@ -12,7 +12,7 @@ use partner_gateway::quota::{ReservationLog, Rule};
 use partner_gateway::readiness::ReadinessChecks;
 use partner_gateway::redis_link::RedisLink;
 use partner_gateway::store::{
-    KeyState, PendingCredit, RedisStore, Retention, Store, StoredResponse,
+    KeyState, NewKey, PendingCredit, RedisStore, Retention, Store, StoredResponse, Swap,
 };
 use rand::{Rng, SeedableRng};
 use secrecy::SecretString;
@@ -377,14 +377,24 @@ pub async fn store_contract(link: Arc<RedisLink>) {
     };
     assert_eq!(
         store
-            .create("k", in_flight.clone(), ttl, Retention::Keep)
+            .create(NewKey {
+                key: "k",
+                state: in_flight.clone(),
+                ttl,
+                retention: Retention::Keep
+            })
             .await
             .unwrap(),
         Ok(())
     );
     assert_eq!(
         store
-            .create("k", stored(200), ttl, Retention::Keep)
+            .create(NewKey {
+                key: "k",
+                state: stored(200),
+                ttl,
+                retention: Retention::Keep
+            })
             .await
             .unwrap(),
         Err(in_flight.clone()),
@@ -392,7 +402,12 @@ pub async fn store_contract(link: Arc<RedisLink>) {
     );
     assert!(
         !store
-            .replace("k", &stored(200), stored(201), ttl)
+            .replace(Swap {
+                key: "k",
+                expected: &stored(200),
+                new: stored(201),
+                ttl
+            })
             .await
             .unwrap(),
         "replace compares first"
@@ -410,7 +425,12 @@ pub async fn store_contract(link: Arc<RedisLink>) {
     };
     assert!(
         store
-            .replace("k", &in_flight, unknown.clone(), ttl)
+            .replace(Swap {
+                key: "k",
+                expected: &in_flight,
+                new: unknown.clone(),
+                ttl
+            })
             .await
             .unwrap()
     );
@@ -420,7 +440,12 @@ pub async fn store_contract(link: Arc<RedisLink>) {
     );
     assert!(
         store
-            .replace("k", &unknown, stored(200), ttl)
+            .replace(Swap {
+                key: "k",
+                expected: &unknown,
+                new: stored(200),
+                ttl
+            })
             .await
             .unwrap()
     );
@@ -435,12 +460,12 @@ pub async fn store_contract(link: Arc<RedisLink>) {
 
     // Records expire with their TTL (Redis's own clock: poll, bounded).
     store
-        .create(
-            "short",
-            in_flight.clone(),
-            Duration::from_millis(50),
-            Retention::Keep,
-        )
+        .create(NewKey {
+            key: "short",
+            state: in_flight.clone(),
+            ttl: Duration::from_millis(50),
+            retention: Retention::Keep,
+        })
         .await
         .unwrap()
         .unwrap();

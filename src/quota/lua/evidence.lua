@@ -1,10 +1,5 @@
 
-local configured = tonumber(ARGV[1])
-local probe = tonumber(ARGV[2])
-local persist = tonumber(ARGV[3])
-local every = tonumber(ARGV[4])
-local refused = tonumber(ARGV[5])
-local admitted = tonumber(ARGV[6])
+local configured, probe, persist, every, refused, admitted = numbers(1, 6)
 local now = clock_us(ARGV[7])
 local h = redis.call('HMGET', KEYS[1], 'n', 'changed', 'evidence', 'raised')
 local n = tonumber(h[1] or configured)

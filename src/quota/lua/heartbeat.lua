@@ -1,10 +1,6 @@
 
 local id = ARGV[1]
-local stale = tonumber(ARGV[3])
-local expire = tonumber(ARGV[4])
-local hold_for = tonumber(ARGV[5])
-local probe = tonumber(ARGV[6])
-local expected = tonumber(ARGV[7])
+local stale, expire, hold_for, probe, expected = numbers(3, 7)
 local now = clock_us(ARGV[8])
 local not_after = tonumber(ARGV[9])
 if not_after > 0 and now > not_after then

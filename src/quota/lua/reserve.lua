@@ -1,13 +1,7 @@
 
-local configured = tonumber(ARGV[1])
-local guard = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
-local earliest = tonumber(ARGV[4])
+local configured, guard, max_wait, earliest = numbers(1, 4)
 local id = ARGV[5]
-local lo = tonumber(ARGV[6])
-local known = tonumber(ARGV[7])
-local blackout = tonumber(ARGV[8])
-local cap = tonumber(ARGV[9])
+local lo, known, blackout, cap = numbers(6, 9)
 local now = clock_us(ARGV[10])
 local epoch, quiet_until = epoch_check(KEYS[6], known, blackout, now)
 local n = tonumber(redis.call('HGET', KEYS[2], 'n') or configured)

@@ -33,11 +33,16 @@ fn prune_forgets_what_expired_and_keeps_what_is_live() {
     let clock = ManualClock::at(1_000);
     let store = MemoryStore::new(clock.clone(), 100);
     store
-        .create("old", in_flight("a"), Duration::from_secs(1), Keep)
+        .create(new_key("old", in_flight("a"), Duration::from_secs(1), Keep))
         .unwrap()
         .unwrap();
     store
-        .create("new", in_flight("b"), Duration::from_secs(60), Keep)
+        .create(new_key(
+            "new",
+            in_flight("b"),
+            Duration::from_secs(60),
+            Keep,
+        ))
         .unwrap()
         .unwrap();
     store.start_cooldown("gone@example.com", 2_000);
@@ -56,22 +61,26 @@ fn create_if_absent_and_compare_and_set() {
     let store = MemoryStore::new(clock.clone(), 10);
     let ttl = Duration::from_secs(60);
     assert_eq!(
-        store.create("k", in_flight("a"), ttl, Keep).unwrap(),
+        store
+            .create(new_key("k", in_flight("a"), ttl, Keep))
+            .unwrap(),
         Ok(())
     );
     assert_eq!(
-        store.create("k", in_flight("b"), ttl, Keep).unwrap(),
+        store
+            .create(new_key("k", in_flight("b"), ttl, Keep))
+            .unwrap(),
         Err(in_flight("a"))
     );
     assert!(
         !store
-            .replace("k", &in_flight("b"), completed("b"), ttl)
+            .replace(swap("k", &in_flight("b"), completed("b"), ttl))
             .unwrap(),
         "CAS on a stale value fails"
     );
     assert!(
         store
-            .replace("k", &in_flight("a"), completed("a"), ttl)
+            .replace(swap("k", &in_flight("a"), completed("a"), ttl))
             .unwrap()
     );
     assert_eq!(store.get_ok("k"), Some(completed("a")));
@@ -85,7 +94,7 @@ fn records_expire() {
     let clock = ManualClock::at(1_000);
     let store = MemoryStore::new(clock.clone(), 10);
     store
-        .create("k", in_flight("a"), Duration::from_secs(1), Keep)
+        .create(new_key("k", in_flight("a"), Duration::from_secs(1), Keep))
         .unwrap()
         .unwrap();
     clock.advance(Duration::from_millis(999));
@@ -94,7 +103,7 @@ fn records_expire() {
     assert!(store.get_ok("k").is_none());
     assert_eq!(
         store
-            .create("k", in_flight("b"), Duration::from_secs(1), Keep)
+            .create(new_key("k", in_flight("b"), Duration::from_secs(1), Keep))
             .unwrap(),
         Ok(())
     );
@@ -105,27 +114,27 @@ fn a_full_store_drops_only_evictable_completed_records_and_never_money() {
     let store = MemoryStore::new(ManualClock::at(0), 3);
     let ttl = Duration::from_secs(60);
     store
-        .create("credit", completed("a"), ttl, Keep)
+        .create(new_key("credit", completed("a"), ttl, Keep))
         .unwrap()
         .unwrap();
     store
-        .create("invite", completed("b"), ttl, Evictable)
+        .create(new_key("invite", completed("b"), ttl, Evictable))
         .unwrap()
         .unwrap();
     store
-        .create("busy", in_flight("c"), ttl, Evictable)
+        .create(new_key("busy", in_flight("c"), ttl, Evictable))
         .unwrap()
         .unwrap();
     // Full: the completed invitation record makes room, once.
     store
-        .create("new", in_flight("d"), ttl, Keep)
+        .create(new_key("new", in_flight("d"), ttl, Keep))
         .unwrap()
         .unwrap();
     assert_eq!(store.get_ok("invite"), None);
     assert_eq!(store.take_evictions(), 1);
     // Nothing evictable is left: new keys are refused, the credit record stays.
     assert_eq!(
-        store.create("more", in_flight("e"), ttl, Keep),
+        store.create(new_key("more", in_flight("e"), ttl, Keep)),
         Err(StoreError::Full)
     );
     assert_eq!(store.get_ok("credit"), Some(completed("a")));
@@ -137,7 +146,11 @@ fn a_lost_answer_still_took_effect() {
     let store = MemoryStore::new(ManualClock::at(0), 3);
     let ttl = Duration::from_secs(60);
     store.faults.lose_answers.store(1, Ordering::SeqCst);
-    assert!(store.create("k", in_flight("a"), ttl, Keep).is_err());
+    assert!(
+        store
+            .create(new_key("k", in_flight("a"), ttl, Keep))
+            .is_err()
+    );
     assert_eq!(store.get_ok("k"), Some(in_flight("a")));
 }
 
@@ -155,4 +168,22 @@ fn cooldowns_run_until_their_end() {
     );
     clock.advance(Duration::from_secs(180));
     assert_eq!(store.cooldown_until("a@example.com"), None);
+}
+
+fn new_key(key: &str, state: KeyState, ttl: Duration, retention: Retention) -> NewKey<'_> {
+    NewKey {
+        key,
+        state,
+        ttl,
+        retention,
+    }
+}
+
+fn swap<'a>(key: &'a str, expected: &'a KeyState, new: KeyState, ttl: Duration) -> Swap<'a> {
+    Swap {
+        key,
+        expected,
+        new,
+        ttl,
+    }
 }
