@@ -111,7 +111,8 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// The outer timeout: a request that outlives its deadline gets a 504 problem. (A credit route
-/// answers first, within [`context::ANSWER_GRACE`], saying the allocation's outcome is unknown.)
+/// answers first, within [`context::ANSWER_GRACE`]: the allocation's outcome is unknown, or it
+/// was never sent.)
 async fn deadline(request: Request, next: Next) -> Response {
     let Some(ctx) = context::current() else {
         return next.run(request).await;

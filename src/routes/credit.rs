@@ -59,7 +59,7 @@ pub async fn allocate_credit(
         // Past the deadline no attempt leaves; one that left may still be answered, and its
         // record settled, within the grace.
         let deadline = ctx.deadline + crate::context::ANSWER_GRACE;
-        let sent = ctx.sent.clone();
+        let departures = ctx.departures.clone();
         let key_shown = key.clone();
         // Once the key is claimed the work must finish and settle its record even if the client
         // hangs up, so it runs as its own task.
@@ -73,7 +73,8 @@ pub async fn allocate_credit(
             Ok(done) => done
                 .map_err(|_| ApiError::new(ProblemType::Internal, "the allocation task failed"))?,
             // The task goes on and settles its record; this caller is told the truth.
-            Err(_) if sent.load(std::sync::atomic::Ordering::SeqCst) => {
+            // Closing the gate decides it: either no attempt ever leaves, or one already left.
+            Err(_) if !departures.close() => {
                 let mut late = ApiError::new(
                     ProblemType::CreditOutcomeUnknown,
                     format!(
@@ -92,7 +93,7 @@ pub async fn allocate_credit(
             }
             Err(_) => Err(ApiError::new(
                 ProblemType::RequestTimeout,
-                "the request deadline passed before this request sent the allocation to Tencent; retry it (with the same Idempotency-Key, if any)",
+                "the request deadline passed before this request sent the allocation to Tencent, and it never will; retry it (with the same Idempotency-Key, if any: an earlier request with that key may still be settling)",
             )),
         }
     }

@@ -34,7 +34,7 @@ mod answer;
 mod depart;
 mod observe;
 
-pub use answer::{Answer, CallContext, parse_answer, summary};
+pub use answer::{Answer, CallContext, Departures, parse_answer, summary};
 
 /// How many slots one call may miss (and reserve again) before it is refused.
 const MAX_MISSED_SLOTS: u32 = 3;
@@ -161,11 +161,11 @@ impl TencentClient {
                 }
             };
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
+            // Past the deadline, or after the route stopped waiting, nothing leaves.
+            if remaining.is_zero() || !ctx.departures.depart() {
                 self.wire.checkin(conn);
                 return Err(CallError::DeadlineExceeded);
             }
-            ctx.sent.store(true, std::sync::atomic::Ordering::SeqCst);
             let started = Instant::now();
             let departed_ms = self.clock.now_unix_ms();
             let result = self

@@ -168,7 +168,8 @@ impl HistorySearch {
     }
 
     /// A history that could not be read whole (`incomplete`: longer than allowed or not as its
-    /// `Total` says; `failed`: a page could not be fetched): the outcome stays unknown.
+    /// `Total` says; `failed`: a page, or with Redis the fleet's lease on it, could not be had):
+    /// the outcome stays unknown.
     fn unreadable(&self, uin: u64, result: &'static str, why: String) -> Lookup {
         self.services.metrics.history_scan(result);
         if result == "incomplete" {
@@ -230,13 +231,16 @@ impl HistorySearch {
             return Some(Lookup::Found(entry.clone()));
         }
         if let Some(why) = doubtful {
-            // Neither applied nor absent can be concluded: the outcome stays unknown.
-            tracing::warn!(
-                uin = wanted.uin,
-                marker = wanted.marker,
-                why,
-                "an allocation history entry carries this allocation's marker but cannot be read whole; the outcome stays unknown"
-            );
+            // Neither applied nor absent can be concluded: the outcome stays unknown. Said once,
+            // when the snapshot is read, not on every lookup it answers.
+            if fresh {
+                tracing::warn!(
+                    uin = wanted.uin,
+                    marker = wanted.marker,
+                    why,
+                    "an allocation history entry carries this allocation's marker but cannot be read whole; the outcome stays unknown"
+                );
+            }
             return Some(Lookup::Unreadable(why.to_owned()));
         }
         let now = self.services.clock.now_unix_ms();

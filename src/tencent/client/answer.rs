@@ -2,7 +2,7 @@
 //! summary of a call the access log reads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -46,15 +46,13 @@ pub fn summary<T>(action: &'static str, result: &Result<Answer<T>, CallError>) -
     }
 }
 
-/// Per-call inputs from the route: the id that traces it and the deadline it must meet.
-#[derive(Debug, Clone)]
+/// Per-call inputs from the route: the id that traces it, the deadline it must meet, and the
+/// gate its attempts pass to leave. Not `Clone`: a copy would share the gate with another call.
+#[derive(Debug)]
 pub struct CallContext {
     pub request_id: String,
     pub deadline: Instant,
-    /// Set when an attempt leaves for Tencent: from then on the call may have executed. A route
-    /// that stops waiting at its deadline reads it to tell "not sent" from "outcome unknown" (no
-    /// attempt leaves after the deadline).
-    pub sent: Arc<AtomicBool>,
+    pub departures: Departures,
 }
 
 impl CallContext {
@@ -62,13 +60,43 @@ impl CallContext {
         Self {
             request_id,
             deadline,
-            sent: Arc::default(),
+            departures: Departures::default(),
+        }
+    }
+}
+
+/// Whether a call's attempts may still leave for Tencent: a handshake between the client, which
+/// opens it as an attempt leaves, and a route that stops waiting, which closes it. Whichever is
+/// first decides: once closed no attempt leaves, so "nothing was sent" is true for good; once
+/// opened the call may have executed.
+#[derive(Debug, Clone, Default)]
+pub struct Departures(Arc<AtomicU8>);
+
+impl Departures {
+    const IDLE: u8 = 0;
+    const SENT: u8 = 1;
+    const CLOSED: u8 = 2;
+
+    /// An attempt is about to be written: true if it may go (the gate is not closed).
+    pub fn depart(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(Self::IDLE, Self::SENT, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(state) => state == Self::SENT,
         }
     }
 
-    /// Whether an attempt has left for Tencent.
-    pub fn was_sent(&self) -> bool {
-        self.sent.load(Ordering::SeqCst)
+    /// The caller stops waiting: true if no attempt had left, and now none will.
+    pub fn close(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(Self::IDLE, Self::CLOSED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => true,
+            Err(state) => state == Self::CLOSED,
+        }
     }
 }
 

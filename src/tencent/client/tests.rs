@@ -107,3 +107,25 @@ fn only_safe_failures_are_retried() {
         crate::tencent::Effect::Refused
     );
 }
+
+/// The route that stops waiting and the attempt about to leave race through one gate: whichever
+/// comes first decides, and the other sees it (a closed gate never lets an attempt out; an
+/// attempt that left makes the route say "unknown", never "not sent").
+#[test]
+fn departures_decide_between_sent_and_never_sent() {
+    let closed_first = Departures::default();
+    assert!(closed_first.close(), "nothing had left");
+    assert!(!closed_first.depart(), "no attempt leaves a closed gate");
+    assert!(closed_first.close());
+
+    let sent_first = Departures::default();
+    assert!(sent_first.depart());
+    assert!(sent_first.depart(), "a retry of a call that left may leave too");
+    assert!(!sent_first.close(), "an attempt left: the outcome is not 'never sent'");
+
+    // A clone is the same gate (the route keeps one while the task holds the context).
+    let gate = Departures::default();
+    let route = gate.clone();
+    assert!(gate.depart());
+    assert!(!route.close());
+}
