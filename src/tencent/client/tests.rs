@@ -120,8 +120,14 @@ fn departures_decide_between_sent_and_never_sent() {
 
     let sent_first = Departures::default();
     assert!(sent_first.depart());
-    assert!(sent_first.depart(), "a retry of a call that left may leave too");
-    assert!(!sent_first.close(), "an attempt left: the outcome is not 'never sent'");
+    assert!(
+        sent_first.depart(),
+        "a retry of a call that left may leave too"
+    );
+    assert!(
+        !sent_first.close(),
+        "an attempt left: the outcome is not 'never sent'"
+    );
 
     // A clone is the same gate (the route keeps one while the task holds the context).
     let gate = Departures::default();
