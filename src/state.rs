@@ -54,10 +54,15 @@ impl AppState {
         self.clock.now_unix_ms()
     }
 
-    /// The current request's deadline, set when it arrived (or from now, outside a request).
-    pub fn deadline(&self) -> tokio::time::Instant {
-        crate::context::current()
-            .map(|c| c.deadline)
-            .unwrap_or_else(|| tokio::time::Instant::now() + self.settings.server.request_timeout())
+    /// The upstream call's context for the current request: its id and its deadline, set when it
+    /// arrived (outside a request: no id, and a deadline from now).
+    pub fn call_context(&self) -> crate::tencent::CallContext {
+        match crate::context::current() {
+            Some(request) => crate::tencent::CallContext::new(request.id.clone(), request.deadline),
+            None => crate::tencent::CallContext::new(
+                String::new(),
+                tokio::time::Instant::now() + self.settings.server.request_timeout(),
+            ),
+        }
     }
 }

@@ -14,7 +14,6 @@ use crate::idempotency::IdempotencyKey;
 use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::state::AppState;
-use crate::tencent::CallContext;
 use crate::tencent::actions::{Action, AllocateCustomerCredit};
 
 /// Allocate credit to a customer (or take it back with a negative amount).
@@ -55,7 +54,7 @@ pub async fn allocate_credit(
         let allocation =
             Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
         subject.about = Some(format!("uin {}", allocation.uin));
-        let ctx = CallContext::new(crate::context::request_id().unwrap_or_default(), app.deadline());
+        let ctx = app.call_context();
         // Past the deadline no attempt leaves; one that left may still be answered, and its
         // record settled, within the grace.
         let deadline = ctx.deadline + crate::context::ANSWER_GRACE;

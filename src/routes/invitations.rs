@@ -20,7 +20,6 @@ use crate::problem::ProblemType;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
 use crate::store::{KeyState, Retention, StoredResponse};
-use crate::tencent::CallContext;
 use crate::tencent::actions::{Action, CreateAndSendClientInvitationMail};
 use crate::tencent::{CallError, Effect, ErrorClass};
 
@@ -262,10 +261,7 @@ async fn attempt(app: &AppState, invitation: &Invitation) -> (Response, bool) {
         return (problem.into_response(), false);
     }
     tracing::info!(email = %invitation.email, role = invitation.role.upstream(), "sending invitation");
-    let ctx = CallContext::new(
-        crate::context::request_id().unwrap_or_default(),
-        app.deadline(),
-    );
+    let ctx = app.call_context();
     let action = CreateAndSendClientInvitationMail {
         email: invitation.email.as_str().to_owned(),
         invitation_role: Some(invitation.role.upstream()),
