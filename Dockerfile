@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # partner-gateway: multi-stage build of a static-config, non-root runtime image.
 
-FROM rust:1.95-bookworm AS build
+FROM rust:1.96-bookworm AS build
 WORKDIR /src
 # Build the dependencies first, against stub sources, so code changes reuse that layer.
 COPY Cargo.toml Cargo.lock ./

@@ -120,9 +120,9 @@ impl Allocator {
 
     /// Whether this replica runs the resolver's next pass: always with the memory store; with
     /// Redis, while it holds the fleet's resolver lease.
-    async fn resolver_turn(&self, token: &str) -> bool {
+    async fn resolver_turn(&self, token: &str) -> Turn {
         let Some(link) = &self.services.redis else {
-            return true;
+            return Turn::Ours;
         };
         let key = link.key("credit-resolver");
         let ttl_ms = self.config.resolve_interval_ms.max(100) * 3;
@@ -136,7 +136,11 @@ impl Allocator {
                     .await
             })
             .await;
-        held == Ok(1)
+        match held {
+            Ok(1) => Turn::Ours,
+            Ok(_) => Turn::Theirs,
+            Err(_) => Turn::Unknown,
+        }
     }
 
     /// Settles records left unknown, every `credit.resolve_interval_ms`, oldest first (so one
@@ -147,11 +151,20 @@ impl Allocator {
         loop {
             tokio::time::sleep(every).await;
             self.history.prune();
-            if !self.resolver_turn(&token).await {
-                continue;
+            match self.resolver_turn(&token).await {
+                Turn::Ours => {}
+                Turn::Theirs => {
+                    // Another replica runs the passes and reports what it finds.
+                    self.services.metrics.unsettled(0, None);
+                    continue;
+                }
+                // Redis did not answer: what this replica reported last stands (nothing settles
+                // meanwhile, so an old unsettled allocation keeps its alert).
+                Turn::Unknown => continue,
             }
             let mut unknown = match self.store.unknown().await {
                 Ok(records) => records,
+                // What this replica reported last stands.
                 Err(error) => {
                     tracing::warn!(%error, "cannot list unsettled allocations");
                     continue;
@@ -161,11 +174,26 @@ impl Allocator {
                 KeyState::Unknown { pending, .. } => pending.sent_ms,
                 _ => 0,
             });
+            let oldest_sent_ms = unknown.iter().find_map(|(_, r)| match r {
+                KeyState::Unknown { pending, .. } => Some(pending.sent_ms),
+                _ => None,
+            });
+            self.services
+                .metrics
+                .unsettled(unknown.len(), oldest_sent_ms);
             for (key, record) in unknown {
                 self.settle(&key, record).await;
             }
         }
     }
+}
+
+/// Who runs the resolver's next pass.
+enum Turn {
+    Ours,
+    Theirs,
+    /// Redis did not answer.
+    Unknown,
 }
 
 fn audit_settled(pending: &PendingCredit, key: &str, outcome: &str, tencent_request_id: &str) {

@@ -13,6 +13,8 @@ pub const IDEMPOTENCY: &str = "gateway_idempotency_requests_total";
 pub const RECONCILIATIONS: &str = "gateway_credit_reconciliations_total";
 pub const COOLDOWNS: &str = "gateway_invitation_cooldowns_total";
 pub const HISTORY_SCANS: &str = "gateway_credit_history_scans_total";
+pub const CREDIT_UNSETTLED: &str = "gateway_credit_unsettled";
+pub const CREDIT_UNSETTLED_OLDEST: &str = "gateway_credit_unsettled_oldest_timestamp_seconds";
 pub const MARKER_MISMATCHES: &str = "gateway_credit_marker_mismatches_total";
 pub const STORE_RECORDS: &str = "gateway_idempotency_records";
 pub const STORE_CAPACITY: &str = "gateway_idempotency_capacity";
@@ -32,6 +34,24 @@ pub const JWKS_AGE: &str = "gateway_jwks_age_seconds";
 pub const CONNECTIONS_OPEN: &str = "gateway_connections_open";
 pub const CONNECTIONS_REJECTED: &str = "gateway_connections_rejected_total";
 pub const CONNECTIONS_TIMED_OUT: &str = "gateway_connections_timed_out_total";
+
+/// Every label name a metric may carry (their values come from closed sets); recording a label not
+/// listed here fails in debug builds, so dashboards and alerts can be checked against this list.
+pub const LABELS: &[&str] = &[
+    "http_route",
+    "http_request_method",
+    "http_response_status_code",
+    "tencent_action",
+    "tencent_code",
+    "outcome",
+    "reason",
+    "route",
+    "result",
+    "source",
+    "operation",
+    "limit",
+    "version",
+];
 
 /// A metric's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +154,16 @@ pub const CATALOG: &[Described] = &[
         HISTORY_SCANS,
         None,
         "Searches of a customer's allocation history, by result.",
+    ),
+    Described::gauge(
+        CREDIT_UNSETTLED,
+        None,
+        "Allocations of unknown outcome the resolver's last pass found unsettled (0 on replicas not running it).",
+    ),
+    Described::gauge(
+        CREDIT_UNSETTLED_OLDEST,
+        Some(Unit::Seconds),
+        "When the oldest unsettled allocation was sent, in Unix time (0 when none, or on replicas not running the resolver).",
     ),
     Described::counter(
         MARKER_MISMATCHES,

@@ -49,7 +49,10 @@ impl Default for Metrics {
 fn labels(pairs: &[(&'static str, String)]) -> Vec<Label> {
     pairs
         .iter()
-        .map(|(k, v)| Label::new(*k, v.clone()))
+        .map(|(k, v)| {
+            debug_assert!(LABELS.contains(k), "label `{k}` is not in metrics::LABELS");
+            Label::new(*k, v.clone())
+        })
         .collect()
 }
 

@@ -116,6 +116,19 @@ impl Metrics {
         self.count(RECONCILIATIONS, &[("result", result.into())]);
     }
 
+    /// What the resolver's last pass found unsettled: how many allocations of unknown outcome,
+    /// and when the oldest was sent (Unix ms; a time rather than an age, so an alert on
+    /// `time() - it` keeps counting while no pass runs). A replica that does not run the passes
+    /// reports 0 for both, so the fleet's `max` is the truth.
+    pub fn unsettled(&self, count: usize, oldest_sent_ms: Option<u64>) {
+        self.recorder
+            .register_gauge(&Key::from_name(CREDIT_UNSETTLED), &METADATA)
+            .set(count as f64);
+        self.recorder
+            .register_gauge(&Key::from_name(CREDIT_UNSETTLED_OLDEST), &METADATA)
+            .set(oldest_sent_ms.map_or(0.0, |ms| ms as f64 / 1000.0));
+    }
+
     /// 1 while the shared store (Redis) answers, 0 otherwise; always 1 with the memory store.
     pub fn store_up(&self, up: bool) {
         self.recorder

@@ -310,6 +310,60 @@ async fn the_background_resolver_settles_what_nobody_retries() {
     assert!(audit >= 1, "the reconciliation is audited");
 }
 
+/// Waits (bounded) until `/metrics` has every one of `lines`.
+async fn metrics_show(app: &TestApp, lines: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = app.get("/metrics").await.text;
+        if lines.iter().all(|l| metrics.lines().any(|m| m == *l)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never saw {lines:?}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn unsettled_allocations_are_reported_with_their_send_time_until_they_settle() {
+    let sent_ms = SystemClock.now_unix_ms();
+    let clock = ManualClock::at(sent_ms);
+    let mut options = Options {
+        gateway_clock: clock.clone(),
+        ..Options::default()
+    };
+    options.settings.upstream.timeout_ms = 300;
+    options.settings.credit.settle_ms = 60_000;
+    options.settings.credit.resolve_interval_ms = 50;
+    let app = spawn_app_with(options).await;
+    app.fault(Fault::once(
+        Some(CREDIT),
+        FaultKind::HangBeforeExecute { ms: 3_000 },
+    ));
+    let body = json!({"amount": 3});
+    assert_eq!(app.send(keyed(&app, "age-1", &body)).await.status, 504);
+    // The alert's input: one allocation, and when it was sent (the clock is the gateway's own).
+    clock.advance(Duration::from_secs(30));
+    let sent = format!(
+        "gateway_credit_unsettled_oldest_timestamp_seconds {}",
+        sent_ms as f64 / 1000.0
+    );
+    metrics_show(&app, &["gateway_credit_unsettled 1", &sent]).await;
+    // Past settle_ms without the marker in the history: settled as not applied, nothing left.
+    clock.advance(Duration::from_secs(31));
+    metrics_show(
+        &app,
+        &[
+            "gateway_credit_reconciliations_total{result=\"not_applied\"} 1",
+            "gateway_credit_unsettled 0",
+            "gateway_credit_unsettled_oldest_timestamp_seconds 0",
+        ],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn invitation_cooldown_is_enforced_at_the_gateway() {
     let clock = ManualClock::at(SystemClock.now_unix_ms());

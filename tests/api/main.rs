@@ -5,6 +5,7 @@ mod binary;
 mod chaos;
 mod cluster;
 mod credit;
+mod deploy;
 mod errors;
 mod exactly_once;
 mod faults;
