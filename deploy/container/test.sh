@@ -29,26 +29,27 @@ fi
 
 build=true
 [ "${1:-}" = "--no-build" ] && build=false
+tmp="$(mktemp -d)"
+cleanup() { podman rm -f -t 0 "$name" >/dev/null 2>&1 || true; rm -rf "$tmp"; }
+trap cleanup EXIT
 
 if $build; then
   step "base images (made locally from Debian's packages, tagged with the Dockerfile's FROM names)"
   bash "$here/base-images.sh"
-  step "podman build (the Dockerfile as committed)"
+  step "podman build (the Dockerfile as it is)"
   started=$SECONDS
   # crates.io is reached through this machine's TLS proxy: the build trusts the machine's CAs.
-  podman build --quiet --format docker \
+  # The build's own output (cargo's) is shown only when it fails.
+  podman build --format docker \
     -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
-    -f "$repo/Dockerfile" -t "$image" "$repo" >/dev/null
+    -f "$repo/Dockerfile" -t "$image" "$repo" >"$tmp/build.log" 2>&1 ||
+    { tail -40 "$tmp/build.log" >&2; fail "podman build failed"; }
   built="built in $((SECONDS - started)) s"
 else
   built="not rebuilt (--no-build)"
 fi
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "image $image: $(awk -v s="$size" 'BEGIN{printf "%.1f MB", s/1e6}'), $built"
-
-tmp="$(mktemp -d)"
-cleanup() { podman rm -f -t 0 "$name" >/dev/null 2>&1 || true; rm -rf "$tmp"; }
-trap cleanup EXIT
 
 step "run: serve --sandbox, read-only root filesystem, published on a random loopback port"
 # The simulator answers after 3 s, so a call is surely in flight when SIGTERM comes; the drain's

@@ -104,6 +104,20 @@ def test_create_and_send_client_invitation_mail_succeeds(sandbox):
     assert resp.RequestId
 
 
+def test_the_credit_queries_succeed(sandbox):
+    req = models.QueryCreditByUinListRequest()
+    req.UinList = [CUSTOMER]
+    credits = client(sandbox).QueryCreditByUinList(req)
+    assert len(credits.Data) == 1
+    assert credits.Data[0].Uin == CUSTOMER
+    assert isinstance(credits.Data[0].TotalCredit, (int, float))
+
+    partner = client(sandbox).QueryPartnerCredit(models.QueryPartnerCreditRequest())
+    assert isinstance(partner.TotalCredit, (int, float))
+    assert isinstance(partner.RemainingCredit, (int, float))
+    assert partner.RequestId
+
+
 @pytest.mark.parametrize("action", ["AllocateCustomerCredit", "CreateAndSendClientInvitationMail"])
 def test_a_wrong_secret_key_gets_signature_failure(sandbox, action):
     if action == "AllocateCustomerCredit":
