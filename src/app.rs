@@ -26,7 +26,7 @@ use crate::store::{MemoryStore, RedisStore, Store};
 use crate::tencent::TencentClient;
 use crate::tencent::actions::{
     Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail,
-    QueryCreditAllocationHistory, QueryPartnerCredit,
+    QueryCreditAllocationHistory, QueryCreditByUinList, QueryPartnerCredit,
 };
 
 /// The OpenAPI document, generated from the routes themselves.
@@ -77,6 +77,10 @@ pub fn build(
             settings.quotas.credit_per_second,
         ),
         (QueryPartnerCredit::NAME, settings.quotas.queries_per_second),
+        (
+            QueryCreditByUinList::NAME,
+            settings.quotas.queries_per_second,
+        ),
         (
             QueryCreditAllocationHistory::NAME,
             settings.quotas.queries_per_second,
@@ -152,6 +156,11 @@ pub fn build(
             history_max_pages: settings.credit.history_max_pages,
         },
     ));
+    let reads = Arc::new(crate::reads::Reads::new(
+        tencent.clone(),
+        settings.reads.cache(),
+        settings.server.request_timeout(),
+    ));
     if let Some((records, capacity)) = store.fill() {
         metrics.store_fill(records, capacity);
     }
@@ -160,6 +169,7 @@ pub fn build(
         auth,
         keys,
         credit,
+        reads,
         store,
         redis,
         clock,

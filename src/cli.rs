@@ -114,7 +114,7 @@ fn hash_key(name: &str, scopes: &[String]) -> ExitCode {
     };
     if let Some(bad) = scopes.iter().find(|s| Scope::parse(s).is_none()) {
         return fail(format!(
-            "`{bad}` is not a scope (invitations:send, credit:allocate)"
+            "`{bad}` is not a scope (invitations:send, credit:allocate, customers:read)"
         ));
     }
     let key = api_key::generate();

@@ -39,6 +39,7 @@ pub(crate) mod openapi;
 pub mod problem;
 pub mod quota;
 pub mod readiness;
+pub mod reads;
 pub mod redis_link;
 pub mod routes;
 pub mod sandbox;

@@ -24,7 +24,8 @@ use crate::readiness::Readiness;
         license(name = "Apache-2.0")
     ),
     tags(
-        (name = "customers", description = "Invite customers and allocate their credit"),
+        (name = "customers", description = "Invite customers, allocate and read their credit"),
+        (name = "partner", description = "The partner's own account"),
         (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "problems", description = "Pages explaining each problem type"),
     ),

@@ -40,6 +40,8 @@ pub struct Gateway {
     pub keys: Arc<crate::idempotency::Keys>,
     /// Credit allocations and their settlement.
     pub credit: Arc<crate::credit::Allocator>,
+    /// The read side: batched, coalesced and cached credit queries.
+    pub reads: Arc<crate::reads::Reads>,
     /// The link to Redis, with `store.backend = "redis"`.
     pub redis: Option<Arc<crate::redis_link::RedisLink>>,
     /// The wall clock of cooldowns and reconciliation (injected in tests).

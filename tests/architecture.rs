@@ -32,7 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the HTTP error type", &["problem"]),
     (
         "the gateway's own rules",
-        &["idempotency", "credit", "auth"],
+        &["idempotency", "credit", "auth", "reads"],
     ),
     ("the API surface", &["openapi", "state", "routes"]),
     ("the server", &["middleware", "app", "serve"]),

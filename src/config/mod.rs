@@ -27,7 +27,7 @@ pub use credentials::{Credentials, redact_id};
 pub use load::Sources;
 pub use sections::{
     CreditSettings, IdempotencySettings, InvitationSettings, LogFormat, LogSettings, QuotaSettings,
-    SandboxSettings, ServerSettings, UpstreamSettings,
+    ReadSettings, SandboxSettings, ServerSettings, UpstreamSettings,
 };
 pub use store::{StoreBackend, StoreSettings, redact_url};
 
@@ -43,6 +43,7 @@ pub struct Settings {
     pub credit: CreditSettings,
     pub idempotency: IdempotencySettings,
     pub invitations: InvitationSettings,
+    pub reads: ReadSettings,
     pub log: LogSettings,
     pub sandbox: SandboxSettings,
     pub auth: AuthSettings,

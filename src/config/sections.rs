@@ -207,6 +207,20 @@ impl Default for InvitationSettings {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct ReadSettings {
+    /// How long a read answer (a customer's credit, the partner's) is reused; 0 turns the cache
+    /// off. An allocation through the gateway drops what it changes at once.
+    pub cache_ms: u64,
+}
+
+impl Default for ReadSettings {
+    fn default() -> Self {
+        Self { cache_ms: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     /// `json` (one object per line) or `pretty`.
     pub format: LogFormat,
@@ -281,3 +295,5 @@ durations!(IdempotencySettings { ttl: ttl_s in s });
 durations!(InvitationSettings { cooldown: cooldown_s in s });
 
 durations!(SandboxSettings { latency: latency_ms in ms });
+
+durations!(ReadSettings { cache: cache_ms in ms });

@@ -136,6 +136,12 @@ impl Settings {
         if self.idempotency.max_entries == 0 {
             return Err(invalid("idempotency.max_entries", "must be greater than 0"));
         }
+        if self.reads.cache_ms > 60_000 {
+            return Err(invalid(
+                "reads.cache_ms",
+                "must be at most 60000: credit read back a minute late is no longer news",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
         self.sandbox.listen.parse::<SocketAddr>().map_err(|_| {

@@ -8,15 +8,22 @@ pub enum Scope {
     SendInvitations,
     /// `credit:allocate`
     AllocateCredit,
+    /// `customers:read`
+    ReadCustomers,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::SendInvitations, Scope::AllocateCredit];
+    pub const ALL: [Scope; 3] = [
+        Scope::SendInvitations,
+        Scope::AllocateCredit,
+        Scope::ReadCustomers,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SendInvitations => "invitations:send",
             Self::AllocateCredit => "credit:allocate",
+            Self::ReadCustomers => "customers:read",
         }
     }
 
@@ -36,7 +43,7 @@ impl<'de> serde::Deserialize<'de> for Scope {
         let text = String::deserialize(deserializer)?;
         Scope::parse(&text).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "`{text}` is not a scope (invitations:send, credit:allocate)"
+                "`{text}` is not a scope (invitations:send, credit:allocate, customers:read)"
             ))
         })
     }

@@ -63,10 +63,14 @@ pub async fn allocate_credit(
         // Once the key is claimed the work must finish and settle its record even if the client
         // hangs up, so it runs as its own task.
         let credit = app.credit.clone();
+        let reads = app.reads.clone();
         let work = crate::context::run_to_completion(async move {
-            credit
+            let answer = credit
                 .allocate(&caller, &allocation, key.as_ref(), &ctx)
-                .await
+                .await;
+            // Whatever came of it, what was read of this customer may be stale now.
+            reads.allocated(allocation.uin.get());
+            answer
         });
         match tokio::time::timeout_at(deadline, work).await {
             Ok(done) => done

@@ -36,6 +36,12 @@ impl RequiredScope for AllocatesCredit {
     const SCOPE: Scope = Scope::AllocateCredit;
 }
 
+/// Marker: the route needs `customers:read`.
+pub struct ReadsCustomers;
+impl RequiredScope for ReadsCustomers {
+    const SCOPE: Scope = Scope::ReadCustomers;
+}
+
 /// An authenticated caller holding the scope `S`. As the first extractor of a handler it runs
 /// before the body is read, so nobody unauthenticated learns anything from validation.
 pub struct Authorized<S>(pub Caller, pub PhantomData<S>);

@@ -5,6 +5,7 @@ pub mod extract;
 pub mod invitations;
 pub mod probes;
 pub mod problem_pages;
+pub mod reads;
 pub mod scrape;
 
 use axum::response::{IntoResponse, Response};
@@ -26,6 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(invitations::create_invitation))
         .routes(routes!(credit::allocate_credit))
+        .routes(routes!(reads::customer_credit))
+        .routes(routes!(reads::partner_credit))
         .routes(routes!(probes::livez))
         .routes(routes!(probes::readyz))
         .routes(routes!(scrape::metrics))

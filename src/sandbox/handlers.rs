@@ -280,10 +280,13 @@ fn execute(
         }
         "QueryPartnerCredit" => {
             Params::parse(body, &[])?;
-            let (allocated, total, remaining) = state.partner_credit();
+            let ((allocated, total, remaining), (customers_total, customers_remaining)) =
+                state.partner_credit();
             out.insert("AllocatedCredit".into(), allocated.into());
             out.insert("TotalCredit".into(), total.into());
             out.insert("RemainingCredit".into(), remaining.into());
+            out.insert("CustomerTotalCredit".into(), customers_total.into());
+            out.insert("CustomerRemainingCredit".into(), customers_remaining.into());
         }
         _ => unreachable!("verify() admits known actions only"),
     }

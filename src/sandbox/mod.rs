@@ -34,18 +34,18 @@ pub const VERSION: &str = "2022-09-28";
 pub const SERVICE: &str = "intlpartnersmgt";
 
 /// Customers bound to the simulated partner; any other UIN answers `UnauthorizedOperation.UinNoAuth`.
-pub const SEEDED_CUSTOMERS: [u64; 10] = [
-    800_000_232_018,
-    800_000_000_001,
-    800_000_000_002,
-    800_000_000_003,
-    800_000_000_004,
-    800_000_000_005,
-    800_000_000_006,
-    800_000_000_007,
-    800_000_000_008,
-    800_000_000_009,
-];
+pub const SEEDED_CUSTOMERS: [u64; 50] = seeded_customers();
+
+/// 800000232018 (the README's), then 800000000001 to 800000000049.
+const fn seeded_customers() -> [u64; 50] {
+    let mut uins = [800_000_232_018; 50];
+    let mut i = 1;
+    while i < uins.len() {
+        uins[i] = 800_000_000_000 + i as u64;
+        i += 1;
+    }
+    uins
+}
 /// An address that already has an account: invitations answer `FailedOperation.MailIsRegistered`.
 pub const REGISTERED_EMAIL: &str = "registered@example.com";
 

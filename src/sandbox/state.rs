@@ -332,13 +332,18 @@ impl SandboxState {
             .collect()
     }
 
-    /// (allocated, total, remaining) of the partner.
-    pub fn partner_credit(&self) -> (f64, f64, f64) {
+    /// (allocated, total, remaining) of the partner, and (total, remaining) of its customers.
+    pub fn partner_credit(&self) -> ((f64, f64, f64), (f64, f64)) {
         let inner = self.lock();
+        let customers_total = inner.customers.values().map(|a| a.total).sum();
+        let customers_remaining = inner.customers.values().map(|a| a.remaining).sum();
         (
-            cents(inner.partner_allocated),
-            cents(inner.partner_total),
-            cents(inner.partner_total - inner.partner_allocated),
+            (
+                cents(inner.partner_allocated),
+                cents(inner.partner_total),
+                cents(inner.partner_total - inner.partner_allocated),
+            ),
+            (cents(customers_total), cents(customers_remaining)),
         )
     }
 }

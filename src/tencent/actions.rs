@@ -57,16 +57,23 @@ pub struct CreditAllocated {
 
 action!(AllocateCustomerCredit => CreditAllocated);
 
-/// The partner's own credit; a cheap call the gateway uses to re-check rejected credentials.
+/// The partner's own credit (`GET /partner/credit`); also a cheap call the gateway uses to
+/// re-check rejected credentials.
 #[derive(Debug, Serialize)]
 pub struct QueryPartnerCredit {}
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PartnerCredit {
     pub allocated_credit: f64,
     pub total_credit: f64,
     pub remaining_credit: f64,
+    /// The customers' total credit, and what remains of it (documented; absent from older
+    /// answers).
+    #[serde(default)]
+    pub customer_total_credit: Option<f64>,
+    #[serde(default)]
+    pub customer_remaining_credit: Option<f64>,
 }
 
 action!(QueryPartnerCredit => PartnerCredit);
@@ -117,3 +124,37 @@ fn null_as_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::
 }
 
 action!(QueryCreditAllocationHistory => AllocationHistory);
+
+/// The credit of up to 50 customers (`UinList`: integers).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryCreditByUinList {
+    pub uin_list: Vec<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreditsByUin {
+    /// Only the UINs that are the partner's customers are listed; null reads as none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub data: Vec<CreditOfUin>,
+}
+
+/// One UIN's credit; the SDK models allow any field to be null, which fails only this entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreditOfUin {
+    pub uin: u64,
+    #[serde(default)]
+    pub total_credit: Option<f64>,
+    #[serde(default)]
+    pub remaining_credit: Option<f64>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+action!(QueryCreditByUinList => CreditsByUin);

@@ -114,13 +114,39 @@ impl TencentClient {
     /// Per attempt: reserve a slot; get a connection ready (starting [`Wire::lead`] before the
     /// slot); wait for the slot; leave only if still on time, else reserve again (the missed
     /// slot stays used). See [`crate::quota`] for why this keeps every second within the quota.
-    #[tracing::instrument(name = "tencent", skip_all, fields(action = A::NAME))]
     pub async fn call<A: Action>(
         &self,
         action: &A,
         ctx: &CallContext,
     ) -> Result<Answer<A::Response>, CallError> {
         let body = Bytes::from(serde_json::to_vec(action).expect("actions serialize"));
+        let answer = self.call_inner::<A>(|| Some(body), ctx).await?;
+        Ok(answer.expect("a request that is always built is always sent"))
+    }
+
+    /// Like [`TencentClient::call`], with the request made when it leaves: `build` runs once, when
+    /// the call's quota slot has come and its connection is ready, so what it sends can gather
+    /// until then (a batch). `None` gives the slot up unsent: `Ok(None)`.
+    pub async fn call_built<A: Action>(
+        &self,
+        build: impl FnOnce() -> Option<A>,
+        ctx: &CallContext,
+    ) -> Result<Option<Answer<A::Response>>, CallError> {
+        let build = || {
+            build()
+                .map(|action| Bytes::from(serde_json::to_vec(&action).expect("actions serialize")))
+        };
+        self.call_inner::<A>(build, ctx).await
+    }
+
+    #[tracing::instrument(name = "tencent", skip_all, fields(action = A::NAME))]
+    async fn call_inner<A: Action>(
+        &self,
+        build: impl FnOnce() -> Option<Bytes>,
+        ctx: &CallContext,
+    ) -> Result<Option<Answer<A::Response>>, CallError> {
+        let mut build = Some(build);
+        let mut built: Option<Bytes> = None;
         let mut quota_wait = Duration::ZERO;
         let mut retries = 0;
         let mut missed = 0;
@@ -166,10 +192,21 @@ impl TencentClient {
                 self.wire.checkin(conn);
                 return Err(CallError::DeadlineExceeded);
             }
+            let body = match (&built, build.take()) {
+                (Some(body), _) => body.clone(),
+                (None, Some(build)) => match build() {
+                    Some(body) => built.insert(body).clone(),
+                    None => {
+                        self.wire.checkin(conn);
+                        return Ok(None);
+                    }
+                },
+                (None, None) => unreachable!("built when first taken"),
+            };
             let started = Instant::now();
             let departed_ms = self.clock.now_unix_ms();
             let result = self
-                .send_once::<A>(conn, body.clone(), ctx, remaining.min(self.attempt_timeout))
+                .send_once::<A>(conn, body, ctx, remaining.min(self.attempt_timeout))
                 .await;
             let elapsed = started.elapsed();
             self.observe(
@@ -200,12 +237,12 @@ impl TencentClient {
             }
             match result {
                 Ok((data, request_id)) => {
-                    return Ok(Answer {
+                    return Ok(Some(Answer {
                         data,
                         request_id,
                         quota_wait,
                         retries,
-                    });
+                    }));
                 }
                 Err(error) if error.is_retryable() && retries < self.max_retries => {
                     let backoff = self.backoff_for(retries);

@@ -108,7 +108,7 @@ pub fn test_key_entry(name: &str, key: &str, scopes: &[&str]) -> ApiKeySettings 
     }
 }
 
-pub const ALL_SCOPES: [&str; 2] = ["invitations:send", "credit:allocate"];
+pub const ALL_SCOPES: [&str; 3] = ["invitations:send", "credit:allocate", "customers:read"];
 
 impl Default for Options {
     fn default() -> Self {

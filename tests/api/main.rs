@@ -16,6 +16,7 @@ mod money_safety;
 mod observability;
 mod openapi;
 mod quota;
+mod reads;
 mod redis_server;
 mod scale_out;
 mod secrets;

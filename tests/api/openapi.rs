@@ -54,6 +54,19 @@ fn every_route_lists_every_status_it_can_answer() {
         doc["paths"]["/customers/{uin}/credit"]["post"]["security"][0]["bearer"][0],
         "credit:allocate"
     );
+    for path in ["/customers/{uin}/credit", "/partner/credit"] {
+        assert_eq!(
+            doc["paths"][path]["get"]["security"][0]["bearer"][0], "customers:read",
+            "{path}"
+        );
+        let reads = statuses(&doc, path, "get");
+        assert!(
+            [200, 304, 401, 403, 429, 502, 503, 504]
+                .iter()
+                .all(|s| reads.contains(s)),
+            "{path}: {reads:?}"
+        );
+    }
     let invitations = statuses(&doc, "/customers/invitations", "post");
     let credit = statuses(&doc, "/customers/{uin}/credit", "post");
     assert_eq!(

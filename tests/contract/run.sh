@@ -28,7 +28,7 @@ config=$(mktemp --suffix=.toml)
 # A key of our own, configured by its hash, so schemathesis can authenticate.
 key="pgw_contract_$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))')"
 hash=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
-printf '[[auth.api_keys]]\nname = "schemathesis"\nsha256 = "%s"\nscopes = ["invitations:send", "credit:allocate"]\n' "$hash" >"$config"
+printf '[[auth.api_keys]]\nname = "schemathesis"\nsha256 = "%s"\nscopes = ["invitations:send", "credit:allocate", "customers:read"]\n' "$hash" >"$config"
 # Quota refusals are answered at once (max_wait 0) so the run spends its time on variety.
 GATEWAY__SERVER__LISTEN="127.0.0.1:$port" GATEWAY__QUOTAS__MAX_WAIT_MS=0 GATEWAY__LOG__LEVEL=warn \
   target/debug/partner-gateway serve --sandbox --config "$config" >"$log" 2>&1 &

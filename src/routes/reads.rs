@@ -1,0 +1,195 @@
+//! The read routes: `GET /customers/{uin}/credit` → `QueryCreditByUinList` (batched) and
+//! `GET /partner/credit` → `QueryPartnerCredit` (coalesced), both cached for `reads.cache_ms`
+//! with `Age`, `ETag` and `If-None-Match`. The merging is [`crate::reads`]'s business.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::{Authorized, ReadsCustomers};
+use crate::context::Subject;
+use crate::domain::{ClientUin, FieldError};
+use crate::openapi::ForwardingProblems;
+use crate::problem::{ApiError, Problem, ProblemType};
+use crate::reads::{Fetched, etag};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"uin": "800000232018", "totalCredit": 100.5, "remainingCredit": 80.25, "requestId": "6a2b0a39-29c6-4a3b-8b0e-4a86b7d8f1f0"}))]
+pub struct CustomerCreditResponse {
+    /// The customer's UIN, as a string.
+    pub uin: String,
+    pub total_credit: f64,
+    pub remaining_credit: f64,
+    /// Tencent's `RequestId` of the (possibly shared) call that read it.
+    pub request_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"allocatedCredit": 2500.0, "totalCredit": 1000000.0, "remainingCredit": 997500.0, "customerTotalCredit": 2500.0, "customerRemainingCredit": 2100.0, "requestId": "6a2b0a39-29c6-4a3b-8b0e-4a86b7d8f1f0"}))]
+pub struct PartnerCreditResponse {
+    /// Credit the partner has allocated to customers.
+    pub allocated_credit: f64,
+    /// The partner's total credit.
+    pub total_credit: f64,
+    /// What the partner can still allocate.
+    pub remaining_credit: f64,
+    /// The customers' total credit, when Tencent reports it.
+    pub customer_total_credit: Option<f64>,
+    /// What remains of the customers' credit, when Tencent reports it.
+    pub customer_remaining_credit: Option<f64>,
+    /// Tencent's `RequestId` of the (possibly shared) call that read it.
+    pub request_id: String,
+}
+
+/// A cacheable answer: `ETag` (of `values`) and `Age`, or 304 when the caller has it already.
+/// `If-None-Match` compares weakly (RFC 9110 13.1.2): `W/` is ignored on both sides.
+fn cached<T: Serialize>(body: &T, values: &str, age_secs: u64, headers: &HeaderMap) -> Response {
+    let bytes = serde_json::to_vec(body).expect("answers serialize");
+    let tag = etag(values);
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let unchanged = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == opaque(&tag));
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, HeaderValue::from_str(&tag).expect("hex"));
+    headers.insert(header::AGE, HeaderValue::from(age_secs));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    response
+}
+
+/// A customer's credit.
+///
+/// Concurrent reads of many customers share `QueryCreditByUinList` calls (up to 50 UINs each),
+/// and answers are reused for `reads.cache_ms`; an allocation through the gateway is visible at
+/// once. Send `If-None-Match` with the `ETag` to get 304 when nothing changed.
+#[utoipa::path(
+    get,
+    path = "/customers/{uin}/credit",
+    tag = "customers",
+    security(("bearer" = ["customers:read"])),
+    params(
+        ("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros, 1 to 18446744073709551615", example = "800000232018", pattern = "^[1-9][0-9]{0,19}$"),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an answer you hold: 304 when it is still current"),
+    ),
+    responses(
+        (status = 200, description = "The customer's credit", body = CustomerCreditResponse,
+            headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
+        (status = 304, description = "Unchanged since the answer whose `ETag` was sent"),
+        (status = 403, description = "`insufficient-scope`: the caller lacks `customers:read`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: Tencent does not list this UIN among the partner's customers", body = Problem, content_type = "application/problem+json"),
+        ForwardingProblems,
+    )
+)]
+#[tracing::instrument(name = "customer_credit", skip_all)]
+pub async fn customer_credit(
+    _reader: Authorized<ReadsCustomers>,
+    State(app): State<AppState>,
+    Path(uin): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut subject = Subject::default();
+    let result = async {
+        let uin = ClientUin::parse(&uin)
+            .map_err(|m| ApiError::validation(vec![FieldError::new("uin", m)]))?
+            .get();
+        subject.about = Some(format!("uin {uin}"));
+        let Some(fetched) = app.reads.customer_credit(uin).await? else {
+            return Err(ApiError::new(
+                ProblemType::NotFound,
+                "Tencent does not list this UIN among the partner's customers",
+            ));
+        };
+        let age = fetched.age_secs();
+        let Fetched {
+            value, request_id, ..
+        } = fetched;
+        let body = CustomerCreditResponse {
+            uin: uin.to_string(),
+            total_credit: value.total_credit,
+            remaining_credit: value.remaining_credit,
+            request_id,
+        };
+        let values = format!(
+            "{},{},{}",
+            body.uin, body.total_credit, body.remaining_credit
+        );
+        Ok(cached(&body, &values, age, &headers))
+    }
+    .await;
+    super::answered(result, subject)
+}
+
+/// The partner's credit: what it has, has allocated, and can still allocate.
+///
+/// Concurrent reads share one `QueryPartnerCredit` call, and answers are reused for
+/// `reads.cache_ms`; an allocation through the gateway is visible at once.
+#[utoipa::path(
+    get,
+    path = "/partner/credit",
+    tag = "partner",
+    security(("bearer" = ["customers:read"])),
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an answer you hold: 304 when it is still current"),
+    ),
+    responses(
+        (status = 200, description = "The partner's credit", body = PartnerCreditResponse,
+            headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
+        (status = 304, description = "Unchanged since the answer whose `ETag` was sent"),
+        (status = 403, description = "`insufficient-scope`: the caller lacks `customers:read`", body = Problem, content_type = "application/problem+json"),
+        ForwardingProblems,
+    )
+)]
+#[tracing::instrument(name = "partner_credit", skip_all)]
+pub async fn partner_credit(
+    _reader: Authorized<ReadsCustomers>,
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let fetched = app.reads.partner_credit().await?;
+        let age = fetched.age_secs();
+        let value = fetched.value;
+        let body = PartnerCreditResponse {
+            allocated_credit: value.allocated_credit,
+            total_credit: value.total_credit,
+            remaining_credit: value.remaining_credit,
+            customer_total_credit: value.customer_total_credit,
+            customer_remaining_credit: value.customer_remaining_credit,
+            request_id: fetched.request_id,
+        };
+        let values = format!(
+            "{},{},{},{:?},{:?}",
+            body.allocated_credit,
+            body.total_credit,
+            body.remaining_credit,
+            body.customer_total_credit,
+            body.customer_remaining_credit
+        );
+        Ok(cached(&body, &values, age, &headers))
+    }
+    .await;
+    super::answered(result, Subject::default())
+}

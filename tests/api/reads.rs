@@ -1,0 +1,241 @@
+//! The read side: batched, coalesced and cached credit queries, and who may read.
+
+use std::collections::BTreeMap;
+
+use partner_gateway::auth::api_key;
+use partner_gateway::sandbox::SEEDED_CUSTOMERS;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const BY_UIN: &str = "QueryCreditByUinList";
+const PARTNER: &str = "QueryPartnerCredit";
+
+impl TestApp {
+    async fn get_keyed(&self, path: &str, key: &str) -> Reply {
+        self.send(self.client.get(self.url(path)).bearer_auth(key))
+            .await
+    }
+
+    /// A GET with the test suite's key (every scope).
+    async fn read(&self, path: &str) -> Reply {
+        self.get_keyed(path, &self.api_key).await
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_viewers_of_forty_customers_take_a_few_batched_calls() {
+    let mut options = Options::default();
+    // Every read goes upstream: only batching can keep the calls down.
+    options.settings.reads.cache_ms = 0;
+    // The setup's 40 allocations, quickly.
+    options.settings.quotas.credit_per_second = 50;
+    options.sandbox_quotas = vec![("AllocateCustomerCredit", 50)];
+    let app = spawn_app_with(options).await;
+    // Each customer holds a different amount, so a reader given another's entry is caught.
+    let customers = &SEEDED_CUSTOMERS[..40];
+    for (i, uin) in customers.iter().enumerate() {
+        let reply = app
+            .post_credit(&uin.to_string(), json!({"amount": i + 1}))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let before = app.sandbox.stats().action(BY_UIN).received;
+    assert_eq!(before, 0);
+    let reads = (0..200).map(|i| {
+        let uin = customers[i % customers.len()];
+        let app = &app;
+        async move { (uin, app.read(&format!("/customers/{uin}/credit")).await) }
+    });
+    let reads = futures_util::future::join_all(reads).await;
+    let ledger = app.sandbox.ledger();
+    for (uin, reply) in &reads {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let body = reply.json();
+        let account = ledger.customers.iter().find(|c| c.uin == *uin).unwrap();
+        assert_eq!(body["uin"], uin.to_string());
+        assert_eq!(body["totalCredit"], account.total_credit, "{uin}");
+        assert_eq!(body["remainingCredit"], account.remaining_credit, "{uin}");
+        assert!(reply.header("etag").is_some());
+    }
+    let stats = app.sandbox.stats().action(BY_UIN);
+    eprintln!(
+        "{} QueryCreditByUinList for 200 reads: {:?}",
+        stats.received, stats.per_second
+    );
+    assert!(
+        stats.received <= 10,
+        "{} calls for 200 reads",
+        stats.received
+    );
+    assert!(stats.max_per_second <= 5, "{:?}", stats.per_second);
+    assert_eq!(stats.rate_limited, 0);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_partner_credit_reads_share_at_most_two_calls() {
+    let app = spawn_app().await;
+    let reads = (0..50).map(|_| app.read("/partner/credit"));
+    let reads = futures_util::future::join_all(reads).await;
+    let ledger = app.sandbox.ledger();
+    for reply in &reads {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(
+            reply.json()["remainingCredit"],
+            ledger.partner_remaining_credit
+        );
+    }
+    let calls = app.sandbox.stats().action(PARTNER).received;
+    assert!(calls <= 2, "{calls} calls for 50 reads");
+}
+
+#[tokio::test]
+async fn an_allocation_is_read_back_at_once_and_etags_give_304() {
+    let mut options = Options::default();
+    options.settings.reads.cache_ms = 60_000;
+    let app = spawn_app_with(options).await;
+    let path = format!("/customers/{CUSTOMER}/credit");
+    let partner_before = app.read("/partner/credit").await.json();
+    let first = app.read(&path).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let etag = first.header("etag").unwrap().to_owned();
+    // Cached: the same answer, no new call, and 304 for the holder of its ETag.
+    let again = app
+        .send(
+            app.client
+                .get(app.url(&path))
+                .bearer_auth(&app.api_key)
+                .header("if-none-match", &etag),
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert_eq!(app.sandbox.stats().action(BY_UIN).received, 1);
+    // An allocation through the gateway is visible at once, cache or not.
+    let allocated = app.post_credit(CUSTOMER, json!({"amount": 12.5})).await;
+    assert_eq!(allocated.status, 200, "{}", allocated.text);
+    let after = app
+        .send(
+            app.client
+                .get(app.url(&path))
+                .bearer_auth(&app.api_key)
+                .header("if-none-match", &etag),
+        )
+        .await;
+    assert_eq!(after.status, 200);
+    assert_eq!(after.json()["totalCredit"], allocated.json()["totalCredit"]);
+    assert_ne!(after.header("etag").unwrap(), etag);
+    let partner_after = app.read("/partner/credit").await.json();
+    assert_eq!(
+        partner_after["allocatedCredit"].as_f64().unwrap(),
+        partner_before["allocatedCredit"].as_f64().unwrap() + 12.5,
+        "the partner's credit is read back at once too"
+    );
+}
+
+#[tokio::test]
+async fn a_uin_tencent_does_not_list_is_404_and_a_bad_one_422() {
+    let app = spawn_app().await;
+    let unknown = app.read("/customers/12345/credit").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    let bad = app.read("/customers/0123/credit").await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert_eq!(bad.fields(), ["uin"]);
+    assert_eq!(
+        app.sandbox.stats().action(BY_UIN).received,
+        1,
+        "only the valid UIN went upstream"
+    );
+}
+
+#[tokio::test]
+async fn scopes_read_and_write_are_separate() {
+    let reader = api_key::generate();
+    let writer = api_key::generate();
+    let mut options = Options::default();
+    options.settings.auth.api_keys.extend([
+        test_key_entry("reader", &reader, &["customers:read"]),
+        test_key_entry("writer", &writer, &["invitations:send", "credit:allocate"]),
+    ]);
+    let app = spawn_app_with(options).await;
+    let reads = [
+        format!("/customers/{CUSTOMER}/credit"),
+        "/partner/credit".to_owned(),
+    ];
+    let mut seen = BTreeMap::new();
+    for path in &reads {
+        seen.insert(
+            (path.clone(), "writer"),
+            app.get_keyed(path, &writer).await.status,
+        );
+        seen.insert(
+            (path.clone(), "reader"),
+            app.get_keyed(path, &reader).await.status,
+        );
+    }
+    let invite = |key: &str| {
+        app.client
+            .post(app.url("/customers/invitations"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(json!({"email": "scopes@example.com"}).to_string())
+    };
+    let allocate = |key: &str| {
+        app.client
+            .post(app.url(&format!("/customers/{CUSTOMER}/credit")))
+            .bearer_auth(key)
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+            .header("content-type", "application/json")
+            .body(json!({"amount": 1}).to_string())
+    };
+    seen.insert(
+        ("invite".into(), "reader"),
+        app.send(invite(&reader)).await.status,
+    );
+    seen.insert(
+        ("allocate".into(), "reader"),
+        app.send(allocate(&reader)).await.status,
+    );
+    for path in &reads {
+        assert_eq!(
+            seen[&(path.clone(), "writer")],
+            403,
+            "{path} without customers:read"
+        );
+        assert_eq!(
+            seen[&(path.clone(), "reader")],
+            200,
+            "{path} with customers:read"
+        );
+    }
+    assert_eq!(seen[&("invite".into(), "reader")], 403);
+    assert_eq!(seen[&("allocate".into(), "reader")], 403);
+}
+
+#[tokio::test]
+async fn readers_beyond_what_the_quota_can_batch_are_refused_not_left_waiting() {
+    let app = spawn_app().await;
+    // 5 calls a second for 2 s of waiting, 50 UINs each: about 550 UINs at once. 2000 distinct
+    // ones (not customers: 404 for those served) leave many that no call can take.
+    let reads = (0..2000u64).map(|i| {
+        let app = &app;
+        async move {
+            app.read(&format!("/customers/{}/credit", 900_000_000_000 + i))
+                .await
+        }
+    });
+    let started = std::time::Instant::now();
+    let replies = futures_util::future::join_all(reads).await;
+    let mut statuses = BTreeMap::new();
+    for reply in &replies {
+        *statuses.entry(reply.status).or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses.keys().copied().collect::<Vec<_>>(),
+        [404, 429],
+        "{statuses:?}"
+    );
+    // Answered within the quota's wait budget and a call, far from the request deadline (30 s).
+    assert!(started.elapsed().as_secs() < 15, "{:?}", started.elapsed());
+    let stats = app.sandbox.stats().action(BY_UIN);
+    assert!(stats.max_per_second <= 5, "{:?}", stats.per_second);
+}
