@@ -152,13 +152,16 @@ pub fn build(
             history_margin_ms: settings.credit.history_margin_ms,
             remark_caller: settings.auth.remark_caller,
             marker_secret: settings.credit.marker_secret.clone(),
-            history_timeout: settings.upstream.timeout(),
+            // A page may wait its whole quota budget for a slot, then take one attempt's time:
+            // with the deadline at the attempt's time alone, reads crowding the quota would
+            // leave no slot near enough, and nothing would settle.
+            history_timeout: settings.quotas.max_wait() + settings.upstream.timeout(),
             history_max_pages: settings.credit.history_max_pages,
         },
     ));
     let reads = Arc::new(crate::reads::Reads::new(
         tencent.clone(),
-        settings.reads.cache(),
+        &settings.reads,
         settings.server.request_timeout(),
     ));
     if let Some((records, capacity)) = store.fill() {

@@ -211,11 +211,16 @@ pub struct ReadSettings {
     /// How long a read answer (a customer's credit, the partner's) is reused; 0 turns the cache
     /// off. An allocation through the gateway drops what it changes at once.
     pub cache_ms: u64,
+    /// Most UINs one `QueryCreditByUinList` carries (1 to 50; 1 turns batching off).
+    pub batch_size: usize,
 }
 
 impl Default for ReadSettings {
     fn default() -> Self {
-        Self { cache_ms: 1000 }
+        Self {
+            cache_ms: 1000,
+            batch_size: 50,
+        }
     }
 }
 

@@ -69,6 +69,24 @@ pub fn has_marker_syntax(remark: &str) -> bool {
     remark.to_ascii_lowercase().contains(PREFIX)
 }
 
+/// `remark` without the gateway's marker at its end (and the space before it), as a person
+/// reads it.
+pub fn strip(remark: &str) -> &str {
+    let Some(at) = remark.rfind(PREFIX) else {
+        return remark;
+    };
+    let marker = &remark[at..];
+    let well_formed = marker.len() == PREFIX.len() + 33
+        && marker.ends_with(']')
+        && marker[PREFIX.len()..marker.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit());
+    if !well_formed {
+        return remark;
+    }
+    remark[..at].strip_suffix(' ').unwrap_or(&remark[..at])
+}
+
 /// Whether `remark` ends with `marker` as its own last word, where the gateway puts it.
 pub fn ends_with(remark: &str, marker: &str) -> bool {
     remark == marker
@@ -115,5 +133,17 @@ mod tests {
         assert!(has_marker_syntax("pay [pgw:abc]"));
         assert!(has_marker_syntax("[PGW:"));
         assert!(!has_marker_syntax("pgw: fine [pg w:"));
+    }
+
+    #[test]
+    fn strip_takes_off_the_marker_only() {
+        let secret = MarkerKey::new(b"0123456789abcdef0123456789abcdef");
+        let marker = secret.marker("key", 800000232018, 100);
+        assert_eq!(strip(&format!("Q3 top-up {marker}")), "Q3 top-up");
+        assert_eq!(strip(&marker), "");
+        assert_eq!(strip("no marker"), "no marker");
+        // Not the gateway's (a person typed it, or it is cut): left as it is.
+        assert_eq!(strip("see [pgw:abc]"), "see [pgw:abc]");
+        assert_eq!(strip(&marker[..20]), &marker[..20]);
     }
 }

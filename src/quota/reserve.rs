@@ -26,6 +26,21 @@ impl Quotas {
         max_wait: Duration,
         lead: Duration,
     ) -> Result<Ticket, QuotaError> {
+        self.reserve_leaving(action, max_wait, lead, 0).await
+    }
+
+    /// Like [`Quotas::reserve`], for a call that may fill each window only up to `headroom`
+    /// slots short of the quota: those stay for calls of a higher priority (with a horizon
+    /// shorter than theirs, see [`crate::tencent::Priority`]), which then find a slot in the
+    /// nearest window however many of these come. At least one slot is always usable.
+    pub async fn reserve_leaving(
+        &self,
+        action: &'static str,
+        max_wait: Duration,
+        lead: Duration,
+        headroom: u32,
+    ) -> Result<Ticket, QuotaError> {
+        let below = |limit: u32| limit.saturating_sub(headroom).max(1);
         let quota = self.action(action);
         let earliest = lead.min(max_wait);
         // With Redis the ticket's slack also covers the Redis round trip (see the module docs).
@@ -50,7 +65,7 @@ impl Quotas {
             quota.effective.store(limit, Ordering::Relaxed);
             quota.guard_us.store(guard_us, Ordering::Relaxed);
             let rule = Rule {
-                limit,
+                limit: below(limit),
                 window_us: 1_000_000 + guard_us,
             };
             return self.reserve_in(
@@ -65,7 +80,7 @@ impl Quotas {
         let timing = fleet.membership.lock().timing();
         let asked = Instant::now();
         let args = ReserveArgs {
-            configured: quota.configured,
+            configured: below(quota.configured),
             guard_us,
             rtt_lo_us,
             max_wait,

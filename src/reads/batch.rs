@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::{CustomerCredit, Fetched};
 use crate::problem::{ApiError, ProblemType};
 use crate::tencent::actions::{CreditOfUin, QueryCreditByUinList};
-use crate::tencent::{CallContext, TencentClient};
+use crate::tencent::{CallContext, Priority, TencentClient};
 
 /// Tencent's limit on `UinList`.
 pub const MAX_UINS: usize = 50;
@@ -38,11 +38,11 @@ struct Pending {
 }
 
 impl Pending {
-    /// Up to [`MAX_UINS`] UINs, oldest first, with their readers; a UIN whose readers all
-    /// hung up is not sent.
-    fn take_batch(&mut self) -> Batch {
+    /// Up to `size` UINs, oldest first, with their readers; a UIN whose readers all hung up is
+    /// not sent.
+    fn take_batch(&mut self, size: usize) -> Batch {
         let mut batch = Vec::new();
-        while batch.len() < MAX_UINS && !self.order.is_empty() {
+        while batch.len() < size && !self.order.is_empty() {
             let uin = self.order.remove(0);
             let Some(mut readers) = self.readers.remove(&uin) else {
                 continue;
@@ -57,9 +57,9 @@ impl Pending {
 
     /// After a call failed before taking its UINs: the readers the calls still waiting cannot
     /// take (newest first), to be answered with that failure rather than left waiting.
-    fn overflow(&mut self) -> Vec<oneshot::Sender<Reply>> {
+    fn overflow(&mut self, size: usize) -> Vec<oneshot::Sender<Reply>> {
         let mut orphans = Vec::new();
-        while self.order.len() > self.waiting * MAX_UINS {
+        while self.order.len() > self.waiting * size {
             let uin = self.order.pop().expect("longer than a bound");
             orphans.extend(self.readers.remove(&uin).unwrap_or_default());
         }
@@ -70,14 +70,17 @@ impl Pending {
 #[derive(Debug)]
 pub struct Batcher {
     tencent: Arc<TencentClient>,
+    /// Most UINs a call carries (`reads.batch_size`).
+    size: usize,
     timeout: Duration,
     pending: Arc<Mutex<Pending>>,
 }
 
 impl Batcher {
-    pub fn new(tencent: Arc<TencentClient>, timeout: Duration) -> Self {
+    pub fn new(tencent: Arc<TencentClient>, size: usize, timeout: Duration) -> Self {
         Self {
             tencent,
+            size: size.clamp(1, MAX_UINS),
             timeout,
             pending: Arc::new(Mutex::new(Pending::default())),
         }
@@ -94,7 +97,7 @@ impl Batcher {
                 pending.order.push(uin);
             }
             pending.readers.get_mut(&uin).expect("just added").push(tx);
-            let start = pending.waiting == 0 || pending.order.len() > pending.waiting * MAX_UINS;
+            let start = pending.waiting == 0 || pending.order.len() > pending.waiting * self.size;
             if start {
                 pending.waiting += 1;
             }
@@ -104,6 +107,7 @@ impl Batcher {
             tokio::spawn(flight(
                 self.tencent.clone(),
                 self.pending.clone(),
+                self.size,
                 self.timeout,
             ));
         }
@@ -122,13 +126,19 @@ impl Batcher {
 }
 
 /// One `QueryCreditByUinList`: waits for its slot, takes its UINs, answers their readers.
-async fn flight(tencent: Arc<TencentClient>, pending: Arc<Mutex<Pending>>, timeout: Duration) {
-    let ctx = CallContext::new(uuid::Uuid::new_v4().to_string(), Instant::now() + timeout);
+async fn flight(
+    tencent: Arc<TencentClient>,
+    pending: Arc<Mutex<Pending>>,
+    size: usize,
+    timeout: Duration,
+) {
+    let ctx = CallContext::new(uuid::Uuid::new_v4().to_string(), Instant::now() + timeout)
+        .with_priority(Priority::Interactive);
     let taken: Mutex<Option<Batch>> = Mutex::new(None);
     let build = || {
         let mut pending = pending.lock();
         pending.waiting -= 1;
-        let batch = pending.take_batch();
+        let batch = pending.take_batch(size);
         if batch.is_empty() {
             return None;
         }
@@ -180,7 +190,7 @@ async fn flight(tencent: Arc<TencentClient>, pending: Arc<Mutex<Pending>>, timeo
             let orphans = {
                 let mut pending = pending.lock();
                 pending.waiting -= 1;
-                pending.overflow()
+                pending.overflow(size)
             };
             let problem = ApiError::from_call(error);
             for reader in orphans {

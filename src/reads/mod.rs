@@ -70,10 +70,14 @@ pub struct Reads {
 }
 
 impl Reads {
-    pub fn new(tencent: Arc<TencentClient>, cache_for: Duration, timeout: Duration) -> Self {
+    pub fn new(
+        tencent: Arc<TencentClient>,
+        settings: &crate::config::ReadSettings,
+        timeout: Duration,
+    ) -> Self {
         Self {
-            cache_for,
-            credits: batch::Batcher::new(tencent.clone(), timeout),
+            cache_for: settings.cache(),
+            credits: batch::Batcher::new(tencent.clone(), settings.batch_size, timeout),
             partner: single::SingleFlight::new(tencent, timeout),
             cache: Mutex::new(Cache::default()),
         }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::{Fetched, ReadResult};
 use crate::problem::ApiError;
 use crate::tencent::actions::{PartnerCredit, QueryPartnerCredit};
-use crate::tencent::{CallContext, TencentClient};
+use crate::tencent::{CallContext, Priority, TencentClient};
 
 /// The readers of one call in flight.
 type Flight<T> = Arc<Mutex<Vec<oneshot::Sender<ReadResult<T>>>>>;
@@ -63,7 +63,8 @@ impl SingleFlight<PartnerCredit> {
                 (self.tencent.clone(), self.timeout, self.current.clone());
             tokio::spawn(async move {
                 let ctx =
-                    CallContext::new(uuid::Uuid::new_v4().to_string(), Instant::now() + timeout);
+                    CallContext::new(uuid::Uuid::new_v4().to_string(), Instant::now() + timeout)
+                        .with_priority(Priority::Interactive);
                 let result = tencent
                     .call(&QueryPartnerCredit {}, &ctx)
                     .await

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(credit::allocate_credit))
         .routes(routes!(reads::customer_credit))
         .routes(routes!(reads::partner_credit))
+        .routes(routes!(reads::credit_allocations))
         .routes(routes!(probes::livez))
         .routes(routes!(probes::readyz))
         .routes(routes!(scrape::metrics))

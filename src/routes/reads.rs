@@ -2,7 +2,7 @@
 //! `GET /partner/credit` → `QueryPartnerCredit` (coalesced), both cached for `reads.cache_ms`
 //! with `Age`, `ETag` and `If-None-Match`. The merging is [`crate::reads`]'s business.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
@@ -15,6 +15,8 @@ use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::reads::{Fetched, etag};
 use crate::state::AppState;
+use crate::tencent::Priority;
+use crate::tencent::actions::QueryCreditAllocationHistory;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -192,4 +194,152 @@ pub async fn partner_credit(
     }
     .await;
     super::answered(result, Subject::default())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocationsResponse {
+    pub uin: String,
+    /// How many allocations Tencent lists for the customer in all.
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+    pub allocations: Vec<AllocationEntry>,
+    /// Tencent's `RequestId`.
+    pub request_id: String,
+}
+
+/// One allocation, as Tencent's history lists it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"allocatedAt": "2026-12-06 03:10:00", "operator": "100000000001", "amount": 100.5, "totalCredit": 100.5, "remainingCredit": 100.5, "remark": "Q3 top-up", "viaGateway": true}))]
+pub struct AllocationEntry {
+    /// `YYYY-MM-DD HH:MM:SS`, as Tencent writes it.
+    pub allocated_at: String,
+    pub operator: String,
+    /// This allocation's amount (negative: taken back).
+    pub amount: Option<f64>,
+    /// The customer's total credit after it.
+    pub total_credit: Option<f64>,
+    /// The customer's available credit after it.
+    pub remaining_credit: Option<f64>,
+    /// The remark, without the gateway's marker.
+    pub remark: String,
+    /// Whether the gateway made it (its remark carried the gateway's marker).
+    pub via_gateway: bool,
+}
+
+/// `page` (from 1, at most 1000) and `pageSize` (1 to 100, default 20), each named when wrong.
+fn paging(query: Option<&str>) -> Result<(u64, u64), ApiError> {
+    let (mut page, mut size) = (1, 20);
+    let mut errors = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let (slot, max) = match name.as_ref() {
+            "page" => (&mut page, 1000),
+            "pageSize" => (&mut size, 100),
+            _ => {
+                errors.push(FieldError::new(
+                    name.into_owned(),
+                    "is not a parameter of this route",
+                ));
+                continue;
+            }
+        };
+        match value.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) && !value.starts_with('0') => *slot = n,
+            _ => errors.push(FieldError::new(
+                name.into_owned(),
+                format!("must be a whole number from 1 to {max}"),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok((page, size))
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// A customer's credit allocations, newest first as Tencent lists them.
+///
+/// These reads share `QueryCreditAllocationHistory`'s quota (5/s) with the gateway's own
+/// settling of allocations whose outcome is unknown, which always goes first: a read takes a
+/// slot only within half of `quotas.max_wait_ms` and gets 429 beyond it.
+#[utoipa::path(
+    get,
+    path = "/customers/{uin}/credit/allocations",
+    tag = "customers",
+    security(("bearer" = ["customers:read"])),
+    params(
+        ("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros, 1 to 18446744073709551615", example = "800000232018", pattern = "^[1-9][0-9]{0,19}$"),
+        ("page" = Option<u64>, Query, description = "Page, from 1 (at most 1000)", minimum = 1, maximum = 1000),
+        ("pageSize" = Option<u64>, Query, description = "Allocations per page, 1 to 100 (default 20)", minimum = 1, maximum = 100),
+    ),
+    responses(
+        (status = 200, description = "One page of the customer's allocations", body = AllocationsResponse),
+        (status = 403, description = "`insufficient-scope`: the caller lacks `customers:read`. `customer-not-authorized`: the customer is not bound to this partner", body = Problem, content_type = "application/problem+json"),
+        ForwardingProblems,
+    )
+)]
+#[tracing::instrument(name = "credit_allocations", skip_all)]
+pub async fn credit_allocations(
+    _reader: Authorized<ReadsCustomers>,
+    State(app): State<AppState>,
+    Path(uin): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut subject = Subject::default();
+    let result = async {
+        let uin = ClientUin::parse(&uin)
+            .map_err(|m| ApiError::validation(vec![FieldError::new("uin", m)]));
+        let paging = paging(query.as_deref());
+        let (uin, (page, page_size)) = match (uin, paging) {
+            (Ok(uin), Ok(paging)) => (uin.get(), paging),
+            (Err(mut a), Err(b)) => {
+                a.errors.extend(b.errors);
+                return Err(a);
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        subject.about = Some(format!("uin {uin}"));
+        let ctx = app.call_context().with_priority(Priority::Interactive);
+        let action = QueryCreditAllocationHistory {
+            client_uin: uin,
+            page,
+            page_size,
+        };
+        let answer = app
+            .tencent
+            .call(&action, &ctx)
+            .await
+            .map_err(ApiError::from_call)?;
+        let allocations = answer
+            .data
+            .history
+            .into_iter()
+            .map(|h| {
+                let remark = crate::credit::marker::strip(&h.remark).to_owned();
+                AllocationEntry {
+                    via_gateway: remark.len() != h.remark.len(),
+                    remark,
+                    allocated_at: h.allocated_time,
+                    operator: h.operator,
+                    amount: h.credit,
+                    total_credit: h.allocated_credit,
+                    remaining_credit: h.client_credit_after,
+                }
+            })
+            .collect();
+        let body = AllocationsResponse {
+            uin: uin.to_string(),
+            total: answer.data.total,
+            page,
+            page_size,
+            allocations,
+            request_id: answer.request_id,
+        };
+        Ok(axum::Json(body).into_response())
+    }
+    .await;
+    super::answered(result, subject)
 }

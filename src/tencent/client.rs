@@ -34,7 +34,7 @@ mod answer;
 mod depart;
 mod observe;
 
-pub use answer::{Answer, CallContext, Departures, parse_answer, summary};
+pub use answer::{Answer, CallContext, Departures, Priority, parse_answer, summary};
 
 /// How many slots one call may miss (and reserve again) before it is refused.
 const MAX_MISSED_SLOTS: u32 = 3;

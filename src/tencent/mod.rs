@@ -18,5 +18,5 @@ pub const VERSION: &str = "2022-09-28";
 /// The body's media type, sent and signed byte for byte.
 pub const CONTENT_TYPE: &str = "application/json";
 
-pub use client::{Answer, CallContext, TencentClient, summary};
+pub use client::{Answer, CallContext, Priority, TencentClient, summary};
 pub use error::{CallError, Effect, ErrorClass, UpstreamError};

@@ -2,8 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
 use partner_gateway::auth::api_key;
-use partner_gateway::sandbox::SEEDED_CUSTOMERS;
+use partner_gateway::sandbox::{Fault, FaultKind, SEEDED_CUSTOMERS};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -238,4 +242,115 @@ async fn readers_beyond_what_the_quota_can_batch_are_refused_not_left_waiting() 
     assert!(started.elapsed().as_secs() < 15, "{:?}", started.elapsed());
     let stats = app.sandbox.stats().action(BY_UIN);
     assert!(stats.max_per_second <= 5, "{:?}", stats.per_second);
+}
+
+#[tokio::test]
+async fn the_allocation_history_reads_without_markers_and_checks_its_paging() {
+    let app = spawn_app().await;
+    let allocated = app
+        .post_credit(CUSTOMER, json!({"amount": 7.5, "remark": "Q3 top-up"}))
+        .await;
+    assert_eq!(allocated.status, 200, "{}", allocated.text);
+    let page = app
+        .read(&format!(
+            "/customers/{CUSTOMER}/credit/allocations?page=1&pageSize=10"
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let body = page.json();
+    assert_eq!(body["total"], 1);
+    assert_eq!(
+        body["allocations"][0]["remark"], "Q3 top-up",
+        "the marker is taken off"
+    );
+    assert_eq!(body["allocations"][0]["viaGateway"], true);
+    assert_eq!(body["allocations"][0]["amount"], 7.5);
+    let bad = app
+        .read(&format!(
+            "/customers/{CUSTOMER}/credit/allocations?page=0&pageSize=101&sort=x"
+        ))
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert_eq!(bad.fields(), ["page", "pageSize", "sort"]);
+}
+
+const HISTORY: &str = "QueryCreditAllocationHistory";
+
+#[tokio::test]
+async fn reconciliation_settles_while_a_hundred_history_reads_a_second_hit_the_customer() {
+    let mut options = Options::default();
+    options.settings.upstream.timeout_ms = 300;
+    options.settings.credit.settle_ms = 300;
+    options.settings.credit.resolve_interval_ms = 50;
+    let app = Arc::new(spawn_app_with(options).await);
+    // 100 reads a second of the customer's history, from before the allocation to its settling.
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicU64::new(0));
+    let readers = {
+        let (app, stop, refused) = (app.clone(), stop.clone(), refused.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let mut reads = tokio::task::JoinSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let (app, refused) = (app.clone(), refused.clone());
+                reads.spawn(async move {
+                    let path = format!("/customers/{CUSTOMER}/credit/allocations");
+                    let reply = app.read(&path).await;
+                    assert!([200, 429].contains(&reply.status), "{}", reply.text);
+                    if reply.status == 429 {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            while reads.join_next().await.is_some() {}
+        })
+    };
+    // The history quota is saturated: readers are being refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while refused.load(Ordering::Relaxed) < 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reads never filled the quota"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // An allocation whose answer is lost: only the history can settle it.
+    app.fault(Fault::once(
+        Some("AllocateCustomerCredit"),
+        FaultKind::HangAfterExecute { ms: 3_000 },
+    ));
+    let lost = app
+        .post_credit_keyed(CUSTOMER, "lost-under-reads", json!({"amount": 9}))
+        .await;
+    assert_eq!(lost.status, 504, "{}", lost.text);
+    let lost_at = std::time::Instant::now();
+    let metrics = loop {
+        let metrics = app.get("/metrics").await.text;
+        if metrics.contains("gateway_credit_reconciliations_total{result=\"applied\"} 1") {
+            break metrics;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never settled while the reads went on:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("settled {:?} after the loss", lost_at.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    readers.await.unwrap();
+    // Every pass of the resolver found a slot: none failed for want of quota.
+    assert!(
+        !metrics.contains("gateway_credit_reconciliations_total{result=\"failed\"}"),
+        "{metrics}"
+    );
+    let stats = app.sandbox.stats().action(HISTORY);
+    assert!(stats.max_per_second <= 5, "{:?}", stats.per_second);
+    assert_eq!(
+        app.sandbox
+            .stats()
+            .action("AllocateCustomerCredit")
+            .executed,
+        1
+    );
 }

@@ -53,6 +53,7 @@ pub struct CallContext {
     pub request_id: String,
     pub deadline: Instant,
     pub departures: Departures,
+    pub priority: Priority,
 }
 
 impl CallContext {
@@ -61,6 +62,49 @@ impl CallContext {
             request_id,
             deadline,
             departures: Departures::default(),
+            priority: Priority::default(),
+        }
+    }
+
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+}
+
+/// Whom a call serves, where calls of several kinds share an action's quota. A lower priority
+/// may fill each quota window only up to a headroom short of the quota, and reserve only within
+/// a shorter horizon (a share of `quotas.max_wait_ms`): the slots it leaves are the higher
+/// priorities', so however many lower-priority calls come, a higher-priority call finds a slot
+/// in the nearest window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Priority {
+    /// Money safety and the writes (settling an allocation's outcome, allocating): the whole
+    /// wait budget.
+    #[default]
+    Critical,
+    /// A person waiting on a page: half of it.
+    Interactive,
+    /// Work nobody waits on: a quarter.
+    Background,
+}
+
+impl Priority {
+    /// Slots of each window this priority leaves to the higher ones.
+    pub fn headroom(self) -> u32 {
+        match self {
+            Self::Critical => 0,
+            Self::Interactive => 1,
+            Self::Background => 2,
+        }
+    }
+
+    /// The longest a call of this priority may wait for a slot, of `max_wait`.
+    pub fn horizon(self, max_wait: std::time::Duration) -> std::time::Duration {
+        match self {
+            Self::Critical => max_wait,
+            Self::Interactive => max_wait / 2,
+            Self::Background => max_wait / 4,
         }
     }
 }

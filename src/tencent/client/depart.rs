@@ -19,8 +19,9 @@ impl TencentClient {
         ctx: &CallContext,
         quota_wait: &mut Duration,
     ) -> Result<Option<Conn>, CallError> {
-        let max_wait = self
-            .max_wait
+        let max_wait = ctx
+            .priority
+            .horizon(self.max_wait)
             .min(ctx.deadline.saturating_duration_since(Instant::now()));
         // A kept-alive connection leaves at its slot; without one, the slot is taken no sooner
         // than a new connection takes, which is made while the call waits.
@@ -30,7 +31,10 @@ impl TencentClient {
         } else {
             self.wire.lead()
         };
-        let reserved = self.quotas.reserve(A::NAME, max_wait, lead).await;
+        let reserved = self
+            .quotas
+            .reserve_leaving(A::NAME, max_wait, lead, ctx.priority.headroom())
+            .await;
         let ticket = match reserved {
             Ok(ticket) => ticket,
             Err(error) => {
