@@ -26,7 +26,7 @@ use crate::store::{MemoryStore, RedisStore, Store};
 use crate::tencent::TencentClient;
 use crate::tencent::actions::{
     Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail,
-    QueryCreditAllocationHistory, QueryCreditByUinList, QueryPartnerCredit,
+    QueryCreditAllocationHistory, QueryCreditByUinList, QueryCustomersCredit, QueryPartnerCredit,
 };
 
 /// The OpenAPI document, generated from the routes themselves.
@@ -79,6 +79,10 @@ pub fn build(
         (QueryPartnerCredit::NAME, settings.quotas.queries_per_second),
         (
             QueryCreditByUinList::NAME,
+            settings.quotas.queries_per_second,
+        ),
+        (
+            QueryCustomersCredit::NAME,
             settings.quotas.queries_per_second,
         ),
         (

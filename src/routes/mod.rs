@@ -1,6 +1,7 @@
 //! One module per resource, holding its handlers; [`router`] lists them all.
 
 pub mod credit;
+pub mod customers;
 pub mod extract;
 pub mod invitations;
 pub mod probes;
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reads::customer_credit))
         .routes(routes!(reads::partner_credit))
         .routes(routes!(reads::credit_allocations))
+        .routes(routes!(customers::list_customers))
         .routes(routes!(probes::livez))
         .routes(routes!(probes::readyz))
         .routes(routes!(scrape::metrics))

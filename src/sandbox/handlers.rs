@@ -278,6 +278,30 @@ fn execute(
                 serde_json::to_value(state.credits(&uins)).unwrap_or_default(),
             );
         }
+        "QueryCustomersCredit" => {
+            let p = Params::parse(body, &["FilterType", "Filter", "Page", "PageSize", "Order"])?;
+            let filter_type = p.string("FilterType", false)?;
+            let filter = p.string("Filter", false)?;
+            if filter_type.is_some_and(|t| !["ClientUin", "Name", "Remark", "Email"].contains(&t)) {
+                return Err((
+                    "InvalidParameterValue",
+                    "FilterType must be ClientUin, Name, Remark or Email.".into(),
+                ));
+            }
+            let order = p.string("Order", false)?.unwrap_or("desc");
+            if !matches!(order, "asc" | "desc") {
+                return Err(("InvalidParameterValue", "Order must be asc or desc.".into()));
+            }
+            let page = p.uint("Page", false)?.unwrap_or(1).max(1) as usize;
+            let size = p.uint("PageSize", false)?.unwrap_or(10).clamp(1, 100) as usize;
+            let (total, rows) =
+                state.customers_page(filter_type.zip(filter), order == "asc", page, size);
+            out.insert("Total".into(), total.into());
+            out.insert(
+                "Data".into(),
+                serde_json::to_value(rows).unwrap_or_default(),
+            );
+        }
         "QueryPartnerCredit" => {
             Params::parse(body, &[])?;
             let ((allocated, total, remaining), (customers_total, customers_remaining)) =

@@ -89,6 +89,7 @@ impl SandboxConfig {
             ("AllocateCustomerCredit", 5),
             ("QueryCreditAllocationHistory", 5),
             ("QueryCreditByUinList", 5),
+            ("QueryCustomersCredit", 5),
             ("QueryPartnerCredit", 5),
         ]
         .into_iter()

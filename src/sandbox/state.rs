@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+mod customers;
 mod report;
 
 pub use report::{ActionStats, CustomerCredit, HistoryEntry, Ledger, SeenRequest, Stats};

@@ -11,11 +11,12 @@ use crate::tencent::sign;
 /// Most a timestamp may differ from the simulator's clock, as Tencent allows.
 const MAX_SKEW_SECS: i64 = 300;
 
-const ACTIONS: [&str; 5] = [
+const ACTIONS: [&str; 6] = [
     "CreateAndSendClientInvitationMail",
     "AllocateCustomerCredit",
     "QueryCreditAllocationHistory",
     "QueryCreditByUinList",
+    "QueryCustomersCredit",
     "QueryPartnerCredit",
 ];
 

@@ -158,3 +158,48 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 action!(QueryCreditByUinList => CreditsByUin);
+
+/// The partner's customers, filtered and paged (`Page` from 1; `Order` by association time).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryCustomersCredit {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    pub page: u64,
+    pub page_size: u64,
+    pub order: &'static str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomersPage {
+    #[serde(default)]
+    pub total: u64,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub data: Vec<CustomerListed>,
+}
+
+/// One customer as `QueryCustomersCredit` lists it; the SDK models allow any field to be null.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomerListed {
+    pub client_uin: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub email: String,
+    #[serde(default, rename = "Type", deserialize_with = "null_as_default")]
+    pub kind: String,
+    #[serde(default)]
+    pub credit: Option<f64>,
+    #[serde(default)]
+    pub remaining_credit: Option<f64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub association_time: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub remark: String,
+}
+
+action!(QueryCustomersCredit => CustomersPage);

@@ -5,6 +5,7 @@ mod binary;
 mod chaos;
 mod cluster;
 mod credit;
+mod customers;
 mod deploy;
 mod errors;
 mod exactly_once;

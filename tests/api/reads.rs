@@ -163,7 +163,9 @@ async fn scopes_read_and_write_are_separate() {
     let app = spawn_app_with(options).await;
     let reads = [
         format!("/customers/{CUSTOMER}/credit"),
+        format!("/customers/{CUSTOMER}/credit/allocations"),
         "/partner/credit".to_owned(),
+        "/customers".to_owned(),
     ];
     let mut seen = BTreeMap::new();
     for path in &reads {
