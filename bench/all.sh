@@ -3,7 +3,7 @@
 # BENCHMARKS.md reports. Usage: bash bench/all.sh | tee bench-results.txt
 set -euo pipefail
 cd "$(dirname "$0")"
-for b in signing limiter latency precision shedding footprint; do
+for b in signing limiter latency precision shedding footprint reads; do
   bash "$b.sh"
   echo
 done

@@ -2,8 +2,9 @@
 # Reads: N concurrent viewers of M customers' credit (GET /customers/{uin}/credit, a random
 # customer per request) through one gateway, against the simulator with Tencent's real quota
 # (QueryCreditByUinList: 5 calls/s) and 50 ms of upstream latency. Three gateways side by side,
-# alternating rounds: one call per read (reads.batch_size = 1, no cache), batched (50 UINs a
-# call, no cache), batched with the default 1 s cache. The gateway runs on core 1, wrk on core 0.
+# alternating rounds: no batching (reads.batch_size = 1, no cache), batched (50 UINs a
+# call, no cache), batched with the default 1 s cache. (Readers of the same customer always share
+# its call.) The gateway runs on core 1, wrk on core 0.
 # Usage: bash bench/reads.sh   (ROUNDS=3 SECS=10 VIEWERS=100 CUSTOMERS=40)
 source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-3}; SECS=${SECS:-10}; VIEWERS=${VIEWERS:-100}; CUSTOMERS=${CUSTOMERS:-40}
@@ -65,7 +66,7 @@ for name in single batched cached; do
   per_call=$(awk '{print ($8 > 0) ? ($1-$2)/$8 : 0}' "$f" | median)
   p50=$(col "$f" 5); p99=$(col "$f" 6)
   case $name in
-    single) label="one call per read (batch_size 1)" ;;
+    single) label="no batching (batch_size 1)" ;;
     batched) label="batched (50 UINs, no cache)" ;;
     cached) label="batched + cache_ms 1000" ;;
   esac
