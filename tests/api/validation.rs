@@ -278,7 +278,7 @@ async fn max_amount_follows_configuration() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems_too() {
     let app = spawn_app().await;
-    let reply = app.get("/customers").await;
+    let reply = app.get("/customers/800000232018/nothing").await;
     assert_eq!(
         (reply.status, reply.problem_type().as_str()),
         (404, "/problems/not-found")
