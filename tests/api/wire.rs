@@ -478,18 +478,26 @@ async fn a_lower_quota_upstream_is_learned(redis: Option<&TestRedis>, replicas: 
         "{what}: in the 15 s after the first 5: admitted {admitted}, RequestLimitExceeded {refused}; refusals at {:?}",
         s.refused_ms.iter().map(|t| t - first).collect::<Vec<_>>()
     );
+    // A call the host wakes later than its departure slack gives its slot up rather than risk
+    // the window (by design, and counted): on a loaded host those slots go unused.
+    let mut given_up = 0.0;
     for app in &fleet {
+        let text = app.get("/metrics").await.text;
         let effective = metric(
-            &app.get("/metrics").await.text,
+            &text,
             "gateway_quota_effective{tencent_action=\"CreateAndSendClientInvitationMail\"}",
         );
         assert_eq!(effective, 1.0, "{what}: the effective quota in /metrics");
+        given_up += metric_sum(&text, "gateway_quota_late_departures_total", &[INVITE]);
     }
     assert!(
         refused <= 2,
         "{what}: {refused} RequestLimitExceeded after learning"
     );
-    assert!(admitted >= 14, "{what}: {admitted} of 15 possible");
+    assert!(
+        admitted + given_up as usize >= 14,
+        "{what}: {admitted} of 15 possible, {given_up} given up for a late wake-up"
+    );
     assert!(s.max_per_second <= 20);
 }
 
