@@ -21,6 +21,12 @@ impl TestApp {
             .await
     }
 
+    /// A GET with the test suite's key and `If-None-Match: etag`.
+    async fn read_if_none_match(&self, path: &str, etag: &str) -> Reply {
+        let request = self.client.get(self.url(path)).bearer_auth(&self.api_key);
+        self.send(request.header("if-none-match", etag)).await
+    }
+
     /// A GET with the test suite's key (every scope).
     async fn read(&self, path: &str) -> Reply {
         self.get_keyed(path, &self.api_key).await
@@ -104,27 +110,13 @@ async fn an_allocation_is_read_back_at_once_and_etags_give_304() {
     assert_eq!(first.status, 200, "{}", first.text);
     let etag = first.header("etag").unwrap().to_owned();
     // Cached: the same answer, no new call, and 304 for the holder of its ETag.
-    let again = app
-        .send(
-            app.client
-                .get(app.url(&path))
-                .bearer_auth(&app.api_key)
-                .header("if-none-match", &etag),
-        )
-        .await;
+    let again = app.read_if_none_match(&path, &etag).await;
     assert_eq!(again.status, 304);
     assert_eq!(app.sandbox.stats().action(BY_UIN).received, 1);
     // An allocation through the gateway is visible at once, cache or not.
     let allocated = app.post_credit(CUSTOMER, json!({"amount": 12.5})).await;
     assert_eq!(allocated.status, 200, "{}", allocated.text);
-    let after = app
-        .send(
-            app.client
-                .get(app.url(&path))
-                .bearer_auth(&app.api_key)
-                .header("if-none-match", &etag),
-        )
-        .await;
+    let after = app.read_if_none_match(&path, &etag).await;
     assert_eq!(after.status, 200);
     assert_eq!(after.json()["totalCredit"], allocated.json()["totalCredit"]);
     assert_ne!(after.header("etag").unwrap(), etag);
