@@ -136,7 +136,8 @@ impl Settings {
         if self.idempotency.max_entries == 0 {
             return Err(invalid("idempotency.max_entries", "must be greater than 0"));
         }
-        if !(1..=crate::reads::batch::MAX_UINS).contains(&self.reads.batch_size) {
+        // Tencent's limit on QueryCreditByUinList's UinList.
+        if !(1..=50).contains(&self.reads.batch_size) {
             return Err(invalid("reads.batch_size", "must be from 1 to 50"));
         }
         if self.reads.cache_ms > 60_000 {
