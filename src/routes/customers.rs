@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::{Authorized, ReadsCustomers};
+use super::extract::{Authorized, Paging, ReadsCustomers};
 use crate::context::Subject;
 use crate::domain::FieldError;
 use crate::openapi::ForwardingProblems;
@@ -46,8 +46,7 @@ pub struct CustomerSummary {
 /// What `GET /customers` asks Tencent for.
 #[derive(Debug)]
 struct Listing {
-    page: u64,
-    page_size: u64,
+    paging: Paging,
     filter: Option<(&'static str, String)>,
     ascending: bool,
 }
@@ -57,8 +56,7 @@ const FILTER_TYPES: [&str; 4] = ["ClientUin", "Name", "Remark", "Email"];
 /// Parses the query, naming every parameter that is wrong.
 fn listing(query: Option<&str>) -> Result<Listing, ApiError> {
     let mut listing = Listing {
-        page: 1,
-        page_size: 20,
+        paging: Paging::default(),
         filter: None,
         ascending: false,
     };
@@ -66,30 +64,14 @@ fn listing(query: Option<&str>) -> Result<Listing, ApiError> {
     // Given but wrong: named once, for what it is.
     let (mut type_given, mut filter_given) = (false, false);
     let mut errors = Vec::new();
-    let number = |value: &str, max: u64| {
-        value
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=max).contains(n) && !value.starts_with('0'))
-    };
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         type_given |= name == "filterType";
         filter_given |= name == "filter";
+        if let Some(taken) = listing.paging.take(&name, &value) {
+            errors.extend(taken.err());
+            continue;
+        }
         match name.as_ref() {
-            "page" => match number(&value, 1000) {
-                Some(n) => listing.page = n,
-                None => errors.push(FieldError::new(
-                    "page",
-                    "must be a whole number from 1 to 1000",
-                )),
-            },
-            "pageSize" => match number(&value, 100) {
-                Some(n) => listing.page_size = n,
-                None => errors.push(FieldError::new(
-                    "pageSize",
-                    "must be a whole number from 1 to 100",
-                )),
-            },
             "order" => match value.as_ref() {
                 "asc" => listing.ascending = true,
                 "desc" => listing.ascending = false,
@@ -181,8 +163,8 @@ pub async fn list_customers(
         let action = QueryCustomersCredit {
             filter_type,
             filter,
-            page: listing.page,
-            page_size: listing.page_size,
+            page: listing.paging.page,
+            page_size: listing.paging.size,
             order: if listing.ascending { "asc" } else { "desc" },
         };
         let ctx = app.call_context().with_priority(Priority::Interactive);
@@ -208,8 +190,8 @@ pub async fn list_customers(
             .collect();
         let body = CustomersResponse {
             total: answer.data.total,
-            page: listing.page,
-            page_size: listing.page_size,
+            page: listing.paging.page,
+            page_size: listing.paging.size,
             customers,
             request_id: answer.request_id,
         };

@@ -255,3 +255,39 @@ mod tests {
         assert!(!is_json("application/x-www-form-urlencoded"));
     }
 }
+
+/// The paging parameters of the list routes: `page` (from 1, at most 1000) and `pageSize` (1 to
+/// 100, default 20), written in decimal without leading zeros.
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    pub page: u64,
+    pub size: u64,
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Self { page: 1, size: 20 }
+    }
+}
+
+impl Paging {
+    /// Takes one query parameter: `None` when `name` is not a paging parameter, otherwise
+    /// whether its value was good (the error names the field).
+    pub fn take(&mut self, name: &str, value: &str) -> Option<Result<(), FieldError>> {
+        let (slot, max) = match name {
+            "page" => (&mut self.page, 1000),
+            "pageSize" => (&mut self.size, 100),
+            _ => return None,
+        };
+        Some(match value.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) && !value.starts_with('0') => {
+                *slot = n;
+                Ok(())
+            }
+            _ => Err(FieldError::new(
+                name.to_owned(),
+                format!("must be a whole number from 1 to {max}"),
+            )),
+        })
+    }
+}

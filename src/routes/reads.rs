@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::{Authorized, ReadsCustomers};
+use super::extract::{Authorized, Paging, ReadsCustomers};
 use crate::context::Subject;
 use crate::domain::{ClientUin, FieldError};
 use crate::openapi::ForwardingProblems;
@@ -229,32 +229,22 @@ pub struct AllocationEntry {
     pub via_gateway: bool,
 }
 
-/// `page` (from 1, at most 1000) and `pageSize` (1 to 100, default 20), each named when wrong.
+/// `page` and `pageSize` ([`Paging`]), each named when wrong, and nothing else.
 fn paging(query: Option<&str>) -> Result<(u64, u64), ApiError> {
-    let (mut page, mut size) = (1, 20);
+    let mut paging = Paging::default();
     let mut errors = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let (slot, max) = match name.as_ref() {
-            "page" => (&mut page, 1000),
-            "pageSize" => (&mut size, 100),
-            _ => {
-                errors.push(FieldError::new(
-                    name.into_owned(),
-                    "is not a parameter of this route",
-                ));
-                continue;
-            }
-        };
-        match value.parse::<u64>() {
-            Ok(n) if (1..=max).contains(&n) && !value.starts_with('0') => *slot = n,
-            _ => errors.push(FieldError::new(
+        match paging.take(&name, &value) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => errors.push(error),
+            None => errors.push(FieldError::new(
                 name.into_owned(),
-                format!("must be a whole number from 1 to {max}"),
+                "is not a parameter of this route",
             )),
         }
     }
     if errors.is_empty() {
-        Ok((page, size))
+        Ok((paging.page, paging.size))
     } else {
         Err(ApiError::validation(errors))
     }
