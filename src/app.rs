@@ -25,8 +25,9 @@ use crate::state::{AppState, Gateway};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::tencent::TencentClient;
 use crate::tencent::actions::{
-    Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail,
-    QueryCreditAllocationHistory, QueryCreditByUinList, QueryCustomersCredit, QueryPartnerCredit,
+    Action, AllocateCustomerCredit, CreateAndSendClientInvitationMail, DescribeCustomerInfo,
+    QueryCreditAllocationHistory, QueryCreditByUinList, QueryCustomersCredit, QueryInvitationInfo,
+    QueryPartnerCredit,
 };
 
 /// The OpenAPI document, generated from the routes themselves.
@@ -88,6 +89,14 @@ pub fn build(
         (
             QueryCreditAllocationHistory::NAME,
             settings.quotas.queries_per_second,
+        ),
+        (
+            DescribeCustomerInfo::NAME,
+            settings.quotas.lookups_per_second,
+        ),
+        (
+            QueryInvitationInfo::NAME,
+            settings.quotas.lookups_per_second,
         ),
     ];
     let readiness = Arc::new(ReadinessChecks::default());
@@ -167,6 +176,7 @@ pub fn build(
         tencent.clone(),
         &settings.reads,
         settings.server.request_timeout(),
+        redis.clone(),
     ));
     if let Some((records, capacity)) = store.fill() {
         metrics.store_fill(records, capacity);

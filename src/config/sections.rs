@@ -104,8 +104,10 @@ pub struct QuotaSettings {
     pub invitations_per_second: u32,
     /// Tencent's quota for `AllocateCustomerCredit`.
     pub credit_per_second: u32,
-    /// Quota for the read-only credit queries (history, balances).
+    /// Quota for the read-only credit queries (history, balances, the customer list).
     pub queries_per_second: u32,
+    /// Quota for the lookups `DescribeCustomerInfo` and `QueryInvitationInfo` (20/s each).
+    pub lookups_per_second: u32,
     /// Longest a call waits for a quota slot before it is refused with 429.
     pub max_wait_ms: u64,
     /// Floor of the guard: the window is one second plus a guard learned from the path.
@@ -126,6 +128,7 @@ impl Default for QuotaSettings {
             invitations_per_second: 20,
             credit_per_second: 5,
             queries_per_second: 5,
+            lookups_per_second: 20,
             max_wait_ms: 2_000,
             guard_min_ms: 10,
             guard_max_ms: 250,
@@ -208,10 +211,12 @@ impl Default for InvitationSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReadSettings {
-    /// How long a read answer (a customer's credit, the partner's) is reused; 0 turns the cache
-    /// off. An allocation through the gateway drops what it changes at once.
+    /// How long a read answer is reused; 0 turns the cache off. An allocation through the
+    /// gateway makes what it changes stale at once, fleet-wide with Redis.
     pub cache_ms: u64,
-    /// Most UINs one `QueryCreditByUinList` carries (1 to 50; 1 turns batching off).
+    /// Most keys one batched read carries (1 to 100; 1 turns batching off), capped by each
+    /// action's own limit: 50 UINs for `QueryCreditByUinList`, 20 for `DescribeCustomerInfo`,
+    /// 100 tokens for `QueryInvitationInfo`.
     pub batch_size: usize,
 }
 
@@ -219,7 +224,7 @@ impl Default for ReadSettings {
     fn default() -> Self {
         Self {
             cache_ms: 1000,
-            batch_size: 50,
+            batch_size: 100,
         }
     }
 }

@@ -81,6 +81,7 @@ impl Settings {
             ),
             ("quotas.credit_per_second", self.quotas.credit_per_second),
             ("quotas.queries_per_second", self.quotas.queries_per_second),
+            ("quotas.lookups_per_second", self.quotas.lookups_per_second),
         ] {
             if !(1..=100_000).contains(&value) {
                 return Err(invalid(key, "must be between 1 and 100000"));
@@ -136,9 +137,10 @@ impl Settings {
         if self.idempotency.max_entries == 0 {
             return Err(invalid("idempotency.max_entries", "must be greater than 0"));
         }
-        // Tencent's limit on QueryCreditByUinList's UinList.
-        if !(1..=50).contains(&self.reads.batch_size) {
-            return Err(invalid("reads.batch_size", "must be from 1 to 50"));
+        // The largest of Tencent's batch limits (QueryInvitationInfo's 100 tokens); each batched
+        // action takes at most its own limit.
+        if !(1..=100).contains(&self.reads.batch_size) {
+            return Err(invalid("reads.batch_size", "must be from 1 to 100"));
         }
         if self.reads.cache_ms > 60_000 {
             return Err(invalid(

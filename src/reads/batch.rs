@@ -1,13 +1,14 @@
-//! Concurrent reads of single customers' credit, merged into `QueryCreditByUinList` calls of up to
-//! [`MAX_UINS`] UINs.
+//! Concurrent reads of single things (a customer's credit, a customer's profile, an invitation)
+//! merged into one upstream call that lists many of them ([`Batched`]).
 //!
-//! A reader adds its UIN to the pending set. A call is started when none is waiting for its
-//! quota slot, or when the pending UINs would overflow the calls already waiting. Each call takes
-//! its UINs from the pending set only when it leaves (see
+//! A reader adds its key to the pending set. A call is started when none is waiting for its
+//! quota slot, or when the pending keys would overflow the calls already waiting. Each call
+//! takes its keys from the pending set only when it leaves (see
 //! [`TencentClient::call_built`]), so a batch holds everything asked for until its slot came; a
 //! call that finds nothing left gives its slot up unsent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,88 +16,124 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{CustomerCredit, Fetched};
+use super::Fetched;
 use crate::problem::{ApiError, ProblemType};
-use crate::tencent::actions::{CreditOfUin, QueryCreditByUinList};
+use crate::tencent::actions::Action;
 use crate::tencent::{CallContext, Priority, TencentClient};
 
-/// Tencent's limit on `UinList`.
-pub const MAX_UINS: usize = 50;
+/// A read action that lists many keys in one call.
+pub trait Batched: Send + Sync + 'static {
+    type Key: Ord + Hash + Clone + Send + Sync + std::fmt::Debug + 'static;
+    type Item: Clone + Send + Sync + std::fmt::Debug + 'static;
+    type Action: Action + 'static;
+    /// Tencent's limit on keys per call.
+    const MAX: usize;
+    fn request(keys: Vec<Self::Key>) -> Self::Action;
+    /// The answer's entries by key.
+    fn entries(answer: <Self::Action as Action>::Response) -> Entries<Self>;
+}
 
-type Reply = Result<Option<Fetched<CustomerCredit>>, ApiError>;
+/// An answer's entries by key: an entry Tencent could not fill fails only its readers.
+pub type Entries<B> = Vec<(<B as Batched>::Key, Result<<B as Batched>::Item, ApiError>)>;
 
-/// UINs of one batch, each with its readers.
-type Batch = Vec<(u64, Vec<oneshot::Sender<Reply>>)>;
+/// A reader's answer: `None` when Tencent did not list the key.
+pub type Reply<T> = Result<Fetched<Option<T>>, ApiError>;
 
-#[derive(Debug, Default)]
-struct Pending {
-    /// Readers by UIN, in the order the UINs were first asked for.
-    readers: BTreeMap<u64, Vec<oneshot::Sender<Reply>>>,
-    order: Vec<u64>,
-    /// Calls started that have not taken their UINs yet.
+type Readers<B> = Vec<oneshot::Sender<Reply<<B as Batched>::Item>>>;
+
+/// Keys of one batch, each with its readers.
+type Batch<B> = Vec<(<B as Batched>::Key, Readers<B>)>;
+
+struct Pending<B: Batched> {
+    /// Readers by key, in the order the keys were first asked for.
+    readers: BTreeMap<B::Key, Readers<B>>,
+    order: std::collections::VecDeque<B::Key>,
+    /// Calls started that have not taken their keys yet.
     waiting: usize,
 }
 
-impl Pending {
-    /// Up to `size` UINs, oldest first, with their readers; a UIN whose readers all hung up is
+impl<B: Batched> Default for Pending<B> {
+    fn default() -> Self {
+        Self {
+            readers: BTreeMap::new(),
+            order: std::collections::VecDeque::new(),
+            waiting: 0,
+        }
+    }
+}
+
+impl<B: Batched> Pending<B> {
+    /// Up to `size` keys, oldest first, with their readers; a key whose readers all hung up is
     /// not sent.
-    fn take_batch(&mut self, size: usize) -> Batch {
+    fn take_batch(&mut self, size: usize) -> Batch<B> {
         let mut batch = Vec::new();
-        while batch.len() < size && !self.order.is_empty() {
-            let uin = self.order.remove(0);
-            let Some(mut readers) = self.readers.remove(&uin) else {
+        while batch.len() < size {
+            let Some(key) = self.order.pop_front() else {
+                break;
+            };
+            let Some(mut readers) = self.readers.remove(&key) else {
                 continue;
             };
             readers.retain(|r| !r.is_closed());
             if !readers.is_empty() {
-                batch.push((uin, readers));
+                batch.push((key, readers));
             }
         }
         batch
     }
 
-    /// After a call failed before taking its UINs: the readers the calls still waiting cannot
+    /// After a call failed before taking its keys: the readers the calls still waiting cannot
     /// take (newest first), to be answered with that failure rather than left waiting.
-    fn overflow(&mut self, size: usize) -> Vec<oneshot::Sender<Reply>> {
+    fn overflow(&mut self, size: usize) -> Readers<B> {
         let mut orphans = Vec::new();
         while self.order.len() > self.waiting * size {
-            let uin = self.order.pop().expect("longer than a bound");
-            orphans.extend(self.readers.remove(&uin).unwrap_or_default());
+            let key = self.order.pop_back().expect("longer than a bound");
+            orphans.extend(self.readers.remove(&key).unwrap_or_default());
         }
         orphans
     }
 }
 
-#[derive(Debug)]
-pub struct Batcher {
+pub struct Batcher<B: Batched> {
     tencent: Arc<TencentClient>,
-    /// Most UINs a call carries (`reads.batch_size`).
+    /// Most keys a call carries.
     size: usize,
     timeout: Duration,
-    pending: Arc<Mutex<Pending>>,
+    pending: Arc<Mutex<Pending<B>>>,
 }
 
-impl Batcher {
+impl<B: Batched> std::fmt::Debug for Batcher<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("action", &B::Action::NAME)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl<B: Batched> Batcher<B> {
+    /// `size` is clamped to 1..=[`Batched::MAX`] (1 turns batching off).
     pub fn new(tencent: Arc<TencentClient>, size: usize, timeout: Duration) -> Self {
         Self {
             tencent,
-            size: size.clamp(1, MAX_UINS),
+            size: size.clamp(1, B::MAX),
             timeout,
             pending: Arc::new(Mutex::new(Pending::default())),
         }
     }
 
-    /// `uin`'s credit, from the next batch that leaves. `None`: Tencent did not list it.
-    pub async fn credit(&self, uin: u64) -> Reply {
+    /// `key`'s entry, from the next batch that leaves. `None`: Tencent did not list it.
+    pub async fn get(&self, key: B::Key) -> Reply<B::Item> {
         let deadline = Instant::now() + self.timeout + crate::context::ANSWER_GRACE;
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut pending = self.pending.lock();
-            let readers = pending.readers.entry(uin).or_default();
-            if readers.is_empty() {
-                pending.order.push(uin);
+            let readers = pending.readers.entry(key.clone()).or_default();
+            let first = readers.is_empty();
+            readers.push(tx);
+            if first {
+                pending.order.push_back(key);
             }
-            pending.readers.get_mut(&uin).expect("just added").push(tx);
             let start = pending.waiting == 0 || pending.order.len() > pending.waiting * self.size;
             if start {
                 pending.waiting += 1;
@@ -104,12 +141,12 @@ impl Batcher {
             start
         };
         if start {
-            tokio::spawn(flight(
-                self.tencent.clone(),
-                self.pending.clone(),
-                self.size,
-                self.timeout,
-            ));
+            let guard = Departure {
+                pending: self.pending.clone(),
+                size: self.size,
+                taken: false,
+            };
+            tokio::spawn(flight(self.tencent.clone(), guard, self.timeout));
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => reply,
@@ -119,60 +156,96 @@ impl Batcher {
             )),
             Err(_) => Err(ApiError::new(
                 ProblemType::RequestTimeout,
-                "the credit query did not come back in time",
+                format!("{} did not come back in time", B::Action::NAME),
             )),
         }
     }
 }
 
-/// One `QueryCreditByUinList`: waits for its slot, takes its UINs, answers their readers.
-async fn flight(
-    tencent: Arc<TencentClient>,
-    pending: Arc<Mutex<Pending>>,
+/// A started call's claim on the pending set: counted in `waiting` until it takes its keys. If
+/// the call ends without taking them (it failed first, or its task panicked), dropping the claim
+/// uncounts it and answers the readers no call left waiting can take, so none waits for a call
+/// that will never come.
+struct Departure<B: Batched> {
+    pending: Arc<Mutex<Pending<B>>>,
     size: usize,
+    taken: bool,
+}
+
+impl<B: Batched> Departure<B> {
+    fn take(&mut self) -> Batch<B> {
+        let mut pending = self.pending.lock();
+        if !self.taken {
+            self.taken = true;
+            pending.waiting -= 1;
+        }
+        pending.take_batch(self.size)
+    }
+
+    /// Uncounts a call that failed before taking its keys; answers the orphans with `problem`.
+    fn give_up(&mut self, problem: &ApiError) {
+        if self.taken {
+            return;
+        }
+        self.taken = true;
+        let orphans = {
+            let mut pending = self.pending.lock();
+            pending.waiting -= 1;
+            pending.overflow(self.size)
+        };
+        for reader in orphans {
+            let _ = reader.send(Err(problem.clone()));
+        }
+    }
+}
+
+impl<B: Batched> Drop for Departure<B> {
+    fn drop(&mut self) {
+        self.give_up(&ApiError::new(
+            ProblemType::Internal,
+            "the batched read failed",
+        ));
+    }
+}
+
+/// One call: waits for its slot, takes its keys, answers their readers.
+async fn flight<B: Batched>(
+    tencent: Arc<TencentClient>,
+    departure: Departure<B>,
     timeout: Duration,
 ) {
     let ctx = CallContext::new(uuid::Uuid::new_v4().to_string(), Instant::now() + timeout)
         .with_priority(Priority::Interactive);
-    let taken: Mutex<Option<Batch>> = Mutex::new(None);
+    let departure = Mutex::new(departure);
+    let taken: Mutex<Option<Batch<B>>> = Mutex::new(None);
     let build = || {
-        let mut pending = pending.lock();
-        pending.waiting -= 1;
-        let batch = pending.take_batch(size);
+        let batch = departure.lock().take();
         if batch.is_empty() {
             return None;
         }
-        let uin_list = batch.iter().map(|(uin, _)| *uin).collect();
+        let keys = batch.iter().map(|(key, _)| key.clone()).collect();
         *taken.lock() = Some(batch);
-        Some(QueryCreditByUinList { uin_list })
+        Some(B::request(keys))
     };
     let result = tencent.call_built(build, &ctx).await;
     let batch = taken.lock().take();
     match (result, batch) {
         (Ok(Some(answer)), Some(batch)) => {
             let fetched = Instant::now();
-            for (uin, readers) in batch {
-                let listed = answer.data.data.iter().find(|c| c.uin == uin);
-                let reply = match listed {
+            let request_id = answer.request_id;
+            let mut listed: HashMap<B::Key, Result<B::Item, ApiError>> =
+                B::entries(answer.data).into_iter().collect();
+            for (key, readers) in batch {
+                let reply = match listed.remove(&key) {
                     None => Ok(None),
-                    Some(CreditOfUin {
-                        total_credit: Some(total),
-                        remaining_credit: Some(remaining),
-                        ..
-                    }) => Ok(Some(Fetched {
-                        value: CustomerCredit {
-                            uin,
-                            total_credit: *total,
-                            remaining_credit: *remaining,
-                        },
-                        fetched,
-                        request_id: answer.request_id.clone(),
-                    })),
-                    Some(_) => Err(ApiError::new(
-                        ProblemType::UpstreamError,
-                        "Tencent listed this customer without its credit",
-                    )),
-                };
+                    Some(Ok(value)) => Ok(Some(value)),
+                    Some(Err(problem)) => Err(problem),
+                }
+                .map(|value| Fetched {
+                    value,
+                    fetched,
+                    request_id: request_id.clone(),
+                });
                 for reader in readers {
                     let _ = reader.send(reply.clone());
                 }
@@ -184,19 +257,9 @@ async fn flight(
                 let _ = reader.send(Err(problem.clone()));
             }
         }
-        // Failed before it could leave (quota refused, deadline): its UINs are still pending.
+        // Failed before it could leave (quota refused, deadline): its keys are still pending.
         // Those the calls still waiting can take stay; the rest get this failure now.
-        (Err(error), None) => {
-            let orphans = {
-                let mut pending = pending.lock();
-                pending.waiting -= 1;
-                pending.overflow(size)
-            };
-            let problem = ApiError::from_call(error);
-            for reader in orphans {
-                let _ = reader.send(Err(problem.clone()));
-            }
-        }
+        (Err(error), None) => departure.lock().give_up(&ApiError::from_call(error)),
         // Left with nothing to send, or answered without a batch (cannot happen).
         (Ok(_), _) => {}
     }

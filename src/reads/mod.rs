@@ -1,15 +1,26 @@
-//! The read side: Tencent's credit queries served to many viewers from few upstream calls.
+//! The read side: Tencent's queries served to many viewers from few upstream calls.
 //!
-//! - **Batching** ([`batch::Batcher`]): concurrent reads of single customers' credit become one
-//!   `QueryCreditByUinList` of up to 50 UINs. A batch is made when its quota slot comes (the
-//!   client builds the request at departure), so it holds everything asked for until then; with
-//!   the quota idle the first reader's call leaves at once.
-//! - **Coalescing** ([`single::SingleFlight`]): identical concurrent reads share one call.
-//! - **A short cache**: answers are reused for `reads.cache_ms`; an allocation through the gateway
-//!   drops that customer's entry and the partner's at once (read-your-writes on this replica).
+//! - **Batching** ([`batch::Batcher`], [`kinds`]): concurrent reads of single things become one
+//!   call listing many: customers' credit (`QueryCreditByUinList`, 50 UINs), profiles
+//!   (`DescribeCustomerInfo`, 20), invitations (`QueryInvitationInfo`, 100 tokens). A batch is
+//!   made when its quota slot comes (the client builds the request at departure), so it holds
+//!   everything asked for until then; with the quota idle the first reader's call leaves at once.
+//! - **Coalescing and a short cache** ([`memo::Memo`]): identical concurrent reads share one call,
+//!   and its answer is reused for `reads.cache_ms`.
+//! - **Read-your-writes** ([`Versions`]): an answer is reused only by readers that see the
+//!   version it was fetched at. An allocation bumps its customer's version and the partner's on
+//!   this replica and, with Redis, fleet-wide before its caller is answered; every reader of
+//!   something an allocation changes reads the fleet's version first (one `GET`).
+//!
+//! Why versioned keys rather than pub/sub: Redis pub/sub delivers at most once and
+//! asynchronously. A replica whose subscription is reconnecting misses an invalidation without
+//! knowing it, and even a healthy one may get it after the caller, answered 201, has already
+//! read through it. A version read in the same Redis the allocation wrote to is ordered after
+//! that write, so a read that follows a 201 cannot get the older answer on any replica.
 
 pub mod batch;
-pub mod single;
+pub mod kinds;
+pub mod memo;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,8 +30,14 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::problem::ApiError;
-use crate::tencent::TencentClient;
-use crate::tencent::actions::PartnerCredit;
+use crate::redis_link::RedisLink;
+use crate::tencent::actions::{
+    AllocationHistory, CustomerProfile, CustomersPage, InvitationInfo, PartnerCredit,
+    QueryCreditAllocationHistory, QueryCustomersCredit, QueryPartnerCredit,
+};
+use crate::tencent::{CallContext, Priority, TencentClient};
+use batch::Batcher;
+use memo::{Memo, Version};
 
 /// A customer's credit as Tencent listed it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,25 +65,101 @@ impl<T> Fetched<T> {
 /// What a read gives: the answer, or the problem every reader of it gets.
 pub type ReadResult<T> = Result<Fetched<T>, ApiError>;
 
-/// What is cached, and the generations that keep answers older than an allocation out of it:
-/// one lock, so checking a generation and inserting are one step against an allocation's bump.
-#[derive(Debug, Default)]
-struct Cache {
-    credits: HashMap<u64, Fetched<CustomerCredit>>,
-    partner: Option<Fetched<PartnerCredit>>,
-    /// Per customer, bumped by each allocation to it (customers are few; never pruned).
-    customer_generations: HashMap<u64, u64>,
-    /// Bumped by every allocation.
-    partner_generation: u64,
+/// What an answer depends on, for invalidation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Scope {
+    /// A customer's credit and allocations.
+    Customer(u64),
+    /// The partner's credit and the customer list (every allocation changes them).
+    Partner,
+}
+
+/// Versions of what allocations change: this replica's counts, and the fleet's in Redis.
+#[derive(Debug)]
+struct Versions {
+    /// Bumped by each allocation through this replica (customers are few; never pruned).
+    local: Mutex<HashMap<Scope, u64>>,
+    fleet: Option<Arc<RedisLink>>,
+}
+
+/// How long a fleet version outlives the last allocation that bumped it; answers are cached for
+/// at most a minute, so a version that expired and starts again cannot meet an answer of its
+/// earlier life.
+const VERSION_TTL_S: i64 = 86_400;
+
+impl Versions {
+    fn key(link: &RedisLink, scope: Scope) -> String {
+        match scope {
+            Scope::Customer(uin) => link.key(&format!("reads:version:{uin}")),
+            Scope::Partner => link.key("reads:version:partner"),
+        }
+    }
+
+    /// The version a reader sees now. Without Redis (or while it does not answer) only this
+    /// replica's count: another replica's allocation may then be seen up to `reads.cache_ms`
+    /// late; with Redis down, keyed allocations are refused anyway.
+    async fn of(&self, scope: Scope) -> Version {
+        let local = self.local.lock().get(&scope).copied().unwrap_or_default();
+        let fleet = match &self.fleet {
+            Some(link) => {
+                let key = Self::key(link, scope);
+                link.run("reads_version", |mut conn| async move {
+                    redis::cmd("GET")
+                        .arg(key)
+                        .query_async::<Option<u64>>(&mut conn)
+                        .await
+                })
+                .await
+                .ok()
+                .map(Option::unwrap_or_default)
+            }
+            None => None,
+        };
+        (local, fleet)
+    }
+
+    /// An allocation to `uin` happened (or may have): here at once, then fleet-wide.
+    async fn bump(&self, uin: u64) {
+        {
+            let mut local = self.local.lock();
+            *local.entry(Scope::Customer(uin)).or_default() += 1;
+            *local.entry(Scope::Partner).or_default() += 1;
+        }
+        let Some(link) = &self.fleet else { return };
+        for scope in [Scope::Customer(uin), Scope::Partner] {
+            let key = Self::key(link, scope);
+            let bumped = link
+                .run("reads_version", |mut conn| async move {
+                    redis::pipe()
+                        .incr(&key, 1)
+                        .expire(&key, VERSION_TTL_S)
+                        .ignore()
+                        .query_async::<(u64,)>(&mut conn)
+                        .await
+                })
+                .await;
+            if let Err(error) = bumped {
+                tracing::warn!(%error, uin, "other replicas may show this customer's credit from before the allocation for up to reads.cache_ms");
+            }
+        }
+    }
 }
 
 /// The read side's shared state.
 #[derive(Debug)]
 pub struct Reads {
-    cache_for: Duration,
-    credits: batch::Batcher,
-    partner: single::SingleFlight<PartnerCredit>,
-    cache: Mutex<Cache>,
+    tencent: Arc<TencentClient>,
+    timeout: Duration,
+    versions: Versions,
+    credits: Arc<Batcher<kinds::Credits>>,
+    profiles: Arc<Batcher<kinds::Profiles>>,
+    invitations: Arc<Batcher<kinds::Invitations>>,
+    credit_memo: Memo<u64, Option<CustomerCredit>>,
+    profile_memo: Memo<u64, Option<CustomerProfile>>,
+    invitation_memo: Memo<String, Option<InvitationInfo>>,
+    partner_memo: Memo<(), PartnerCredit>,
+    history_memo: Memo<(u64, u64, u64), AllocationHistory>,
+    list_memo: Memo<String, CustomersPage>,
 }
 
 impl Reads {
@@ -74,80 +167,127 @@ impl Reads {
         tencent: Arc<TencentClient>,
         settings: &crate::config::ReadSettings,
         timeout: Duration,
+        fleet: Option<Arc<RedisLink>>,
     ) -> Self {
+        let cache_for = settings.cache();
+        let size = settings.batch_size;
         Self {
-            cache_for: settings.cache(),
-            credits: batch::Batcher::new(tencent.clone(), settings.batch_size, timeout),
-            partner: single::SingleFlight::new(tencent, timeout),
-            cache: Mutex::new(Cache::default()),
+            credits: Arc::new(Batcher::new(tencent.clone(), size, timeout)),
+            profiles: Arc::new(Batcher::new(tencent.clone(), size, timeout)),
+            invitations: Arc::new(Batcher::new(tencent.clone(), size, timeout)),
+            tencent,
+            timeout,
+            versions: Versions {
+                local: Mutex::new(HashMap::new()),
+                fleet,
+            },
+            credit_memo: Memo::new(cache_for),
+            profile_memo: Memo::new(cache_for),
+            invitation_memo: Memo::new(cache_for),
+            partner_memo: Memo::new(cache_for),
+            history_memo: Memo::new(cache_for),
+            list_memo: Memo::new(cache_for),
         }
     }
 
-    fn fresh<T: Clone>(&self, entry: Option<&Fetched<T>>) -> Option<Fetched<T>> {
-        entry
-            .filter(|e| e.fetched.elapsed() < self.cache_for)
-            .cloned()
+    fn context(&self) -> CallContext {
+        CallContext::new(
+            uuid::Uuid::new_v4().to_string(),
+            Instant::now() + self.timeout,
+        )
+        .with_priority(Priority::Interactive)
     }
 
-    /// A customer's credit: from the cache, or from a batched `QueryCreditByUinList`.
-    /// `Ok(None)`: Tencent does not list the UIN (not this partner's customer).
-    pub async fn customer_credit(
-        &self,
-        uin: u64,
-    ) -> Result<Option<Fetched<CustomerCredit>>, ApiError> {
-        let generation = {
-            let cache = self.cache.lock();
-            if let Some(hit) = self.fresh(cache.credits.get(&uin)) {
-                return Ok(Some(hit));
-            }
-            cache.customer_generations.get(&uin).copied()
-        };
-        let fetched = self.credits.credit(uin).await?;
-        if let Some(entry) = &fetched
-            && !self.cache_for.is_zero()
-        {
-            let mut cache = self.cache.lock();
-            // An allocation to this customer since the read began: the answer may predate it.
-            if cache.customer_generations.get(&uin).copied() == generation {
-                cache
-                    .credits
-                    .retain(|_, e| e.fetched.elapsed() < self.cache_for);
-                cache.credits.insert(uin, entry.clone());
-            }
+    /// Runs one call of `action` and keeps its answer with when and by which call it came.
+    fn fetch<A>(&self, action: A) -> impl Future<Output = ReadResult<A::Response>> + use<A>
+    where
+        A: crate::tencent::actions::Action + 'static,
+    {
+        let (tencent, ctx) = (self.tencent.clone(), self.context());
+        async move {
+            tencent
+                .call(&action, &ctx)
+                .await
+                .map(|answer| Fetched {
+                    value: answer.data,
+                    fetched: Instant::now(),
+                    request_id: answer.request_id,
+                })
+                .map_err(ApiError::from_call)
         }
-        Ok(fetched)
     }
 
-    /// The partner's credit: from the cache, or from one `QueryPartnerCredit` shared by every
-    /// concurrent reader.
+    /// A customer's credit, from a batched `QueryCreditByUinList`. `None`: Tencent does not list
+    /// the UIN (not this partner's customer).
+    pub async fn customer_credit(&self, uin: u64) -> ReadResult<Option<CustomerCredit>> {
+        let version = self.versions.of(Scope::Customer(uin)).await;
+        let batcher = self.credits.clone();
+        self.credit_memo
+            .get(uin, version, || async move { batcher.get(uin).await })
+            .await
+    }
+
+    /// A customer's profile, from a batched `DescribeCustomerInfo`. Allocations do not change
+    /// it, so it is never invalidated, only aged.
+    pub async fn customer_profile(&self, uin: u64) -> ReadResult<Option<CustomerProfile>> {
+        let batcher = self.profiles.clone();
+        self.profile_memo
+            .get(
+                uin,
+                Version::default(),
+                || async move { batcher.get(uin).await },
+            )
+            .await
+    }
+
+    /// What became of an invitation link, from a batched `QueryInvitationInfo`.
+    pub async fn invitation(&self, token: String) -> ReadResult<Option<InvitationInfo>> {
+        let batcher = self.invitations.clone();
+        let key = token.clone();
+        self.invitation_memo
+            .get(key, Version::default(), || async move {
+                batcher.get(token).await
+            })
+            .await
+    }
+
+    /// The partner's credit, from one `QueryPartnerCredit` shared by every concurrent reader.
     pub async fn partner_credit(&self) -> ReadResult<PartnerCredit> {
-        let generation = {
-            let cache = self.cache.lock();
-            if let Some(hit) = self.fresh(cache.partner.as_ref()) {
-                return Ok(hit);
-            }
-            cache.partner_generation
-        };
-        let fetched = self.partner.get().await?;
-        if !self.cache_for.is_zero() {
-            let mut cache = self.cache.lock();
-            if cache.partner_generation == generation {
-                cache.partner = Some(fetched.clone());
-            }
-        }
-        Ok(fetched)
+        let version = self.versions.of(Scope::Partner).await;
+        self.partner_memo
+            .get((), version, || self.fetch(QueryPartnerCredit {}))
+            .await
     }
 
-    /// An allocation to `uin` went through the gateway: what was cached of it, and of the
-    /// partner's credit, is stale now, and so is a partner-credit call already under way (its
-    /// own readers keep its answer; readers from now on get a new call).
-    pub fn allocated(&self, uin: u64) {
-        self.partner.detach();
-        let mut cache = self.cache.lock();
-        *cache.customer_generations.entry(uin).or_default() += 1;
-        cache.partner_generation += 1;
-        cache.credits.remove(&uin);
-        cache.partner = None;
+    /// One page of a customer's allocations.
+    pub async fn history(&self, uin: u64, page: u64, size: u64) -> ReadResult<AllocationHistory> {
+        let version = self.versions.of(Scope::Customer(uin)).await;
+        let action = QueryCreditAllocationHistory {
+            client_uin: uin,
+            page,
+            page_size: size,
+        };
+        self.history_memo
+            .get((uin, page, size), version, || self.fetch(action))
+            .await
+    }
+
+    /// One page of the customer list; `key` names the query (equal queries, equal keys).
+    pub async fn customers(
+        &self,
+        key: String,
+        query: QueryCustomersCredit,
+    ) -> ReadResult<CustomersPage> {
+        let version = self.versions.of(Scope::Partner).await;
+        self.list_memo.get(key, version, || self.fetch(query)).await
+    }
+
+    /// An allocation to `uin` went through the gateway (or may have): what was read of it, of
+    /// the partner's credit and of the customer list is stale now, here at once and, with
+    /// Redis, on every replica before this returns. Calls already under way keep their readers;
+    /// readers from now on get new ones.
+    pub async fn allocated(&self, uin: u64) {
+        self.versions.bump(uin).await;
     }
 }
 

@@ -69,7 +69,7 @@ pub async fn allocate_credit(
                 .allocate(&caller, &allocation, key.as_ref(), &ctx)
                 .await;
             // Whatever came of it, what was read of this customer may be stale now.
-            reads.allocated(allocation.uin.get());
+            reads.allocated(allocation.uin.get()).await;
             answer
         });
         match tokio::time::timeout_at(deadline, work).await {

@@ -1,7 +1,7 @@
 //! `GET /customers` → `QueryCustomersCredit`: the partner's customers, filtered and paged.
 
 use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -11,8 +11,7 @@ use crate::domain::FieldError;
 use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
-use crate::tencent::Priority;
-use crate::tencent::actions::QueryCustomersCredit;
+use crate::tencent::actions::{Action, QueryCustomersCredit};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -131,6 +130,9 @@ fn listing(query: Option<&str>) -> Result<Listing, ApiError> {
 }
 
 /// The partner's customers with their credit, newest association first (or `order=asc`).
+///
+/// Identical concurrent queries share one call, and answers are reused for `reads.cache_ms`;
+/// an allocation through the gateway is visible at once.
 #[utoipa::path(
     get,
     path = "/customers",
@@ -142,9 +144,13 @@ fn listing(query: Option<&str>) -> Result<Listing, ApiError> {
         ("filterType" = Option<String>, Query, description = "`ClientUin`, `Name`, `Remark` or `Email`; with `filter`"),
         ("filter" = Option<String>, Query, description = "What to look for (1 to 128 characters); with `filterType`", max_length = 128),
         ("order" = Option<String>, Query, description = "`desc` (default) or `asc`, by association time"),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an answer you hold: 304 when it is still current"),
     ),
     responses(
-        (status = 200, description = "One page of the partner's customers", body = CustomersResponse),
+        (status = 200, description = "One page of the partner's customers", body = CustomersResponse,
+            headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
+        (status = 304, description = "Unchanged since the answer whose `ETag` was sent",
+            headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
         (status = 403, description = "`insufficient-scope`: the caller lacks `customers:read`", body = Problem, content_type = "application/problem+json"),
         ForwardingProblems,
     )
@@ -154,6 +160,7 @@ pub async fn list_customers(
     _reader: Authorized<ReadsCustomers>,
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
+    headers: http::HeaderMap,
 ) -> Response {
     let result = async {
         let listing = listing(query.as_deref())?;
@@ -167,35 +174,38 @@ pub async fn list_customers(
             page_size: listing.paging.size,
             order: if listing.ascending { "asc" } else { "desc" },
         };
-        let ctx = app.call_context().with_priority(Priority::Interactive);
-        let answer = app
-            .tencent
-            .call(&action, &ctx)
-            .await
-            .map_err(ApiError::from_call)?;
-        let customers = answer
+        // Equal queries, equal keys: the request Tencent would get.
+        let key = serde_json::to_string(&action).expect("actions serialize");
+        let fetched = app.reads.customers(key, action).await?;
+        let customers = fetched
+            .value
             .data
-            .data
-            .into_iter()
+            .iter()
             .map(|c| CustomerSummary {
                 uin: c.client_uin.to_string(),
-                name: c.name,
-                email: c.email,
-                kind: c.kind,
+                name: c.name.clone(),
+                email: c.email.clone(),
+                kind: c.kind.clone(),
                 credit: c.credit,
                 remaining_credit: c.remaining_credit,
-                associated_at: c.association_time,
-                remark: c.remark,
+                associated_at: c.association_time.clone(),
+                remark: c.remark.clone(),
             })
             .collect();
         let body = CustomersResponse {
-            total: answer.data.total,
+            total: fetched.value.total,
             page: listing.paging.page,
             page_size: listing.paging.size,
             customers,
-            request_id: answer.request_id,
+            request_id: fetched.request_id.clone(),
         };
-        Ok(axum::Json(body).into_response())
+        let values = serde_json::to_string(&(&body.total, &body.customers)).expect("serializes");
+        Ok(super::reads::cached(
+            &body,
+            &values,
+            (QueryCustomersCredit::NAME, &fetched),
+            &headers,
+        ))
     }
     .await;
     super::answered(result, Subject::default())

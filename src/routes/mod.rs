@@ -4,6 +4,7 @@ pub mod credit;
 pub mod customers;
 pub mod extract;
 pub mod invitations;
+pub mod lookups;
 pub mod probes;
 pub mod problem_pages;
 pub mod reads;
@@ -32,6 +33,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reads::partner_credit))
         .routes(routes!(reads::credit_allocations))
         .routes(routes!(customers::list_customers))
+        .routes(routes!(lookups::customer_profile))
+        .routes(routes!(lookups::invitation))
         .routes(routes!(probes::livez))
         .routes(routes!(probes::readyz))
         .routes(routes!(scrape::metrics))

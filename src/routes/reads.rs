@@ -1,6 +1,7 @@
-//! The read routes: `GET /customers/{uin}/credit` → `QueryCreditByUinList` (batched) and
-//! `GET /partner/credit` → `QueryPartnerCredit` (coalesced), both cached for `reads.cache_ms`
-//! with `Age`, `ETag` and `If-None-Match`. The merging is [`crate::reads`]'s business.
+//! The credit reads: `GET /customers/{uin}/credit` → `QueryCreditByUinList` (batched),
+//! `GET /partner/credit` → `QueryPartnerCredit` and `GET /customers/{uin}/credit/allocations` →
+//! `QueryCreditAllocationHistory` (coalesced), all cached for `reads.cache_ms` with `Age`, `ETag`
+//! and `If-None-Match`. The merging is [`crate::reads`]'s business.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -9,14 +10,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::{Authorized, Paging, ReadsCustomers};
-use crate::context::Subject;
+use crate::context::{Subject, UpstreamCall};
 use crate::domain::{ClientUin, FieldError};
 use crate::openapi::ForwardingProblems;
 use crate::problem::{ApiError, Problem, ProblemType};
 use crate::reads::{Fetched, etag};
 use crate::state::AppState;
-use crate::tencent::Priority;
-use crate::tencent::actions::QueryCreditAllocationHistory;
+use crate::tencent::actions::{
+    Action, QueryCreditAllocationHistory, QueryCreditByUinList, QueryPartnerCredit,
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -49,8 +51,16 @@ pub struct PartnerCreditResponse {
 }
 
 /// A cacheable answer: `ETag` (of `values`) and `Age`, or 304 when the caller has it already.
-/// `If-None-Match` compares weakly (RFC 9110 13.1.2): `W/` is ignored on both sides.
-fn cached<T: Serialize>(body: &T, values: &str, age_secs: u64, headers: &HeaderMap) -> Response {
+/// `If-None-Match` compares weakly (RFC 9110 13.1.2): `W/` is ignored on both sides. The access
+/// log names the upstream call the answer came from (`action`, its `RequestId`).
+pub(super) fn cached<T: Serialize, F>(
+    body: &T,
+    values: &str,
+    from: (&'static str, &Fetched<F>),
+    headers: &HeaderMap,
+) -> Response {
+    let (action, fetched) = from;
+    let age_secs = fetched.age_secs();
     let bytes = serde_json::to_vec(body).expect("answers serialize");
     let tag = etag(values);
     let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
@@ -79,7 +89,20 @@ fn cached<T: Serialize>(body: &T, values: &str, age_secs: u64, headers: &HeaderM
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-cache"),
     );
+    response.extensions_mut().insert(UpstreamCall {
+        action,
+        tencent_request_id: Some(fetched.request_id.clone()),
+        ..UpstreamCall::default()
+    });
     response
+}
+
+/// 404 for a UIN Tencent does not list.
+pub(super) fn not_listed() -> ApiError {
+    ApiError::new(
+        ProblemType::NotFound,
+        "Tencent does not list this UIN among the partner's customers",
+    )
 }
 
 /// A customer's credit.
@@ -99,7 +122,8 @@ fn cached<T: Serialize>(body: &T, values: &str, age_secs: u64, headers: &HeaderM
     responses(
         (status = 200, description = "The customer's credit", body = CustomerCreditResponse,
             headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
-        (status = 304, description = "Unchanged since the answer whose `ETag` was sent"),
+        (status = 304, description = "Unchanged since the answer whose `ETag` was sent",
+            headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
         (status = 403, description = "`insufficient-scope`: the caller lacks `customers:read`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not-found`: Tencent does not list this UIN among the partner's customers", body = Problem, content_type = "application/problem+json"),
         ForwardingProblems,
@@ -118,27 +142,26 @@ pub async fn customer_credit(
             .map_err(|m| ApiError::validation(vec![FieldError::new("uin", m)]))?
             .get();
         subject.about = Some(format!("uin {uin}"));
-        let Some(fetched) = app.reads.customer_credit(uin).await? else {
-            return Err(ApiError::new(
-                ProblemType::NotFound,
-                "Tencent does not list this UIN among the partner's customers",
-            ));
+        let fetched = app.reads.customer_credit(uin).await?;
+        let Some(value) = fetched.value else {
+            return Err(not_listed());
         };
-        let age = fetched.age_secs();
-        let Fetched {
-            value, request_id, ..
-        } = fetched;
         let body = CustomerCreditResponse {
             uin: uin.to_string(),
             total_credit: value.total_credit,
             remaining_credit: value.remaining_credit,
-            request_id,
+            request_id: fetched.request_id.clone(),
         };
         let values = format!(
             "{},{},{}",
             body.uin, body.total_credit, body.remaining_credit
         );
-        Ok(cached(&body, &values, age, &headers))
+        Ok(cached(
+            &body,
+            &values,
+            (QueryCreditByUinList::NAME, &fetched),
+            &headers,
+        ))
     }
     .await;
     super::answered(result, subject)
@@ -159,7 +182,8 @@ pub async fn customer_credit(
     responses(
         (status = 200, description = "The partner's credit", body = PartnerCreditResponse,
             headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
-        (status = 304, description = "Unchanged since the answer whose `ETag` was sent"),
+        (status = 304, description = "Unchanged since the answer whose `ETag` was sent",
+            headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
         (status = 403, description = "`insufficient-scope`: the caller lacks `customers:read`", body = Problem, content_type = "application/problem+json"),
         ForwardingProblems,
     )
@@ -172,15 +196,14 @@ pub async fn partner_credit(
 ) -> Response {
     let result = async {
         let fetched = app.reads.partner_credit().await?;
-        let age = fetched.age_secs();
-        let value = fetched.value;
+        let value = &fetched.value;
         let body = PartnerCreditResponse {
             allocated_credit: value.allocated_credit,
             total_credit: value.total_credit,
             remaining_credit: value.remaining_credit,
             customer_total_credit: value.customer_total_credit,
             customer_remaining_credit: value.customer_remaining_credit,
-            request_id: fetched.request_id,
+            request_id: fetched.request_id.clone(),
         };
         let values = format!(
             "{},{},{},{:?},{:?}",
@@ -190,7 +213,12 @@ pub async fn partner_credit(
             body.customer_total_credit,
             body.customer_remaining_credit
         );
-        Ok(cached(&body, &values, age, &headers))
+        Ok(cached(
+            &body,
+            &values,
+            (QueryPartnerCredit::NAME, &fetched),
+            &headers,
+        ))
     }
     .await;
     super::answered(result, Subject::default())
@@ -254,7 +282,9 @@ fn paging(query: Option<&str>) -> Result<(u64, u64), ApiError> {
 ///
 /// These reads share `QueryCreditAllocationHistory`'s quota (5/s) with the gateway's own
 /// settling of allocations whose outcome is unknown, which always goes first: a read takes a
-/// slot only within half of `quotas.max_wait_ms` and gets 429 beyond it.
+/// slot only within half of `quotas.max_wait_ms` and gets 429 beyond it. Identical concurrent
+/// reads share one call, and answers are reused for `reads.cache_ms`; an allocation through the
+/// gateway is visible at once.
 #[utoipa::path(
     get,
     path = "/customers/{uin}/credit/allocations",
@@ -264,9 +294,13 @@ fn paging(query: Option<&str>) -> Result<(u64, u64), ApiError> {
         ("uin" = String, Path, description = "The customer's account id: decimal digits, no leading zeros, 1 to 18446744073709551615", example = "800000232018", pattern = "^[1-9][0-9]{0,19}$"),
         ("page" = Option<u64>, Query, description = "Page, from 1 (at most 1000)", minimum = 1, maximum = 1000),
         ("pageSize" = Option<u64>, Query, description = "Allocations per page, 1 to 100 (default 20)", minimum = 1, maximum = 100),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an answer you hold: 304 when it is still current"),
     ),
     responses(
-        (status = 200, description = "One page of the customer's allocations", body = AllocationsResponse),
+        (status = 200, description = "One page of the customer's allocations", body = AllocationsResponse,
+            headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
+        (status = 304, description = "Unchanged since the answer whose `ETag` was sent",
+            headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
         (status = 403, description = "`insufficient-scope`: the caller lacks `customers:read`. `customer-not-authorized`: the customer is not bound to this partner", body = Problem, content_type = "application/problem+json"),
         ForwardingProblems,
     )
@@ -277,6 +311,7 @@ pub async fn credit_allocations(
     State(app): State<AppState>,
     Path(uin): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Response {
     let mut subject = Subject::default();
     let result = async {
@@ -292,28 +327,18 @@ pub async fn credit_allocations(
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
         subject.about = Some(format!("uin {uin}"));
-        let ctx = app.call_context().with_priority(Priority::Interactive);
-        let action = QueryCreditAllocationHistory {
-            client_uin: uin,
-            page,
-            page_size,
-        };
-        let answer = app
-            .tencent
-            .call(&action, &ctx)
-            .await
-            .map_err(ApiError::from_call)?;
-        let allocations = answer
-            .data
+        let fetched = app.reads.history(uin, page, page_size).await?;
+        let allocations = fetched
+            .value
             .history
-            .into_iter()
+            .iter()
             .map(|h| {
                 let remark = crate::credit::marker::strip(&h.remark).to_owned();
                 AllocationEntry {
                     via_gateway: remark.len() != h.remark.len(),
                     remark,
-                    allocated_at: h.allocated_time,
-                    operator: h.operator,
+                    allocated_at: h.allocated_time.clone(),
+                    operator: h.operator.clone(),
                     amount: h.credit,
                     total_credit: h.allocated_credit,
                     remaining_credit: h.client_credit_after,
@@ -322,13 +347,19 @@ pub async fn credit_allocations(
             .collect();
         let body = AllocationsResponse {
             uin: uin.to_string(),
-            total: answer.data.total,
+            total: fetched.value.total,
             page,
             page_size,
             allocations,
-            request_id: answer.request_id,
+            request_id: fetched.request_id.clone(),
         };
-        Ok(axum::Json(body).into_response())
+        let values = serde_json::to_string(&(&body.total, &body.allocations)).expect("serializes");
+        Ok(cached(
+            &body,
+            &values,
+            (QueryCreditAllocationHistory::NAME, &fetched),
+            &headers,
+        ))
     }
     .await;
     super::answered(result, subject)

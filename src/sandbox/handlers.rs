@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -302,6 +302,34 @@ fn execute(
                 serde_json::to_value(rows).unwrap_or_default(),
             );
         }
+        "DescribeCustomerInfo" => {
+            let p = Params::parse(body, &["CustomerUin"])?;
+            let list = p
+                .required("CustomerUin")?
+                .as_array()
+                .filter(|l| (1..=20).contains(&l.len()) && l.iter().all(Value::is_u64))
+                .ok_or_else(|| Params::wrong_type("CustomerUin", "a list of 1 to 20 UINs"))?;
+            let uins: Vec<u64> = list.iter().filter_map(Value::as_u64).collect();
+            out.insert(
+                "Data".into(),
+                serde_json::to_value(state.profiles(&uins)).unwrap_or_default(),
+            );
+        }
+        "QueryInvitationInfo" => {
+            let p = Params::parse(body, &["InvitationToken"])?;
+            let list = p
+                .required("InvitationToken")?
+                .as_array()
+                .filter(|l| (1..=100).contains(&l.len()) && l.iter().all(Value::is_string))
+                .ok_or_else(|| {
+                    Params::wrong_type("InvitationToken", "a list of 1 to 100 tokens")
+                })?;
+            let tokens: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+            out.insert(
+                "InvitationInfo".into(),
+                serde_json::to_value(state.invitations(&tokens)).unwrap_or_default(),
+            );
+        }
         "QueryPartnerCredit" => {
             Params::parse(body, &[])?;
             let ((allocated, total, remaining), (customers_total, customers_remaining)) =
@@ -315,6 +343,22 @@ fn execute(
         _ => unreachable!("verify() admits known actions only"),
     }
     Ok(out)
+}
+
+/// `POST /_sandbox/invitations/{token}/accept`: a customer uses the invitation link; answers
+/// the new customer's UIN, or 404.
+pub async fn accept_invitation(
+    State(state): State<Arc<SandboxState>>,
+    Path(token): Path<String>,
+) -> Response {
+    match state.accept_invitation(&token) {
+        Some(uin) => Json(serde_json::json!({ "clientUin": uin })).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no unused invitation with this token",
+        )
+            .into_response(),
+    }
 }
 
 /// `GET /_sandbox/stats`.

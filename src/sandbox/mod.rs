@@ -8,7 +8,8 @@
 //! [`embedded`], which starts it beside the gateway in sandbox mode, also reads the settings.
 //!
 //! Admin routes (no signature, loopback use only): `GET /_sandbox/stats`, `GET /_sandbox/ledger`,
-//! `POST /_sandbox/faults` (one fault or a list), `DELETE /_sandbox/faults`.
+//! `POST /_sandbox/faults` (one fault or a list), `DELETE /_sandbox/faults`,
+//! `POST /_sandbox/invitations/{token}/accept` (a customer uses an invitation link).
 
 pub mod embedded;
 pub mod faults;
@@ -86,6 +87,8 @@ impl SandboxConfig {
     pub fn new(key: SandboxKey, clock: SharedClock) -> Self {
         let quotas = [
             ("CreateAndSendClientInvitationMail", 20),
+            ("DescribeCustomerInfo", 20),
+            ("QueryInvitationInfo", 20),
             ("AllocateCustomerCredit", 5),
             ("QueryCreditAllocationHistory", 5),
             ("QueryCreditByUinList", 5),
@@ -128,6 +131,10 @@ impl Sandbox {
             .route("/", post(handlers::api))
             .route("/_sandbox/stats", get(handlers::stats))
             .route("/_sandbox/ledger", get(handlers::ledger))
+            .route(
+                "/_sandbox/invitations/{token}/accept",
+                post(handlers::accept_invitation),
+            )
             .route(
                 "/_sandbox/faults",
                 post(handlers::add_faults).delete(handlers::clear_faults),

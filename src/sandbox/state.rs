@@ -8,6 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 mod customers;
+mod lookups;
 mod report;
 
 pub use report::{ActionStats, CustomerCredit, HistoryEntry, Ledger, SeenRequest, Stats};
@@ -33,6 +34,8 @@ struct Inner {
     partner_allocated: i64,
     history: BTreeMap<u64, Vec<HistoryEntry>>,
     last_invitation_ms: HashMap<String, u64>,
+    invitations: std::collections::VecDeque<lookups::Invitation>,
+    joined: Vec<lookups::Joined>,
     windows: HashMap<String, (u64, u32)>,
     stats: Stats,
     faults: Vec<Fault>,
@@ -77,6 +80,8 @@ impl SandboxState {
             partner_allocated: 0,
             history: BTreeMap::new(),
             last_invitation_ms: HashMap::new(),
+            invitations: std::collections::VecDeque::new(),
+            joined: Vec::new(),
             windows: HashMap::new(),
             stats: Stats::default(),
             faults: Vec::new(),
@@ -233,10 +238,9 @@ impl SandboxState {
             ));
         }
         inner.last_invitation_ms.insert(key, now);
-        Ok(format!(
-            "https://sandbox.invalid/invitation/{}",
-            uuid::Uuid::new_v4()
-        ))
+        drop(inner);
+        let token = self.issue_invitation(email);
+        Ok(format!("https://sandbox.invalid/invitation/{token}"))
     }
 
     /// Applies an increment to a customer's credit; returns (total, remaining) after it.

@@ -11,8 +11,10 @@ use crate::tencent::sign;
 /// Most a timestamp may differ from the simulator's clock, as Tencent allows.
 const MAX_SKEW_SECS: i64 = 300;
 
-const ACTIONS: [&str; 6] = [
+const ACTIONS: [&str; 8] = [
     "CreateAndSendClientInvitationMail",
+    "DescribeCustomerInfo",
+    "QueryInvitationInfo",
     "AllocateCustomerCredit",
     "QueryCreditAllocationHistory",
     "QueryCreditByUinList",

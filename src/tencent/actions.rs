@@ -88,7 +88,7 @@ pub struct QueryCreditAllocationHistory {
     pub page_size: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AllocationHistory {
     pub total: u64,
@@ -98,7 +98,7 @@ pub struct AllocationHistory {
 
 /// One history entry. Field meanings as in Tencent's field docs and SDK models
 /// (`QueryCreditAllocationHistoryData`); any of them may be null.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HistoryItem {
     /// `YYYY-MM-DD HH:MM:SS`.
@@ -172,7 +172,7 @@ pub struct QueryCustomersCredit {
     pub order: &'static str,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CustomersPage {
     #[serde(default)]
@@ -182,7 +182,7 @@ pub struct CustomersPage {
 }
 
 /// One customer as `QueryCustomersCredit` lists it; the SDK models allow any field to be null.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CustomerListed {
     pub client_uin: u64,
@@ -203,3 +203,113 @@ pub struct CustomerListed {
 }
 
 action!(QueryCustomersCredit => CustomersPage);
+
+/// A string that Tencent may send as a string, a number or null (the SDK models disagree on
+/// these fields' types across versions): kept as text, null as empty.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Number(serde_json::Number),
+        Flag(bool),
+    }
+    Ok(match Option::<Scalar>::deserialize(d)? {
+        None => String::new(),
+        Some(Scalar::Text(s)) => s,
+        Some(Scalar::Number(n)) => n.to_string(),
+        Some(Scalar::Flag(b)) => b.to_string(),
+    })
+}
+
+/// The profiles of up to 20 customers (`CustomerUin`: integers).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeCustomerInfo {
+    pub customer_uin: Vec<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomerProfiles {
+    /// Only the partner's customers are listed; null reads as none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub data: Vec<CustomerProfile>,
+}
+
+/// One customer's profile (`DescribeCustomerInfoData`): `CustomerUin` is a string here, and any
+/// field may be null.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomerProfile {
+    #[serde(default, deserialize_with = "text")]
+    pub customer_uin: String,
+    #[serde(default, deserialize_with = "text")]
+    pub email: String,
+    #[serde(default, deserialize_with = "text")]
+    pub phone: String,
+    #[serde(default, deserialize_with = "text")]
+    pub mark: String,
+    #[serde(default, deserialize_with = "text")]
+    pub name: String,
+    #[serde(default, deserialize_with = "text")]
+    pub bind_time: String,
+    #[serde(default, deserialize_with = "text")]
+    pub account_status: String,
+    #[serde(default, deserialize_with = "text")]
+    pub auth_status: String,
+    #[serde(default, deserialize_with = "text")]
+    pub auth_type: String,
+    #[serde(default, deserialize_with = "text")]
+    pub cid_register_time: String,
+    #[serde(default, deserialize_with = "text")]
+    pub uin_register_time: String,
+    #[serde(default, deserialize_with = "text")]
+    pub auth_pass_time: String,
+    #[serde(default, deserialize_with = "text")]
+    pub has_expense: String,
+}
+
+action!(DescribeCustomerInfo => CustomerProfiles);
+
+/// What became of up to 100 invitation links (`InvitationToken`: strings; kept 60 days).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryInvitationInfo {
+    pub invitation_token: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvitationInfos {
+    /// Only the tokens Tencent still keeps are listed; null reads as none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub invitation_info: Vec<InvitationInfo>,
+}
+
+/// One invitation link (`QueryInvitationInfoData`); any field may be null.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InvitationInfo {
+    #[serde(default, deserialize_with = "text")]
+    pub invitation_token: String,
+    #[serde(default, deserialize_with = "text")]
+    pub create_time: String,
+    /// 1: unused, 2: used.
+    #[serde(default)]
+    pub status: Option<i64>,
+    #[serde(default, deserialize_with = "text")]
+    pub use_time: String,
+    /// An integer here (0 or null while unused).
+    #[serde(default)]
+    pub client_uin: Option<u64>,
+    #[serde(default, deserialize_with = "text")]
+    pub client_mail: String,
+    /// 1: second-level reseller, 2: sub-customer.
+    #[serde(default)]
+    pub client_type: Option<i64>,
+    #[serde(default, deserialize_with = "text")]
+    pub bind_time: String,
+}
+
+action!(QueryInvitationInfo => InvitationInfos);

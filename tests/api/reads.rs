@@ -16,19 +16,19 @@ const BY_UIN: &str = "QueryCreditByUinList";
 const PARTNER: &str = "QueryPartnerCredit";
 
 impl TestApp {
-    async fn get_keyed(&self, path: &str, key: &str) -> Reply {
+    pub(crate) async fn get_keyed(&self, path: &str, key: &str) -> Reply {
         self.send(self.client.get(self.url(path)).bearer_auth(key))
             .await
     }
 
     /// A GET with the test suite's key and `If-None-Match: etag`.
-    async fn read_if_none_match(&self, path: &str, etag: &str) -> Reply {
+    pub(crate) async fn read_if_none_match(&self, path: &str, etag: &str) -> Reply {
         let request = self.client.get(self.url(path)).bearer_auth(&self.api_key);
         self.send(request.header("if-none-match", etag)).await
     }
 
     /// A GET with the test suite's key (every scope).
-    async fn read(&self, path: &str) -> Reply {
+    pub(crate) async fn read(&self, path: &str) -> Reply {
         self.get_keyed(path, &self.api_key).await
     }
 }
@@ -153,11 +153,22 @@ async fn scopes_read_and_write_are_separate() {
         test_key_entry("writer", &writer, &["invitations:send", "credit:allocate"]),
     ]);
     let app = spawn_app_with(options).await;
+    let invited = app
+        .post_invitation(json!({"email": "read.scopes@example.com"}))
+        .await;
+    assert_eq!(invited.status, 201, "{}", invited.text);
+    let link = invited.json()["invitationLink"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = link.rsplit('/').next().unwrap();
     let reads = [
         format!("/customers/{CUSTOMER}/credit"),
         format!("/customers/{CUSTOMER}/credit/allocations"),
         "/partner/credit".to_owned(),
         "/customers".to_owned(),
+        format!("/customers/{CUSTOMER}"),
+        format!("/invitations/{token}"),
     ];
     let mut seen = BTreeMap::new();
     for path in &reads {
@@ -276,6 +287,8 @@ async fn reconciliation_settles_while_a_hundred_history_reads_a_second_hit_the_c
     options.settings.upstream.timeout_ms = 300;
     options.settings.credit.settle_ms = 300;
     options.settings.credit.resolve_interval_ms = 50;
+    // Reads are not reused, and each asks for a different page size: no two share a call.
+    options.settings.reads.cache_ms = 0;
     let app = Arc::new(spawn_app_with(options).await);
     // 100 reads a second of the customer's history, from before the allocation to its settling.
     let stop = Arc::new(AtomicBool::new(false));
@@ -285,11 +298,14 @@ async fn reconciliation_settles_while_a_hundred_history_reads_a_second_hit_the_c
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             let mut reads = tokio::task::JoinSet::new();
+            let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
+                n += 1;
                 let (app, refused) = (app.clone(), refused.clone());
                 reads.spawn(async move {
-                    let path = format!("/customers/{CUSTOMER}/credit/allocations");
+                    let size = n % 100 + 1;
+                    let path = format!("/customers/{CUSTOMER}/credit/allocations?pageSize={size}");
                     let reply = app.read(&path).await;
                     assert!([200, 429].contains(&reply.status), "{}", reply.text);
                     if reply.status == 429 {

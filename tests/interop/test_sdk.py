@@ -118,6 +118,38 @@ def test_the_credit_queries_succeed(sandbox):
     assert partner.RequestId
 
 
+def test_the_customer_list_and_profiles_succeed(sandbox):
+    req = models.QueryCustomersCreditRequest()
+    req.FilterType = "ClientUin"
+    req.Filter = str(CUSTOMER)
+    req.Page = 1
+    req.PageSize = 10
+    req.Order = "desc"
+    listed = client(sandbox).QueryCustomersCredit(req)
+    assert listed.Total == 1
+    assert listed.Data[0].ClientUin == CUSTOMER
+    assert listed.Data[0].Email
+
+    req = models.DescribeCustomerInfoRequest()
+    req.CustomerUin = [CUSTOMER, 12345]
+    profiles = client(sandbox).DescribeCustomerInfo(req)
+    assert [p.CustomerUin for p in profiles.Data] == [str(CUSTOMER)]
+    assert profiles.Data[0].Email == listed.Data[0].Email
+
+
+def test_query_invitation_info_finds_a_link_it_issued(sandbox):
+    req = models.CreateAndSendClientInvitationMailRequest()
+    req.Email = "interop.lookup@example.com"
+    link = client(sandbox).CreateAndSendClientInvitationMail(req).InvitationLink
+    token = link.rsplit("/", 1)[1]
+    req = models.QueryInvitationInfoRequest()
+    req.InvitationToken = [token, "never-issued"]
+    info = client(sandbox).QueryInvitationInfo(req)
+    assert [i.InvitationToken for i in info.InvitationInfo] == [token]
+    assert info.InvitationInfo[0].Status == 1
+    assert info.InvitationInfo[0].ClientMail == "interop.lookup@example.com"
+
+
 @pytest.mark.parametrize("action", ["AllocateCustomerCredit", "CreateAndSendClientInvitationMail"])
 def test_a_wrong_secret_key_gets_signature_failure(sandbox, action):
     if action == "AllocateCustomerCredit":

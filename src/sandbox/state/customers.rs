@@ -27,7 +27,7 @@ pub struct CustomerRow {
 }
 
 /// The seeded customer at `index`: customer 00 is the README's 800000232018.
-fn profile(index: usize) -> (String, String, String) {
+pub(super) fn profile(index: usize) -> (String, String, String) {
     let name = format!("Customer {index:02}");
     let email = format!("customer{index:02}@example.com");
     // Associated one a day from 2026-01-01, in seeding order.
@@ -69,6 +69,24 @@ impl SandboxState {
                     force: 0,
                 }
             })
+            .chain(inner.joined.iter().cloned().map(|j| {
+                let account = inner.customers.get(&j.uin).copied().unwrap_or_default();
+                CustomerRow {
+                    name: String::new(),
+                    kind: "personal".into(),
+                    mobile: String::new(),
+                    email: j.email,
+                    arrears: "0".into(),
+                    association_time: super::timestamp(j.bound_ms),
+                    recent_expiry: None,
+                    client_uin: j.uin,
+                    credit: cents(account.total),
+                    remaining_credit: cents(account.remaining),
+                    identify_type: "0".into(),
+                    remark: String::new(),
+                    force: 0,
+                }
+            }))
             .filter(|row| match filter {
                 None => true,
                 Some(("ClientUin", uin)) => row.client_uin.to_string() == uin,

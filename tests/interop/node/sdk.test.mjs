@@ -126,6 +126,36 @@ test("QueryPartnerCredit", async () => {
   assert.equal(typeof credit.RemainingCredit, "number");
 });
 
+test("QueryCustomersCredit and DescribeCustomerInfo", async () => {
+  const listed = await call("QueryCustomersCredit", {
+    FilterType: "ClientUin",
+    Filter: String(CUSTOMER),
+    Page: 1,
+    PageSize: 10,
+    Order: "desc",
+  });
+  assert.equal(listed.Total, 1);
+  assert.equal(listed.Data[0].ClientUin, CUSTOMER);
+  const profiles = await call("DescribeCustomerInfo", { CustomerUin: [CUSTOMER, 12345] });
+  assert.deepEqual(
+    profiles.Data.map((p) => p.CustomerUin),
+    [String(CUSTOMER)],
+  );
+  assert.equal(profiles.Data[0].Email, listed.Data[0].Email);
+});
+
+test("QueryInvitationInfo finds a link it issued", async () => {
+  const sent = await call("CreateAndSendClientInvitationMail", { Email: "node.lookup@example.com" });
+  const token = sent.InvitationLink.split("/").pop();
+  const info = await call("QueryInvitationInfo", { InvitationToken: [token, "never-issued"] });
+  assert.deepEqual(
+    info.InvitationInfo.map((i) => i.InvitationToken),
+    [token],
+  );
+  assert.equal(info.InvitationInfo[0].Status, 1);
+  assert.equal(info.InvitationInfo[0].ClientMail, "node.lookup@example.com");
+});
+
 test("a wrong secret key gets AuthFailure.SignatureFailure", async () => {
   await assert.rejects(call("QueryPartnerCredit", {}, "not-the-right-key"), (error) => {
     assert.equal(error.code, "AuthFailure.SignatureFailure");
