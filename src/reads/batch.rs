@@ -252,7 +252,16 @@ async fn flight<B: Batched>(
             }
         }
         (Err(error), Some(batch)) => {
-            let problem = ApiError::from_call(error);
+            let mut problem = ApiError::from_call(error);
+            // Tencent's message about a shared call may quote another reader's key (a token
+            // grants its invitation): readers of a batch get the code and RequestId, not it.
+            if batch.len() > 1 {
+                problem.detail = format!(
+                    "Tencent refused the {} call this read shared with {} others",
+                    B::Action::NAME,
+                    batch.len() - 1
+                );
+            }
             for reader in batch.into_iter().flat_map(|(_, readers)| readers) {
                 let _ = reader.send(Err(problem.clone()));
             }

@@ -48,6 +48,18 @@ impl<K, V> std::fmt::Debug for Memo<K, V> {
 
 const MIN_SWEEP: usize = 64;
 
+impl<K, V> Inner<K, V> {
+    /// Drops aged answers once there are `sweep_at` of them (amortised: each sweep costs at most
+    /// as many steps as entries were added since the last).
+    fn sweep(&mut self, cache_for: Duration) {
+        if self.entries.len() >= self.sweep_at {
+            self.entries
+                .retain(|_, (_, e)| e.fetched.elapsed() < cache_for);
+            self.sweep_at = (self.entries.len() * 2).max(MIN_SWEEP);
+        }
+    }
+}
+
 impl<K, V> Memo<K, V>
 where
     K: Eq + Hash + Clone + Send + 'static,
@@ -65,15 +77,20 @@ where
     }
 
     /// `key`'s answer at `version`: cached, from the call in flight, or from `fetch`, which runs
-    /// as its own task (a reader that hangs up does not cancel it for the others).
-    pub async fn get<F, Fut>(&self, key: K, version: Version, fetch: F) -> ReadResult<V>
+    /// as its own task (a reader that hangs up does not cancel it for the others). With no
+    /// version (it could not be read) the reader gets a call of its own, neither reused nor kept.
+    pub async fn get<F, Fut>(&self, key: K, version: Option<Version>, fetch: F) -> ReadResult<V>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = ReadResult<V>> + Send + 'static,
     {
+        let Some(version) = version else {
+            return fetch().await;
+        };
         let (tx, rx) = oneshot::channel();
         let lead = {
             let mut inner = self.inner.lock();
+            inner.sweep(self.cache_for);
             if let Some((v, entry)) = inner.entries.get(&key)
                 && *v == version
                 && entry.fetched.elapsed() < self.cache_for
@@ -160,13 +177,7 @@ impl<K: Eq + Hash, V: Clone> Drop for Landing<K, V> {
             if let Ok(fetched) = &result
                 && !self.cache_for.is_zero()
             {
-                if inner.entries.len() >= inner.sweep_at {
-                    let cache_for = self.cache_for;
-                    inner
-                        .entries
-                        .retain(|_, (_, e)| e.fetched.elapsed() < cache_for);
-                    inner.sweep_at = (inner.entries.len() * 2).max(MIN_SWEEP);
-                }
+                inner.sweep(self.cache_for);
                 // Keep the newer answer: one fetched after this call began is at least as new.
                 let newer_kept = inner
                     .entries
@@ -214,16 +225,20 @@ mod tests {
         let memo = Memo::new(Duration::from_secs(1));
         let calls = Arc::new(AtomicU32::new(0));
         let delay = Duration::from_millis(100);
-        let readers = (0..20).map(|_| memo.get("k", (0, None), || counted(&calls, delay)));
+        let readers = (0..20).map(|_| memo.get("k", Some((0, None)), || counted(&calls, delay)));
         for read in futures_util::future::join_all(readers).await {
             assert_eq!(read.unwrap().value, 1);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_millis(800)).await;
-        let cached = memo.get("k", (0, None), || counted(&calls, delay)).await;
+        let cached = memo
+            .get("k", Some((0, None)), || counted(&calls, delay))
+            .await;
         assert_eq!(cached.unwrap().value, 1, "reused within cache_ms");
         tokio::time::advance(Duration::from_millis(300)).await;
-        let aged = memo.get("k", (0, None), || counted(&calls, delay)).await;
+        let aged = memo
+            .get("k", Some((0, None)), || counted(&calls, delay))
+            .await;
         assert_eq!(aged.unwrap().value, 2, "aged out: a new call");
     }
 
@@ -235,7 +250,7 @@ mod tests {
         let old = {
             let (memo, calls) = (memo.clone(), calls.clone());
             tokio::spawn(async move {
-                memo.get("k", (0, Some(0)), || {
+                memo.get("k", Some((0, Some(0))), || {
                     counted(&calls, Duration::from_secs(2))
                 })
                 .await
@@ -243,7 +258,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
         let new = memo
-            .get("k", (0, Some(1)), || {
+            .get("k", Some((0, Some(1))), || {
                 counted(&calls, Duration::from_millis(10))
             })
             .await;
@@ -255,13 +270,13 @@ mod tests {
         );
         // The older answer landed last but does not replace the newer one.
         let cached = memo
-            .get("k", (0, Some(1)), || counted(&calls, Duration::ZERO))
+            .get("k", Some((0, Some(1))), || counted(&calls, Duration::ZERO))
             .await;
         assert_eq!(cached.unwrap().value, 2);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         // Only a reader at the old version could use the old answer, and it was not kept.
         let stale = memo
-            .get("k", (0, Some(0)), || counted(&calls, Duration::ZERO))
+            .get("k", Some((0, Some(0))), || counted(&calls, Duration::ZERO))
             .await;
         assert_eq!(stale.unwrap().value, 3);
     }
@@ -273,16 +288,39 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             panic!("a bug in a fetch");
         };
-        let readers = (0..3).map(|_| memo.get("k", (0, None), panicking));
+        let readers = (0..3).map(|_| memo.get("k", Some((0, None)), panicking));
         for read in futures_util::future::join_all(readers).await {
             let problem = read.unwrap_err();
             assert_eq!(problem.status, http::StatusCode::INTERNAL_SERVER_ERROR);
         }
         let calls = Arc::new(AtomicU32::new(0));
         let next = memo
-            .get("k", (0, None), || counted(&calls, Duration::ZERO))
+            .get("k", Some((0, None)), || counted(&calls, Duration::ZERO))
             .await;
         assert_eq!(next.unwrap().value, 1, "not stuck behind the dead call");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_without_a_version_neither_reuses_nor_joins_nor_leaves_its_answer() {
+        let memo = Memo::new(Duration::from_secs(60));
+        let calls = Arc::new(AtomicU32::new(0));
+        let delay = Duration::from_millis(50);
+        let first = memo.get("k", Some((0, None)), || counted(&calls, delay));
+        assert_eq!(first.await.unwrap().value, 1);
+        let unversioned = (0..2).map(|_| memo.get("k", None, || counted(&calls, delay)));
+        let mut values: Vec<u32> = futures_util::future::join_all(unversioned)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().value)
+            .collect();
+        values.sort();
+        assert_eq!(values, [2, 3], "each its own call");
+        let cached = memo.get("k", Some((0, None)), || counted(&calls, delay));
+        assert_eq!(
+            cached.await.unwrap().value,
+            1,
+            "their answers were not kept"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -290,10 +328,10 @@ mod tests {
         let memo = Memo::new(Duration::ZERO);
         let calls = Arc::new(AtomicU32::new(0));
         let delay = Duration::from_millis(50);
-        let readers = (0..5).map(|_| memo.get(1u64, (0, None), || counted(&calls, delay)));
+        let readers = (0..5).map(|_| memo.get(1u64, Some((0, None)), || counted(&calls, delay)));
         futures_util::future::join_all(readers).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        memo.get(1, (0, None), || counted(&calls, delay))
+        memo.get(1, Some((0, None)), || counted(&calls, delay))
             .await
             .unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);

@@ -77,7 +77,8 @@ enum Scope {
 /// Versions of what allocations change: this replica's counts, and the fleet's in Redis.
 #[derive(Debug)]
 struct Versions {
-    /// Bumped by each allocation through this replica (customers are few; never pruned).
+    /// Bumped by each allocation through this replica that reached Tencent and was not refused
+    /// (so only real customers: few; never pruned).
     local: Mutex<HashMap<Scope, u64>>,
     fleet: Option<Arc<RedisLink>>,
 }
@@ -88,37 +89,40 @@ struct Versions {
 const VERSION_TTL_S: i64 = 86_400;
 
 impl Versions {
+    /// The fleet's version keys share one hash tag, so both of an allocation's bumps are one
+    /// transaction on a Redis Cluster too.
     fn key(link: &RedisLink, scope: Scope) -> String {
+        let tag = link.key("reads");
         match scope {
-            Scope::Customer(uin) => link.key(&format!("reads:version:{uin}")),
-            Scope::Partner => link.key("reads:version:partner"),
+            Scope::Customer(uin) => format!("{{{tag}}}:version:{uin}"),
+            Scope::Partner => format!("{{{tag}}}:version:partner"),
         }
     }
 
-    /// The version a reader sees now. Without Redis (or while it does not answer) only this
-    /// replica's count: another replica's allocation may then be seen up to `reads.cache_ms`
-    /// late; with Redis down, keyed allocations are refused anyway.
-    async fn of(&self, scope: Scope) -> Version {
+    /// The version a reader sees now. `None` when the fleet's cannot be read (Redis configured
+    /// but not answering): another replica's allocation might then go unseen, so such a read
+    /// neither reuses an answer nor joins a call. Without Redis, this replica's count is the
+    /// version (one replica, or one without shared state).
+    async fn of(&self, scope: Scope) -> Option<Version> {
         let local = self.local.lock().get(&scope).copied().unwrap_or_default();
-        let fleet = match &self.fleet {
-            Some(link) => {
-                let key = Self::key(link, scope);
-                link.run("reads_version", |mut conn| async move {
-                    redis::cmd("GET")
-                        .arg(key)
-                        .query_async::<Option<u64>>(&mut conn)
-                        .await
-                })
-                .await
-                .ok()
-                .map(Option::unwrap_or_default)
-            }
-            None => None,
+        let Some(link) = &self.fleet else {
+            return Some((local, None));
         };
-        (local, fleet)
+        let key = Self::key(link, scope);
+        let fleet = link
+            .run("reads_version", |mut conn| async move {
+                redis::cmd("GET")
+                    .arg(key)
+                    .query_async::<Option<u64>>(&mut conn)
+                    .await
+            })
+            .await
+            .ok()?;
+        Some((local, Some(fleet.unwrap_or_default())))
     }
 
-    /// An allocation to `uin` happened (or may have): here at once, then fleet-wide.
+    /// An allocation to `uin` happened (or may have): here at once, then fleet-wide in one
+    /// transaction, within one `store.redis_timeout_ms`.
     async fn bump(&self, uin: u64) {
         {
             let mut local = self.local.lock();
@@ -126,21 +130,26 @@ impl Versions {
             *local.entry(Scope::Partner).or_default() += 1;
         }
         let Some(link) = &self.fleet else { return };
-        for scope in [Scope::Customer(uin), Scope::Partner] {
-            let key = Self::key(link, scope);
-            let bumped = link
-                .run("reads_version", |mut conn| async move {
-                    redis::pipe()
-                        .incr(&key, 1)
-                        .expire(&key, VERSION_TTL_S)
-                        .ignore()
-                        .query_async::<(u64,)>(&mut conn)
-                        .await
-                })
-                .await;
-            if let Err(error) = bumped {
-                tracing::warn!(%error, uin, "other replicas may show this customer's credit from before the allocation for up to reads.cache_ms");
-            }
+        let (customer, partner) = (
+            Self::key(link, Scope::Customer(uin)),
+            Self::key(link, Scope::Partner),
+        );
+        let bumped = link
+            .run("reads_version", |mut conn| async move {
+                redis::pipe()
+                    .atomic()
+                    .incr(&customer, 1)
+                    .expire(&customer, VERSION_TTL_S)
+                    .ignore()
+                    .incr(&partner, 1)
+                    .expire(&partner, VERSION_TTL_S)
+                    .ignore()
+                    .query_async::<(u64, u64)>(&mut conn)
+                    .await
+            })
+            .await;
+        if let Err(error) = bumped {
+            tracing::warn!(%error, uin, "other replicas may show this customer's credit from before the allocation for up to reads.cache_ms");
         }
     }
 }
@@ -232,11 +241,9 @@ impl Reads {
     pub async fn customer_profile(&self, uin: u64) -> ReadResult<Option<CustomerProfile>> {
         let batcher = self.profiles.clone();
         self.profile_memo
-            .get(
-                uin,
-                Version::default(),
-                || async move { batcher.get(uin).await },
-            )
+            .get(uin, Some(Version::default()), || async move {
+                batcher.get(uin).await
+            })
             .await
     }
 
@@ -245,7 +252,7 @@ impl Reads {
         let batcher = self.invitations.clone();
         let key = token.clone();
         self.invitation_memo
-            .get(key, Version::default(), || async move {
+            .get(key, Some(Version::default()), || async move {
                 batcher.get(token).await
             })
             .await
@@ -288,6 +295,14 @@ impl Reads {
     /// readers from now on get new ones.
     pub async fn allocated(&self, uin: u64) {
         self.versions.bump(uin).await;
+    }
+
+    /// Longest [`Reads::allocated`] takes: one Redis command's timeout, with Redis.
+    pub fn allocated_within(&self) -> Duration {
+        self.versions
+            .fleet
+            .as_ref()
+            .map_or(Duration::ZERO, |link| link.timeout())
     }
 }
 

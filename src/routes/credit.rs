@@ -55,9 +55,10 @@ pub async fn allocate_credit(
             Allocation::parse(&uin, &req, app.max_amount_cents).map_err(ApiError::validation)?;
         subject.about = Some(format!("uin {}", allocation.uin));
         let ctx = app.call_context();
-        // Past the deadline no attempt leaves; one that left may still be answered, and its
-        // record settled, within the grace.
-        let deadline = ctx.deadline + crate::context::ANSWER_GRACE;
+        // Past the deadline no attempt leaves; one that left may still be answered, its record
+        // settled and the reads it made stale marked so fleet-wide, within the grace.
+        let deadline =
+            ctx.deadline + crate::context::ANSWER_GRACE + app.reads.allocated_within();
         let departures = ctx.departures.clone();
         let key_shown = key.clone();
         // Once the key is claimed the work must finish and settle its record even if the client
@@ -65,11 +66,22 @@ pub async fn allocate_credit(
         let credit = app.credit.clone();
         let reads = app.reads.clone();
         let work = crate::context::run_to_completion(async move {
+            let gate = ctx.departures.clone();
             let answer = credit
                 .allocate(&caller, &allocation, key.as_ref(), &ctx)
                 .await;
-            // Whatever came of it, what was read of this customer may be stale now.
-            reads.allocated(allocation.uin.get()).await;
+            // An attempt left and Tencent did not refuse it: the credit may have changed, so
+            // what was read of it is stale, before the caller hears of it. A replay, a refusal
+            // and a request that never left change nothing (nor can they be used to empty the
+            // read caches).
+            let status = match &answer {
+                Ok(response) => response.status(),
+                Err(problem) => problem.status,
+            };
+            let left = !gate.close();
+            if left && !status.is_client_error() {
+                reads.allocated(allocation.uin.get()).await;
+            }
             answer
         });
         match tokio::time::timeout_at(deadline, work).await {

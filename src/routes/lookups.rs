@@ -162,22 +162,23 @@ pub struct InvitationResponse {
     pub request_id: String,
 }
 
-/// Longest token accepted: far above any Tencent issues, far below what could hurt.
-const MAX_TOKEN: usize = 128;
+/// Longest token accepted: above any Tencent issues (a hex digest), far below what could hurt.
+const MAX_TOKEN: usize = 64;
 
-/// A token as it appears in an `invitationLink`: URL-safe characters only.
+/// A token as it appears in an `invitationLink`: letters, digits, `-` and `_` (a token that
+/// could not be Tencent's is refused here, so it never joins, or fails, another reader's batch).
 fn token(raw: &str) -> Result<String, ApiError> {
     let ok = !raw.is_empty()
         && raw.len() <= MAX_TOKEN
         && raw
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
     if ok {
         Ok(raw.to_owned())
     } else {
         Err(ApiError::validation(vec![FieldError::new(
             "token",
-            format!("must be 1 to {MAX_TOKEN} of A-Z, a-z, 0-9, '-', '_', '.', '~'"),
+            format!("must be 1 to {MAX_TOKEN} of A-Z, a-z, 0-9, '-' and '_'"),
         )]))
     }
 }
@@ -194,7 +195,7 @@ fn token(raw: &str) -> Result<String, ApiError> {
     tag = "invitations",
     security(("bearer" = ["customers:read"])),
     params(
-        ("token" = String, Path, description = "The invitation link's token", example = "8f14e45fceea167a5a36dedd4bea2543", max_length = 128, pattern = "^[A-Za-z0-9._~-]{1,128}$"),
+        ("token" = String, Path, description = "The invitation link's token", example = "8f14e45fceea167a5a36dedd4bea2543", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$"),
         ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an answer you hold: 304 when it is still current"),
     ),
     responses(

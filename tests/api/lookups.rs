@@ -118,7 +118,13 @@ async fn an_invitation_reads_unused_then_used_by_whom_and_many_share_a_call() {
 
     let unknown = app.read("/invitations/0123456789abcdef").await;
     assert_eq!(unknown.status, 404, "{}", unknown.text);
-    for bad in ["bad%20token", &"a".repeat(129), "%C3%A9t%C3%A9"] {
+    for bad in [
+        "bad%20token",
+        &"a".repeat(65),
+        "%C3%A9t%C3%A9",
+        "a.b",
+        "a~b",
+    ] {
         let reply = app.read(&format!("/invitations/{bad}")).await;
         assert_eq!(reply.status, 422, "{bad}: {}", reply.text);
         assert_eq!(reply.fields(), ["token"]);

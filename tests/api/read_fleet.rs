@@ -72,3 +72,55 @@ async fn an_allocation_through_one_replica_is_read_back_at_once_through_another(
     // The profile does not depend on credit: still the cached answer, from the same call.
     assert_eq!(after[2]["requestId"], before[2]["requestId"]);
 }
+
+/// Another replica may allocate while this one cannot read the fleet's versions: so while Redis
+/// does not answer, no read is reused (each goes upstream, batched as ever) rather than risk one
+/// from before that allocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_does_not_answer_no_read_is_reused() {
+    let mut redis = TestRedis::private();
+    let mut options = Options::default();
+    use_redis(&mut options.settings, &redis, 1);
+    options.settings.reads.cache_ms = 60_000;
+    let app = spawn_app_with(options).await;
+    wait_readiness(&app, "ready", |status, _| status == 200).await;
+    let credit = format!("/customers/{CUSTOMER}/credit");
+    for _ in 0..2 {
+        assert_eq!(app.read(&credit).await.status, 200);
+    }
+    let calls = app.upstream_calls();
+    assert_eq!(calls, 1, "the second read was cached");
+
+    redis.stop();
+    wait_readiness(&app, "degraded", |status, body| {
+        status == 200 && body["degraded"]["store"].is_string()
+    })
+    .await;
+    // Until the fleet stops counting on this replica's quota share, reads are refused (429);
+    // then they are served on the share.
+    let served = |path: String| {
+        let app = &app;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+            loop {
+                let reply = app.read(&path).await;
+                if reply.status == 200 {
+                    return;
+                }
+                assert_eq!(reply.status, 429, "{}", reply.text);
+                assert!(std::time::Instant::now() < deadline, "never served");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    served(credit.clone()).await;
+    let calls = app.upstream_calls();
+    served(credit.clone()).await;
+    assert_eq!(app.upstream_calls(), calls + 1, "the read was not reused");
+    // Profiles do not depend on allocations: still reused.
+    let profile = format!("/customers/{CUSTOMER}");
+    served(profile.clone()).await;
+    let calls = app.upstream_calls();
+    served(profile).await;
+    assert_eq!(app.upstream_calls(), calls, "the profile was reused");
+}
