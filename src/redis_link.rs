@@ -158,11 +158,6 @@ impl RedisLink {
         format!("{}{name}", self.prefix)
     }
 
-    /// How long one command may take (`store.redis_timeout_ms`).
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     pub fn is_up(&self) -> bool {
         self.state.load(Ordering::SeqCst) == UP
     }

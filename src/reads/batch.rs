@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::Fetched;
 use crate::problem::{ApiError, ProblemType};
 use crate::tencent::actions::Action;
-use crate::tencent::{CallContext, Priority, TencentClient};
+use crate::tencent::{CallContext, CallError, Priority, TencentClient};
 
 /// A read action that lists many keys in one call.
 pub trait Batched: Send + Sync + 'static {
@@ -252,10 +252,11 @@ async fn flight<B: Batched>(
             }
         }
         (Err(error), Some(batch)) => {
+            let answered = matches!(error, CallError::Upstream(_));
             let mut problem = ApiError::from_call(error);
             // Tencent's message about a shared call may quote another reader's key (a token
             // grants its invitation): readers of a batch get the code and RequestId, not it.
-            if batch.len() > 1 {
+            if answered && batch.len() > 1 {
                 problem.detail = format!(
                     "Tencent refused the {} call this read shared with {} others",
                     B::Action::NAME,

@@ -26,8 +26,10 @@ struct Inner<K, V> {
     entries: HashMap<K, (Version, Fetched<V>)>,
     /// The call new readers of a key join, with the version it began at.
     flights: HashMap<K, (Version, Waiters<V>)>,
-    /// Expired entries are swept when there are this many (amortised: twice what a sweep left).
+    /// Expired entries are swept when there are this many (amortised: twice what a sweep left),
+    /// or when the last sweep is `cache_ms` old (so a burst's entries go even if no more come).
     sweep_at: usize,
+    swept: Instant,
 }
 
 /// Calls in flight and recent answers, by key.
@@ -49,13 +51,17 @@ impl<K, V> std::fmt::Debug for Memo<K, V> {
 const MIN_SWEEP: usize = 64;
 
 impl<K, V> Inner<K, V> {
-    /// Drops aged answers once there are `sweep_at` of them (amortised: each sweep costs at most
-    /// as many steps as entries were added since the last).
+    /// Drops aged answers once there are `sweep_at` of them, or once the last sweep is
+    /// `cache_for` old: each sweep costs at most as many steps as entries were added since the
+    /// last, or happens once per `cache_for`.
     fn sweep(&mut self, cache_for: Duration) {
-        if self.entries.len() >= self.sweep_at {
+        let due = self.entries.len() >= self.sweep_at
+            || (!self.entries.is_empty() && self.swept.elapsed() >= cache_for);
+        if due {
             self.entries
                 .retain(|_, (_, e)| e.fetched.elapsed() < cache_for);
             self.sweep_at = (self.entries.len() * 2).max(MIN_SWEEP);
+            self.swept = Instant::now();
         }
     }
 }
@@ -72,6 +78,7 @@ where
                 entries: HashMap::new(),
                 flights: HashMap::new(),
                 sweep_at: MIN_SWEEP,
+                swept: Instant::now(),
             })),
         }
     }
@@ -320,6 +327,25 @@ mod tests {
             cached.await.unwrap().value,
             1,
             "their answers were not kept"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_answers_is_dropped_once_aged_even_if_no_more_come() {
+        let memo = Memo::new(Duration::from_secs(1));
+        let calls = Arc::new(AtomicU32::new(0));
+        let burst =
+            (0..100u32).map(|k| memo.get(k, Some((0, None)), || counted(&calls, Duration::ZERO)));
+        futures_util::future::join_all(burst).await;
+        assert_eq!(memo.inner.lock().entries.len(), 100);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Only reads of what is already there; no new answer lands.
+        memo.get(0, Some((0, None)), || counted(&calls, Duration::ZERO))
+            .await
+            .unwrap();
+        assert!(
+            memo.inner.lock().entries.len() <= 1,
+            "the aged burst is gone"
         );
     }
 

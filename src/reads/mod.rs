@@ -81,6 +81,8 @@ struct Versions {
     /// (so only real customers: few; never pruned).
     local: Mutex<HashMap<Scope, u64>>,
     fleet: Option<Arc<RedisLink>>,
+    /// `reads.cache_ms`: how long a failed fleet bump is retried.
+    cache_for: Duration,
 }
 
 /// How long a fleet version outlives the last allocation that bumped it; answers are cached for
@@ -122,7 +124,8 @@ impl Versions {
     }
 
     /// An allocation to `uin` happened (or may have): here at once, then fleet-wide in one
-    /// transaction, within one `store.redis_timeout_ms`.
+    /// transaction, within [`BUMP_BUDGET`]. A bump that fails is retried in the background for
+    /// `reads.cache_ms`: past that, no answer from before the allocation is left anywhere.
     async fn bump(&self, uin: u64) {
         {
             let mut local = self.local.lock();
@@ -130,29 +133,54 @@ impl Versions {
             *local.entry(Scope::Partner).or_default() += 1;
         }
         let Some(link) = &self.fleet else { return };
+        if Self::bump_fleet(link, uin).await {
+            return;
+        }
+        tracing::warn!(
+            uin,
+            "other replicas may show this customer's credit from before the allocation until the bump succeeds (retried for reads.cache_ms)"
+        );
+        let (link, until) = (link.clone(), Instant::now() + self.cache_for);
+        tokio::spawn(async move {
+            while Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if Self::bump_fleet(&link, uin).await {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// One `MULTI` of both `INCR`s; whether Redis confirmed it within [`BUMP_BUDGET`].
+    async fn bump_fleet(link: &RedisLink, uin: u64) -> bool {
         let (customer, partner) = (
             Self::key(link, Scope::Customer(uin)),
             Self::key(link, Scope::Partner),
         );
-        let bumped = link
-            .run("reads_version", |mut conn| async move {
-                redis::pipe()
-                    .atomic()
-                    .incr(&customer, 1)
-                    .expire(&customer, VERSION_TTL_S)
-                    .ignore()
-                    .incr(&partner, 1)
-                    .expire(&partner, VERSION_TTL_S)
-                    .ignore()
-                    .query_async::<(u64, u64)>(&mut conn)
-                    .await
-            })
-            .await;
-        if let Err(error) = bumped {
-            tracing::warn!(%error, uin, "other replicas may show this customer's credit from before the allocation for up to reads.cache_ms");
-        }
+        let bumped = link.run("reads_version", |mut conn| async move {
+            redis::pipe()
+                .atomic()
+                .incr(&customer, 1)
+                .expire(&customer, VERSION_TTL_S)
+                .ignore()
+                .incr(&partner, 1)
+                .expire(&partner, VERSION_TTL_S)
+                .ignore()
+                .query_async::<(u64, u64)>(&mut conn)
+                .await
+        });
+        matches!(tokio::time::timeout(BUMP_BUDGET, bumped).await, Ok(Ok(_)))
     }
 }
+
+/// Longest the credit route waits for an allocation's fleet-wide bump before it answers: what
+/// is left of the route's grace past its deadline before the outermost timeout answers for it
+/// (which would tell a caller that nothing was sent).
+pub const BUMP_BUDGET: Duration = Duration::from_millis(200);
+const _: () = assert!(
+    crate::context::ANSWER_GRACE.as_millis() + BUMP_BUDGET.as_millis() + 50
+        <= crate::context::OUTER_GRACE.as_millis()
+);
 
 /// The read side's shared state.
 #[derive(Debug)]
@@ -189,6 +217,7 @@ impl Reads {
             versions: Versions {
                 local: Mutex::new(HashMap::new()),
                 fleet,
+                cache_for,
             },
             credit_memo: Memo::new(cache_for),
             profile_memo: Memo::new(cache_for),
@@ -297,12 +326,12 @@ impl Reads {
         self.versions.bump(uin).await;
     }
 
-    /// Longest [`Reads::allocated`] takes: one Redis command's timeout, with Redis.
+    /// Longest [`Reads::allocated`] takes: [`BUMP_BUDGET`], with Redis.
     pub fn allocated_within(&self) -> Duration {
-        self.versions
-            .fleet
-            .as_ref()
-            .map_or(Duration::ZERO, |link| link.timeout())
+        match self.versions.fleet {
+            Some(_) => BUMP_BUDGET,
+            None => Duration::ZERO,
+        }
     }
 }
 
