@@ -141,6 +141,7 @@ impl IntoResponses for ForwardingProblems {
                 problem(
                     "`validation-failed`: a field breaks an input rule (listed in `errors`; nothing was sent to Tencent). \
                      `upstream-rejected-input`: Tencent rejected a parameter. `insufficient-credit` (credit): the partner lacks allocable credit. \
+                     `operation-refused`: Tencent refused the operation in the account's current state (`FailedOperation`). \
                      `idempotency-key-reused`: the key was used for a different request.",
                 ),
             ),

@@ -80,6 +80,7 @@ impl ApiError {
                     ErrorClass::BalanceInsufficient => Self::new(P::InsufficientCredit, e.message),
                     ErrorClass::MailRegistered => Self::new(P::EmailAlreadyRegistered, e.message),
                     ErrorClass::Unauthorized => Self::new(P::CustomerNotAuthorized, e.message),
+                    ErrorClass::FailedOperation => Self::new(P::OperationRefused, e.message),
                     ErrorClass::AuthFailure => Self::new(
                         P::UpstreamAuthFailed,
                         "Tencent Cloud rejected the gateway's credentials",

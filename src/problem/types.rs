@@ -84,6 +84,9 @@ problem_types! {
     InsufficientCredit => "insufficient-credit", 422, "Insufficient partner credit",
         "The partner account does not have enough allocable credit for this allocation. Nothing was allocated.",
         "Allocate a smaller amount, or raise the partner account's credit with Tencent Cloud first.";
+    OperationRefused => "operation-refused", 422, "Refused by Tencent Cloud",
+        "Tencent Cloud refused the operation in the account's current state (FailedOperation), for example an allocation that would take a customer's credit below 0; its message is in `detail`. Nothing was applied.",
+        "Change the request (a smaller amount, say) or the account's state first; retrying the same request gets the same answer.";
     EmailAlreadyRegistered => "email-already-registered", 409, "E-mail already registered",
         "This address already belongs to a Tencent Cloud account, so it cannot be invited.",
         "Ask the customer for their account id and manage them through it instead.";

@@ -137,7 +137,7 @@ pub enum InvitationStatus {
 /// Who accepted an invitation.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum ClientType {
+pub enum InvitedClientType {
     /// A second-level reseller (Tencent's 1).
     Reseller,
     /// A sub-customer (Tencent's 2).
@@ -147,7 +147,7 @@ pub enum ClientType {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"token": "8f14e45fceea167a5a36dedd4bea2543", "createdAt": "2026-12-01 10:00:00", "status": "used", "usedAt": "2026-12-02 11:30:00", "uin": "800000232018", "email": "new.customer@example.com", "clientType": "customer", "boundAt": "2026-12-02 11:30:00", "requestId": "6a2b0a39-29c6-4a3b-8b0e-4a86b7d8f1f0"}))]
-pub struct InvitationResponse {
+pub struct InvitationInfoResponse {
     pub token: String,
     pub created_at: Option<String>,
     pub status: InvitationStatus,
@@ -156,7 +156,7 @@ pub struct InvitationResponse {
     pub uin: Option<String>,
     /// The e-mail address of the account that used it (or that it was sent to).
     pub email: Option<String>,
-    pub client_type: Option<ClientType>,
+    pub client_type: Option<InvitedClientType>,
     pub bound_at: Option<String>,
     /// Tencent's `RequestId` of the (possibly shared) call that read it.
     pub request_id: String,
@@ -199,7 +199,7 @@ fn token(raw: &str) -> Result<String, ApiError> {
         ("If-None-Match" = Option<String>, Header, description = "The `ETag` of an answer you hold: 304 when it is still current"),
     ),
     responses(
-        (status = 200, description = "The invitation", body = InvitationResponse,
+        (status = 200, description = "The invitation", body = InvitationInfoResponse,
             headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
         (status = 304, description = "Unchanged since the answer whose `ETag` was sent",
             headers(("ETag" = String), ("Age" = String, description = "seconds since Tencent answered"))),
@@ -224,7 +224,7 @@ pub async fn invitation(
                 "Tencent keeps no invitation with this token (never issued, or older than 60 days)",
             ));
         };
-        let body = InvitationResponse {
+        let body = InvitationInfoResponse {
             token,
             created_at: given(&i.create_time),
             status: match i.status {
@@ -236,8 +236,8 @@ pub async fn invitation(
             uin: i.client_uin.filter(|u| *u != 0).map(|u| u.to_string()),
             email: given(&i.client_mail),
             client_type: match i.client_type {
-                Some(1) => Some(ClientType::Reseller),
-                Some(2) => Some(ClientType::Customer),
+                Some(1) => Some(InvitedClientType::Reseller),
+                Some(2) => Some(InvitedClientType::Customer),
                 _ => None,
             },
             bound_at: given(&i.bind_time),

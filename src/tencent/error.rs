@@ -157,6 +157,9 @@ pub enum ErrorClass {
     MailRegistered,
     /// `UnauthorizedOperation*`: the partner may not act on this customer.
     Unauthorized,
+    /// Any other `FailedOperation*`: Tencent refused the operation in the account's current
+    /// state (e.g. an allocation that would take a customer's credit below 0).
+    FailedOperation,
     /// `AuthFailure*`: the gateway's own credentials are wrong or expired.
     AuthFailure,
     /// `InternalError*`: Tencent failed; whether the action ran is unknown.
@@ -184,6 +187,7 @@ impl ErrorClass {
             ("AuthFailure", _) => Self::AuthFailure,
             ("UnauthorizedOperation", _) => Self::Unauthorized,
             ("InternalError", _) => Self::Internal,
+            ("FailedOperation", _) => Self::FailedOperation,
             _ => Self::Other,
         }
     }

@@ -40,12 +40,11 @@ async fn a_negative_amount_takes_credit_back_but_never_below_zero() {
     let reply = app.post_credit(CUSTOMER, json!({"amount": -20.25})).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json()["remainingCredit"], 29.75);
+    // Tencent refuses with a plain `FailedOperation`: a definite refusal in the account's
+    // state, which the caller can act on (422), not a broken upstream (502).
     let reply = app.post_credit(CUSTOMER, json!({"amount": -100})).await;
-    assert_eq!(
-        reply.status, 502,
-        "Tencent's generic FailedOperation is unmapped: {}",
-        reply.text
-    );
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(reply.problem_type(), "/problems/operation-refused");
     assert_eq!(reply.json()["upstreamCode"], "FailedOperation");
 }
 
@@ -99,3 +98,4 @@ async fn the_partner_cannot_allocate_more_than_it_has() {
     assert_eq!(reply.status, 422);
     assert_eq!(reply.problem_type(), "/problems/insufficient-credit");
 }
+

@@ -115,3 +115,51 @@ fn every_route_lists_every_status_it_can_answer() {
         doc["paths"]["/livez"]["get"]["responses"]["200"]["headers"]["X-Request-Id"].is_object()
     );
 }
+
+/// utoipa names a component schema after its type alone, so two types of one name in different
+/// modules silently share one schema (the last registered wins, and one route documents the
+/// other's body). Every `ToSchema` type's name is unique.
+#[test]
+fn every_schema_type_has_its_own_name() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut pending = false;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                pending = true;
+            } else if pending && (line.starts_with("pub struct ") || line.starts_with("pub enum ")) {
+                let name: String = line
+                    .split_whitespace()
+                    .nth(2)
+                    .unwrap()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                seen.entry(name)
+                    .or_default()
+                    .push(file.display().to_string());
+                pending = false;
+            }
+        }
+    }
+    assert!(seen.len() > 10, "found the schema types: {seen:?}");
+    let twice: Vec<_> = seen.iter().filter(|(_, files)| files.len() > 1).collect();
+    assert!(twice.is_empty(), "schema types named twice: {twice:?}");
+}
