@@ -98,4 +98,3 @@ async fn the_partner_cannot_allocate_more_than_it_has() {
     assert_eq!(reply.status, 422);
     assert_eq!(reply.problem_type(), "/problems/insufficient-credit");
 }
-

@@ -144,7 +144,8 @@ fn every_schema_type_has_its_own_name() {
             let line = line.trim();
             if line.starts_with("#[derive(") && line.contains("ToSchema") {
                 pending = true;
-            } else if pending && (line.starts_with("pub struct ") || line.starts_with("pub enum ")) {
+            } else if pending && (line.starts_with("pub struct ") || line.starts_with("pub enum "))
+            {
                 let name: String = line
                     .split_whitespace()
                     .nth(2)
