@@ -50,6 +50,11 @@ pub enum Shutdown {
 pub struct App {
     pub state: AppState,
     router: Router,
+    /// Where the credentials came from, to be read again while serving.
+    refresh: Option<(
+        crate::credentials::Origin,
+        crate::credentials::refresh::Lookup,
+    )>,
 }
 
 /// Wires everything together. Fails only if the HTTP client cannot be built (TLS roots) or the
@@ -57,6 +62,19 @@ pub struct App {
 pub fn build(
     settings: Settings,
     credentials: &Credentials,
+    clock: SharedClock,
+) -> anyhow::Result<App> {
+    build_with(
+        settings,
+        crate::credentials::CredentialCell::fixed(credentials.clone()),
+        clock,
+    )
+}
+
+/// [`build`] with credentials that may change while it runs (see [`crate::credentials`]).
+pub fn build_with(
+    settings: Settings,
+    credentials: Arc<crate::credentials::CredentialCell>,
     clock: SharedClock,
 ) -> anyhow::Result<App> {
     let quota_config = QuotaConfig {
@@ -207,10 +225,25 @@ pub fn build(
             )
         });
     let router = crate::middleware::stack(router, &state);
-    Ok(App { state, router })
+    Ok(App {
+        state,
+        router,
+        refresh: None,
+    })
 }
 
 impl App {
+    /// Keeps the credentials current while serving: `origin` is read again in the background
+    /// (see [`crate::credentials::refresh`]).
+    pub fn refreshing(
+        mut self,
+        origin: crate::credentials::Origin,
+        lookup: crate::credentials::refresh::Lookup,
+    ) -> Self {
+        self.refresh = Some((origin, lookup));
+        self
+    }
+
     /// The router with every layer, for driving the gateway in-process (the HTTP-surface fuzz
     /// target); serving goes through [`App::run_until_stopped`].
     pub fn router(&self) -> Router {
@@ -232,6 +265,20 @@ impl App {
             tokio::spawn(upkeep(self.state.clone())),
             tokio::spawn(self.state.credit.clone().run_resolver()),
         ];
+        if let Some((origin, lookup)) = self.refresh.clone() {
+            let credentials = &self.state.settings.credentials;
+            let refresher = crate::credentials::refresh::Refresher {
+                origin,
+                cell: self.state.tencent.credentials().clone(),
+                lookup,
+                watch: credentials.watch(),
+                refresh_before: credentials.refresh_before(),
+                clock: self.state.clock.clone(),
+                readiness: self.state.readiness.clone(),
+                metrics: self.state.metrics.clone(),
+            };
+            background.push(tokio::spawn(refresher.run()));
+        }
         if let Some(link) = &self.state.redis {
             background.push(tokio::spawn(link.clone().run_prober()));
             background.push(tokio::spawn(

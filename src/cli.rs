@@ -99,7 +99,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve { sandbox } => serve(settings, sandbox).await,
             Command::Sandbox { listen } => sandbox_alone(settings, listen).await,
-            Command::CheckConfig => check_config(&settings),
+            Command::CheckConfig => check_config(&settings).await,
             Command::Healthcheck { url } => healthcheck(&settings, url).await,
             Command::Openapi | Command::HashKey { .. } => unreachable!("handled above"),
         }
@@ -137,20 +137,20 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn missing_credentials(missing: &[&str]) -> String {
+fn no_credentials(why: &str) -> String {
     format!(
-        "missing credentials: set {} (or run `partner-gateway serve --sandbox` to try it without a Tencent Cloud account)",
-        missing.join(" and ")
+        "{why} (or run `partner-gateway serve --sandbox` to try it without a Tencent Cloud account)"
     )
 }
 
 async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
-    let credentials = if sandbox {
-        Credentials::generate_sandbox()
+    let lookup = crate::credentials::refresh::Lookup::process();
+    let (origin, credentials) = if sandbox {
+        (None, Credentials::generate_sandbox())
     } else {
-        match Credentials::from_env() {
-            Ok(c) => c,
-            Err(missing) => return fail(missing_credentials(&missing)),
+        match crate::credentials::discover(&settings.credentials, lookup.0.as_ref()).await {
+            Ok((origin, issued)) => (Some(origin), issued.credentials),
+            Err(why) => return fail(no_credentials(&why)),
         }
     };
     let _log_writer = telemetry::init_stdout(&settings.log);
@@ -173,8 +173,18 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
         }
     };
     let local = listener.local_addr().expect("bound");
-    let app = match app::build(settings, &credentials, clock) {
-        Ok(app) => app,
+    let cell = crate::credentials::CredentialCell::new(crate::credentials::Issued {
+        credentials: credentials.clone(),
+        expires: None,
+        source: origin
+            .as_ref()
+            .map_or(crate::credentials::Source::Env, |o| o.source()),
+    });
+    let app = match app::build_with(settings, cell, clock) {
+        Ok(app) => match origin {
+            Some(origin) => app.refreshing(origin, lookup),
+            None => app,
+        },
         Err(e) => return fail(e),
     };
     tracing::info!(listen = %local, sandbox, secret_id = %config::redact_id(&credentials.secret_id), "partner-gateway started");
@@ -225,7 +235,7 @@ async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
     }
 }
 
-fn check_config(settings: &Settings) -> ExitCode {
+async fn check_config(settings: &Settings) -> ExitCode {
     println!(
         "# effective configuration (defaults < files < {}__* variables)",
         env::CONFIG_PREFIX
@@ -234,23 +244,41 @@ fn check_config(settings: &Settings) -> ExitCode {
         "{}",
         toml::to_string_pretty(settings).expect("settings serialize")
     );
-    println!("# credentials (from the environment)");
-    match Credentials::from_env() {
-        Ok(c) => {
-            println!("# {} = {}", env::SECRET_ID, config::redact_id(&c.secret_id));
-            println!("# {} = [set, redacted]", env::SECRET_KEY);
+    println!(
+        "# credentials (credentials.source = {:?})",
+        settings.credentials.source
+    );
+    let lookup = crate::credentials::refresh::Lookup::process();
+    let found = crate::credentials::discover(&settings.credentials, lookup.0.as_ref()).await;
+    match found {
+        Ok((origin, issued)) => {
+            let from = match &origin {
+                crate::credentials::Origin::Env => "the environment".to_owned(),
+                crate::credentials::Origin::File(path) => path.display().to_string(),
+                crate::credentials::Origin::CvmRole(endpoint) => {
+                    format!("the CVM role, from {endpoint}")
+                }
+            };
+            println!("# source = {} ({from})", origin.source().label());
             println!(
-                "# {} = {}",
-                env::TOKEN,
-                if c.token.is_some() {
+                "# secret_id = {}",
+                config::redact_id(&issued.credentials.secret_id)
+            );
+            println!("# secret_key = [set, redacted]");
+            println!(
+                "# token = {}",
+                if issued.credentials.token.is_some() {
                     "[set, redacted]"
                 } else {
                     "[not set]"
                 }
             );
+            if let Some(expires) = issued.expires {
+                println!("# expires = {expires} (Unix time; refreshed ahead of it)");
+            }
             ExitCode::SUCCESS
         }
-        Err(missing) => fail(missing_credentials(&missing)),
+        Err(why) => fail(no_credentials(&why)),
     }
 }
 

@@ -6,6 +6,11 @@ pub const SECRET_ID: &str = "TENCENTCLOUD_SECRET_ID";
 pub const SECRET_KEY: &str = "TENCENTCLOUD_SECRET_KEY";
 /// Optional temporary (STS) token, sent as `X-TC-Token` (the CLI's name).
 pub const TOKEN: &str = "TENCENTCLOUD_TOKEN";
+/// The same token under the Node.js SDK's name, read when `TENCENTCLOUD_TOKEN` is not set.
+pub const SESSION_TOKEN: &str = "TENCENTCLOUD_SESSION_TOKEN";
+/// A profile file to read credentials from, before `~/.tencentcloud/credentials`.
+/// (Each credential variable above may also be given as `NAME_FILE`: a file holding it.)
+pub const CREDENTIALS_FILE: &str = "TENCENTCLOUD_CREDENTIALS_FILE";
 /// Prefix of configuration overrides: `GATEWAY__SECTION__KEY`.
 pub const CONFIG_PREFIX: &str = "GATEWAY";
 /// Separator between prefix, section and key in configuration overrides.

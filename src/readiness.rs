@@ -1,6 +1,8 @@
 //! Readiness: the checks `/readyz` reports, shared by the parts of the gateway that can fail them.
 //!
 //! Missing credentials are not a readiness state: the gateway refuses to start without them.
+//! Credentials that expired and could not be refreshed are: the replica is unready, with the
+//! reason.
 //!
 //! Readiness means "can serve". Tencent rejecting the credentials themselves (a wrong or expired
 //! key: `AuthFailure.SignatureFailure`, `SecretIdNotFound`, …) takes the replica out. A missing
@@ -25,6 +27,8 @@ pub struct ReadinessChecks {
     /// How many actions the gateway calls: all of them denied means unready.
     actions: std::sync::atomic::AtomicUsize,
     store: Mutex<StoreState>,
+    /// Why the credentials in use cannot sign (expired, and their source failed), if so.
+    credentials: Mutex<Option<String>>,
 }
 
 /// The shared store as readiness sees it.
@@ -114,6 +118,11 @@ impl ReadinessChecks {
         self.denied.lock().keys().copied().collect()
     }
 
+    /// The credentials in use expired and could not be refreshed (`Some(why)`), or work again.
+    pub fn report_credentials(&self, failure: Option<String>) {
+        *self.credentials.lock() = failure;
+    }
+
     pub fn report_store(&self, state: StoreState) {
         *self.store.lock() = state;
     }
@@ -146,6 +155,13 @@ impl ReadinessChecks {
                 }
                 None => "ok".into(),
             },
+        );
+        checks.insert(
+            "credentials",
+            self.credentials
+                .lock()
+                .clone()
+                .unwrap_or_else(|| "ok".into()),
         );
         let mut degraded = BTreeMap::new();
         if !denied.is_empty() && !all_denied {

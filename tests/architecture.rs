@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("the Redis connection", &["redis_link"]),
+    ("the credentials", &["credentials"]),
     ("shared state: records and quotas", &["store", "quota"]),
     ("the upstream", &["tencent"]),
     ("the HTTP error type", &["problem"]),

@@ -1,6 +1,54 @@
-//! The partner's Tencent Cloud API credentials.
+//! The partner's Tencent Cloud API credentials, and where to look for them (`[credentials]`).
 
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Where the credentials come from (`credentials.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSourceSetting {
+    /// The official SDKs' order: environment, profile file, CVM role.
+    #[default]
+    Chain,
+    Env,
+    File,
+    CvmRole,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CredentialSettings {
+    pub source: CredentialSourceSetting,
+    /// The CVM metadata service (tests and the sandbox stand in for it).
+    pub metadata_endpoint: String,
+    /// How often credentials without an expiry (variables' files, the profile file) are read
+    /// again.
+    pub watch_ms: u64,
+    /// How long before their expiry temporary credentials are replaced (at most half their
+    /// remaining life).
+    pub refresh_before_s: u64,
+}
+
+impl Default for CredentialSettings {
+    fn default() -> Self {
+        Self {
+            source: CredentialSourceSetting::Chain,
+            metadata_endpoint: "http://metadata.tencentyun.com".into(),
+            watch_ms: 5_000,
+            refresh_before_s: 300,
+        }
+    }
+}
+
+impl CredentialSettings {
+    pub fn watch(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.watch_ms)
+    }
+
+    pub fn refresh_before(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.refresh_before_s)
+    }
+}
 
 use crate::env;
 

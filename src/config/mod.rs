@@ -23,7 +23,7 @@ mod store;
 mod validate;
 
 pub use auth::{ApiKeySettings, AuthSettings, JwtSettings};
-pub use credentials::{Credentials, redact_id};
+pub use credentials::{CredentialSettings, CredentialSourceSetting, Credentials, redact_id};
 pub use load::Sources;
 pub use sections::{
     CreditSettings, IdempotencySettings, InvitationSettings, LogFormat, LogSettings, QuotaSettings,
@@ -48,6 +48,7 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub auth: AuthSettings,
     pub store: StoreSettings,
+    pub credentials: CredentialSettings,
 }
 
 /// A setting that cannot be used, named by its key.

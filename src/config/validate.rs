@@ -148,6 +148,22 @@ impl Settings {
                 "must be at most 60000: credit read back a minute late is no longer news",
             ));
         }
+        let metadata = url::Url::parse(&self.credentials.metadata_endpoint)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if metadata.is_none() {
+            return Err(invalid(
+                "credentials.metadata_endpoint",
+                "must be an http(s) URL",
+            ));
+        }
+        if self.credentials.watch_ms < 100 {
+            return Err(invalid("credentials.watch_ms", "must be at least 100"));
+        }
+        positive(
+            "credentials.refresh_before_s",
+            self.credentials.refresh_before_s,
+        )?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", e.to_string()))?;
         self.sandbox.listen.parse::<SocketAddr>().map_err(|_| {

@@ -31,6 +31,9 @@ pub const FLEET_REPLICAS: &str = "gateway_fleet_replicas";
 pub const ACTION_DENIED: &str = "gateway_upstream_action_denied";
 pub const JWKS_FAILURES: &str = "gateway_jwks_refresh_failures_total";
 pub const JWKS_AGE: &str = "gateway_jwks_age_seconds";
+pub const CREDENTIAL_SOURCE: &str = "gateway_credential_source";
+pub const CREDENTIAL_EXPIRY: &str = "gateway_credential_expiry_timestamp_seconds";
+pub const CREDENTIAL_FAILURES: &str = "gateway_credential_refresh_failures_total";
 pub const CONNECTIONS_OPEN: &str = "gateway_connections_open";
 pub const CONNECTIONS_REJECTED: &str = "gateway_connections_rejected_total";
 pub const CONNECTIONS_TIMED_OUT: &str = "gateway_connections_timed_out_total";
@@ -237,6 +240,21 @@ pub const CATALOG: &[Described] = &[
     ),
     Described::counter(JWKS_FAILURES, None, "JWKS refreshes that failed."),
     Described::gauge(JWKS_AGE, Some(Unit::Seconds), "Age of the JWKS in use."),
+    Described::gauge(
+        CREDENTIAL_SOURCE,
+        None,
+        "1 for the source the credentials in use came from.",
+    ),
+    Described::gauge(
+        CREDENTIAL_EXPIRY,
+        Some(Unit::Seconds),
+        "When the credentials in use expire (Unix time); 0: they do not.",
+    ),
+    Described::counter(
+        CREDENTIAL_FAILURES,
+        None,
+        "Reads of the credentials' source that failed (the current ones stay in use).",
+    ),
     Described::gauge(CONNECTIONS_OPEN, None, "Client connections open now."),
     Described::counter(
         CONNECTIONS_REJECTED,

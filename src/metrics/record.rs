@@ -226,6 +226,25 @@ impl Metrics {
         }
     }
 
+    /// The credentials in use: their source, and when they expire (`None`: never).
+    pub fn credentials(&self, source: &'static str, expires: Option<i64>) {
+        for other in ["env", "file", "cvm_role"] {
+            self.recorder
+                .register_gauge(
+                    &Key::from_parts(CREDENTIAL_SOURCE, labels(&[("source", other.into())])),
+                    &METADATA,
+                )
+                .set(if other == source { 1.0 } else { 0.0 });
+        }
+        self.recorder
+            .register_gauge(&Key::from_name(CREDENTIAL_EXPIRY), &METADATA)
+            .set(expires.unwrap_or_default() as f64);
+    }
+
+    pub fn credential_refresh_failure(&self, source: &'static str) {
+        self.count(CREDENTIAL_FAILURES, &[("source", source.into())]);
+    }
+
     pub fn cooldown(&self, source: &'static str) {
         self.count(COOLDOWNS, &[("source", source.into())]);
     }

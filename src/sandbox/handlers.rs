@@ -8,6 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use super::faults::{Fault, FaultKind};
@@ -51,6 +52,7 @@ pub async fn api(
         Ok(id) => id,
         Err((code, message)) => return error_answer(code, &message, &request_id),
     };
+    state.record_key(&operator);
     if !state.admit(&action) {
         return error_answer(
             "RequestLimitExceeded",
@@ -358,6 +360,48 @@ pub async fn accept_invitation(
             "no unused invitation with this token",
         )
             .into_response(),
+    }
+}
+
+/// `GET /latest/meta-data/cam/security-credentials/`: the instance's role.
+pub async fn metadata_roles() -> Response {
+    super::state::ROLE.into_response()
+}
+
+/// `GET /latest/meta-data/cam/security-credentials/{role}`: new temporary credentials.
+pub async fn metadata_role_credentials(
+    State(state): State<Arc<SandboxState>>,
+    Path(role): Path<String>,
+) -> Response {
+    if role != super::state::ROLE {
+        return (StatusCode::NOT_FOUND, "no such role").into_response();
+    }
+    let Some(issued) = state.issue_role_credentials() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "metadata service down").into_response();
+    };
+    let key = &issued.key;
+    Json(json!({
+        "TmpSecretId": key.secret_id,
+        "TmpSecretKey": key.secret_key.expose_secret(),
+        "Token": key.token.as_ref().map(|t| t.expose_secret().to_owned()),
+        "ExpiredTime": issued.expires_unix,
+        "Expiration": super::state::timestamp_iso(issued.expires_unix),
+        "Code": "Success",
+    }))
+    .into_response()
+}
+
+/// `POST /_sandbox/metadata` `{"up": bool}`: the metadata service answers, or fails with 503.
+pub async fn set_metadata(
+    State(state): State<Arc<SandboxState>>,
+    Json(body): Json<Value>,
+) -> Response {
+    match body.get("up").and_then(Value::as_bool) {
+        Some(up) => {
+            state.set_metadata_up(up);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => (StatusCode::BAD_REQUEST, "expected {\"up\": true|false}").into_response(),
     }
 }
 

@@ -9,7 +9,12 @@
 //!
 //! Admin routes (no signature, loopback use only): `GET /_sandbox/stats`, `GET /_sandbox/ledger`,
 //! `POST /_sandbox/faults` (one fault or a list), `DELETE /_sandbox/faults`,
-//! `POST /_sandbox/invitations/{token}/accept` (a customer uses an invitation link).
+//! `POST /_sandbox/invitations/{token}/accept` (a customer uses an invitation link),
+//! `POST /_sandbox/metadata` (`{"up": false}`: the metadata service fails).
+//!
+//! It also plays a CVM instance's metadata service: `GET /latest/meta-data/cam/security-credentials/`
+//! names the role, `…/{role}` issues temporary credentials (`TmpSecretId`, `TmpSecretKey`,
+//! `Token`, `ExpiredTime`) that the API accepts with their token until they expire.
 
 pub mod embedded;
 pub mod faults;
@@ -71,6 +76,8 @@ pub struct SandboxConfig {
     /// The most entries one history page holds, whatever `PageSize` asked for. Tencent documents
     /// no limit; 100 by default.
     pub history_page_cap: usize,
+    /// How long the metadata service's temporary credentials last (Tencent: hours).
+    pub temporary_ttl: Duration,
 }
 
 /// The order of the allocation history's pages: Tencent's docs promise neither, so the gateway
@@ -108,6 +115,7 @@ impl SandboxConfig {
             seed: 0x5eed,
             history_order: HistoryOrder::NewestFirst,
             history_page_cap: 100,
+            temporary_ttl: Duration::from_secs(7200),
         }
     }
 }
@@ -134,6 +142,15 @@ impl Sandbox {
             .route(
                 "/_sandbox/invitations/{token}/accept",
                 post(handlers::accept_invitation),
+            )
+            .route("/_sandbox/metadata", post(handlers::set_metadata))
+            .route(
+                "/latest/meta-data/cam/security-credentials/",
+                get(handlers::metadata_roles),
+            )
+            .route(
+                "/latest/meta-data/cam/security-credentials/{role}",
+                get(handlers::metadata_role_credentials),
             )
             .route(
                 "/_sandbox/faults",

@@ -10,6 +10,9 @@ use rand::{Rng, SeedableRng};
 mod customers;
 mod lookups;
 mod report;
+mod roles;
+
+pub use roles::ROLE;
 
 pub use report::{ActionStats, CustomerCredit, HistoryEntry, Ledger, SeenRequest, Stats};
 
@@ -36,6 +39,8 @@ struct Inner {
     last_invitation_ms: HashMap<String, u64>,
     invitations: std::collections::VecDeque<lookups::Invitation>,
     joined: Vec<lookups::Joined>,
+    temporary: std::collections::VecDeque<roles::RoleCredentials>,
+    metadata_up: bool,
     windows: HashMap<String, (u64, u32)>,
     stats: Stats,
     faults: Vec<Fault>,
@@ -54,6 +59,11 @@ pub struct SandboxState {
 
 fn cents(value: i64) -> f64 {
     value as f64 / 100.0
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time in seconds (the metadata service's `Expiration`).
+pub fn timestamp_iso(unix_secs: i64) -> String {
+    timestamp(unix_secs.max(0) as u64 * 1000).replacen(' ', "T", 1) + "Z"
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time in milliseconds.
@@ -82,6 +92,8 @@ impl SandboxState {
             last_invitation_ms: HashMap::new(),
             invitations: std::collections::VecDeque::new(),
             joined: Vec::new(),
+            temporary: std::collections::VecDeque::new(),
+            metadata_up: true,
             windows: HashMap::new(),
             stats: Stats::default(),
             faults: Vec::new(),
@@ -96,6 +108,19 @@ impl SandboxState {
 
     fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
         self.inner.lock()
+    }
+
+    /// A request signed with `secret_id` passed verification.
+    pub fn record_key(&self, secret_id: &str) {
+        let mut inner = self.lock();
+        let known = inner.stats.by_secret_id.len();
+        match inner.stats.by_secret_id.get_mut(secret_id) {
+            Some(count) => *count += 1,
+            None if known < 10_000 => {
+                inner.stats.by_secret_id.insert(secret_id.to_owned(), 1);
+            }
+            None => {}
+        }
     }
 
     pub fn record_received(&self, seen: SeenRequest) {

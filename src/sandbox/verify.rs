@@ -104,15 +104,15 @@ pub(super) fn verify(
     if parsed.service != SERVICE {
         return Err(signature_failure("wrong service in the credential scope"));
     }
-    let key = state
+    let key = match state
         .config
         .keys
         .iter()
         .find(|k| k.secret_id == parsed.secret_id)
-        .ok_or((
-            "AuthFailure.SecretIdNotFound",
-            "The SecretId is not found.".to_owned(),
-        ))?;
+    {
+        Some(key) => key.clone(),
+        None => state.temporary_key(&parsed.secret_id)?,
+    };
     if sign::utc_date(timestamp).as_deref() != Some(parsed.date.as_str()) {
         return Err(signature_failure(
             "the credential date is not the timestamp's UTC date",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use url::Url;
 
@@ -20,7 +20,8 @@ use super::sign::{RequestToSign, SignedHeaderSet, Signer};
 use super::wire::{Conn, Wire, WireError};
 use super::{CONTENT_TYPE, SERVICE, VERSION};
 use crate::clock::SharedClock;
-use crate::config::{Credentials, Settings};
+use crate::config::Settings;
+use crate::credentials::{CredentialCell, Issued};
 use crate::metrics::Metrics;
 use crate::quota::{QuotaExceeded, Quotas};
 use crate::readiness::ReadinessChecks;
@@ -42,14 +43,16 @@ const MAX_MISSED_SLOTS: u32 = 3;
 /// How often a call waiting to connect looks at the connection lead again.
 const LEAD_RECHECK: Duration = Duration::from_millis(100);
 
-/// Signs and sends calls to one endpoint with one credential.
+/// Signs and sends calls to one endpoint with the credentials current when each call leaves.
 #[derive(Debug)]
 pub struct TencentClient {
     wire: Wire,
     endpoint: http::Uri,
     host: String,
-    signer: Signer,
-    token: Option<SecretString>,
+    credentials: Arc<CredentialCell>,
+    /// The signer of the credentials last used: a new one (with its own day-key cache) for each
+    /// new credential, so a rotated key never signs with the key derived from the old one.
+    signing: parking_lot::Mutex<(Arc<Issued>, Arc<Signer>)>,
     region: Option<String>,
     clock: SharedClock,
     quotas: Arc<Quotas>,
@@ -64,7 +67,7 @@ pub struct TencentClient {
 impl TencentClient {
     pub fn new(
         settings: &Settings,
-        credentials: &Credentials,
+        credentials: Arc<CredentialCell>,
         clock: SharedClock,
         quotas: Arc<Quotas>,
         readiness: Arc<ReadinessChecks>,
@@ -85,13 +88,8 @@ impl TencentClient {
             wire,
             endpoint: url.as_str().parse().expect("a URL is a URI"),
             host,
-            signer: Signer::new(
-                credentials.secret_id.clone(),
-                credentials.secret_key.clone(),
-                SERVICE,
-                SignedHeaderSet::ContentTypeHostAction,
-            ),
-            token: credentials.token.clone(),
+            signing: parking_lot::Mutex::new(Self::signer_for(credentials.current())),
+            credentials,
             region: settings.region().map(str::to_owned),
             clock,
             quotas,
@@ -270,6 +268,31 @@ impl TencentClient {
         nominal.mul_f64(rand::rng().random_range(0.5..=1.0))
     }
 
+    /// The credentials calls sign with.
+    pub fn credentials(&self) -> &Arc<CredentialCell> {
+        &self.credentials
+    }
+
+    fn signer_for(issued: Arc<Issued>) -> (Arc<Issued>, Arc<Signer>) {
+        let signer = Signer::new(
+            issued.credentials.secret_id.clone(),
+            issued.credentials.secret_key.clone(),
+            SERVICE,
+            SignedHeaderSet::ContentTypeHostAction,
+        );
+        (issued, Arc::new(signer))
+    }
+
+    /// The credentials current now, and their signer.
+    fn signing(&self) -> (Arc<Issued>, Arc<Signer>) {
+        let current = self.credentials.current();
+        let mut signing = self.signing.lock();
+        if !Arc::ptr_eq(&signing.0, &current) {
+            *signing = Self::signer_for(current);
+        }
+        signing.clone()
+    }
+
     async fn send_once<A: Action>(
         &self,
         conn: Conn,
@@ -278,7 +301,9 @@ impl TencentClient {
         timeout: Duration,
     ) -> Result<(A::Response, String), CallError> {
         let timestamp = self.clock.now_unix_secs();
-        let authorization = self.signer.authorization(&RequestToSign {
+        // Signed with the credentials current as it leaves; it keeps them while in flight.
+        let (issued, signer) = self.signing();
+        let authorization = signer.authorization(&RequestToSign {
             host: &self.host,
             action: A::NAME,
             content_type: CONTENT_TYPE,
@@ -306,7 +331,7 @@ impl TencentClient {
         if let Some(region) = &self.region {
             request = request.header("X-TC-Region", region);
         }
-        if let Some(token) = &self.token {
+        if let Some(token) = &issued.credentials.token {
             let mut value = http::HeaderValue::from_str(token.expose_secret())
                 .map_err(|_| not_sent("the token is not a valid header value"))?;
             value.set_sensitive(true);

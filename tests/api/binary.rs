@@ -8,10 +8,26 @@ const BIN: &str = env!("CARGO_BIN_EXE_partner-gateway");
 
 fn gateway() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_remove("TENCENTCLOUD_SECRET_ID")
-        .env_remove("TENCENTCLOUD_SECRET_KEY")
-        .env_remove("TENCENTCLOUD_TOKEN")
-        .env_remove("RUST_LOG")
+    for name in [
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+        "TENCENTCLOUD_TOKEN",
+        "TENCENTCLOUD_SESSION_TOKEN",
+        "TENCENTCLOUD_SECRET_ID_FILE",
+        "TENCENTCLOUD_SECRET_KEY_FILE",
+        "TENCENTCLOUD_TOKEN_FILE",
+        "TENCENTCLOUD_CREDENTIALS_FILE",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(name);
+    }
+    // No profile file of the machine's, and a metadata service that is not there: only what a
+    // test sets is found.
+    cmd.env("HOME", std::env::temp_dir().join("pg-binary-no-home"))
+        .env(
+            "GATEWAY__CREDENTIALS__METADATA_ENDPOINT",
+            "http://127.0.0.1:9",
+        )
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
 }
@@ -174,6 +190,10 @@ fn check_config_prints_effective_values_with_secrets_redacted() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("invitations_per_second = 7"), "{stdout}");
+    assert!(
+        stdout.contains("# source = env (the environment)"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("check-config-secret-key") && !stdout.contains("AKIDcheckconfig123"),
         "{stdout}"

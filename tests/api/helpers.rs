@@ -94,7 +94,25 @@ pub struct Options {
     pub upstream_endpoint: Option<String>,
     /// The simulator's allocation-history order and page cap (Tencent documents neither).
     pub sandbox_history: (HistoryOrder, usize),
+    /// Keys the simulator accepts besides the test's own.
+    pub sandbox_extra_keys: Vec<SandboxKey>,
+    /// How long the simulator's metadata service's temporary credentials last.
+    pub sandbox_temporary_ttl: Option<Duration>,
+    /// Where the gateway finds its credentials (kept current while it runs), given the
+    /// simulator; `None`: the simulator's key, fixed.
+    pub credential_origin: Option<CredentialOrigin>,
 }
+
+/// Where a test gateway's credentials come from, once the simulator is known.
+pub type CredentialOrigin = std::sync::Arc<
+    dyn Fn(
+            &Upstream,
+        ) -> (
+            partner_gateway::credentials::Origin,
+            partner_gateway::credentials::refresh::Lookup,
+        ) + Send
+        + Sync,
+>;
 
 /// The API key every test app accepts for the caller `test-suite`, with every scope.
 pub fn test_key_entry(name: &str, key: &str, scopes: &[&str]) -> ApiKeySettings {
@@ -125,6 +143,9 @@ impl Default for Options {
             sandbox_quotas: Vec::new(),
             upstream_endpoint: None,
             sandbox_history: (HistoryOrder::NewestFirst, 100),
+            sandbox_extra_keys: Vec::new(),
+            sandbox_temporary_ttl: None,
+            credential_origin: None,
         }
     }
 }
@@ -165,6 +186,12 @@ pub async fn spawn_upstream(options: &Options) -> Upstream {
     ) = options.sandbox_history;
     for (action, limit) in &options.sandbox_quotas {
         sandbox_config.quotas.insert((*action).to_owned(), *limit);
+    }
+    sandbox_config
+        .keys
+        .extend(options.sandbox_extra_keys.iter().cloned());
+    if let Some(ttl) = options.sandbox_temporary_ttl {
+        sandbox_config.temporary_ttl = ttl;
     }
     let sandbox = Sandbox::new(sandbox_config);
     let sandbox_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -219,7 +246,20 @@ pub async fn spawn_gateway(options: &Options, upstream: &Upstream, test_key: &st
         secret_key: SecretString::from(gateway_key),
         token: None,
     };
-    let app = app::build(settings, &credentials, options.gateway_clock.clone()).unwrap();
+    let app = match &options.credential_origin {
+        None => app::build(settings, &credentials, options.gateway_clock.clone()).unwrap(),
+        Some(origin) => {
+            let (origin, lookup) = origin(upstream);
+            let issued = origin
+                .fetch(lookup.0.as_ref())
+                .await
+                .expect("the test's credentials are found");
+            let cell = partner_gateway::credentials::CredentialCell::new(issued);
+            app::build_with(settings, cell, options.gateway_clock.clone())
+                .unwrap()
+                .refreshing(origin, lookup)
+        }
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();

@@ -4,6 +4,7 @@ mod auth;
 mod binary;
 mod chaos;
 mod cluster;
+mod credentials;
 mod credit;
 mod customers;
 mod deploy;

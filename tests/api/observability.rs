@@ -408,7 +408,7 @@ async fn readiness_reports_each_check() {
     assert_eq!(ready.status, 200);
     assert_eq!(
         ready.json(),
-        json!({"status": "ready", "checks": {"shutdown": "ok", "startup": "ok", "upstream_auth": "ok"}})
+        json!({"status": "ready", "checks": {"credentials": "ok", "shutdown": "ok", "startup": "ok", "upstream_auth": "ok"}})
     );
     assert_eq!(app.get("/livez").await.status, 200);
     app.fault(Fault::once(

@@ -22,6 +22,8 @@ pub struct Stats {
     /// Every HTTP request to the API route, valid or not.
     pub received: u64,
     pub actions: BTreeMap<String, ActionStats>,
+    /// Authenticated requests per key id (the first 10,000 ids).
+    pub by_secret_id: BTreeMap<String, u64>,
 }
 
 impl Stats {

@@ -1,0 +1,123 @@
+//! Keeping the credentials current: the source the chain chose is asked again in the background,
+//! files every `credentials.watch_ms`, temporary credentials ahead of their expiry (with jitter,
+//! so replicas do not all ask at once). A failed read keeps the credentials in use; once they
+//! have expired the replica is unready, naming the reason, until a read works again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{CredentialCell, Issued, Origin};
+use crate::clock::SharedClock;
+use crate::metrics::Metrics;
+use crate::readiness::ReadinessChecks;
+
+/// A function reading one variable of an environment.
+pub type ReadVar = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Reads a variable of the environment (the process's, or a test's).
+#[derive(Clone)]
+pub struct Lookup(pub Arc<ReadVar>);
+
+impl Lookup {
+    /// The process's environment.
+    pub fn process() -> Self {
+        Self(Arc::new(|name| std::env::var(name).ok()))
+    }
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lookup")
+    }
+}
+
+/// The shortest pause between two reads of a source.
+const MIN_PAUSE: Duration = Duration::from_millis(100);
+
+pub struct Refresher {
+    pub origin: Origin,
+    pub cell: Arc<CredentialCell>,
+    pub lookup: Lookup,
+    /// How often a source without an expiry is read again (`credentials.watch_ms`).
+    pub watch: Duration,
+    /// How long before their expiry temporary credentials are replaced
+    /// (`credentials.refresh_before_s`; at most half their remaining life).
+    pub refresh_before: Duration,
+    pub clock: SharedClock,
+    pub readiness: Arc<ReadinessChecks>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Refresher {
+    /// Seconds until `issued` expires (negative: expired), if it does.
+    fn left(&self, issued: &Issued) -> Option<f64> {
+        let now_ms = self.clock.now_unix_ms() as f64;
+        issued.expires.map(|e| e as f64 - now_ms / 1000.0)
+    }
+
+    /// How long to wait before the next read of the source.
+    fn pause(&self, issued: &Issued) -> Duration {
+        let Some(left) = self.left(issued) else {
+            return self.watch;
+        };
+        let left = Duration::from_secs_f64(left.max(0.0));
+        // Replace them `refresh_before` ahead, or halfway through a shorter life; then up to
+        // 10% earlier, at random.
+        let ahead = self.refresh_before.min(left / 2);
+        let wait = (left - ahead).mul_f64(rand::rng().random_range(0.9..=1.0));
+        wait.clamp(MIN_PAUSE, self.watch.max(MIN_PAUSE) * 720)
+    }
+
+    /// After a failed read: again soon, but never in a tight loop.
+    fn retry(&self, issued: &Issued) -> Duration {
+        let left = self.left(issued).unwrap_or(f64::INFINITY).max(0.0);
+        Duration::from_secs_f64((left / 4.0).min(self.watch.as_secs_f64())).max(MIN_PAUSE * 5)
+    }
+
+    /// Reads the source once; the pause until the next read.
+    pub async fn refresh_once(&self) -> Duration {
+        let current = self.cell.current();
+        let source = self.origin.source().label();
+        match self.origin.fetch(self.lookup.0.as_ref()).await {
+            Ok(issued) => {
+                self.readiness.report_credentials(None);
+                self.metrics
+                    .credentials(issued.source.label(), issued.expires);
+                let pause = self.pause(&issued);
+                let id = crate::config::redact_id(&issued.credentials.secret_id);
+                if self.cell.replace(issued) {
+                    tracing::info!(source, secret_id = %id, "the credentials changed; requests from now on sign with the new ones");
+                }
+                pause
+            }
+            Err(why) => {
+                self.metrics.credential_refresh_failure(source);
+                let expired = self.left(&current).is_some_and(|left| left <= 0.0);
+                if expired {
+                    tracing::error!(source, %why, "the credentials expired and cannot be refreshed; readiness is failing");
+                    self.readiness.report_credentials(Some(format!(
+                        "the {source} credentials expired and cannot be refreshed: {why}"
+                    )));
+                } else {
+                    tracing::warn!(source, %why, "cannot refresh the credentials; the current ones stay in use");
+                }
+                self.retry(&current)
+            }
+        }
+    }
+
+    /// Reads the source again and again, forever.
+    pub async fn run(self) {
+        self.metrics.credentials(
+            self.cell.current().source.label(),
+            self.cell.current().expires,
+        );
+        let mut pause = self.pause(&self.cell.current());
+        loop {
+            tokio::time::sleep(pause).await;
+            pause = self.refresh_once().await;
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Credentials the way Tencent's SDKs find them: each source alone, the chain's order, a
+//! rotated profile file picked up without a restart, temporary credentials refreshed ahead of
+//! their expiry, and a failing source made visible.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use partner_gateway::config::{CredentialSettings, CredentialSourceSetting};
+use partner_gateway::credentials::refresh::Lookup;
+use partner_gateway::credentials::{Origin, Source, discover};
+use partner_gateway::sandbox::SandboxKey;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::helpers::*;
+use crate::scale_out::{metric, wait_readiness};
+
+/// An environment of these variables only.
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync + use<> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+fn settings(source: CredentialSourceSetting, metadata: &str) -> CredentialSettings {
+    CredentialSettings {
+        source,
+        metadata_endpoint: metadata.to_owned(),
+        ..CredentialSettings::default()
+    }
+}
+
+/// A directory of this test's own.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pg-credentials-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn profile(secret_id: &str, secret_key: &str) -> String {
+    format!(
+        "[other]\nsecret_id = AKIDnotthisone\nsecret_key = not-this-one\n\n[default]\nsecret_id = {secret_id}\nsecret_key = {secret_key}\n"
+    )
+}
+
+/// Replaces a file at once, as a Kubernetes Secret volume or a careful operator does.
+fn rewrite(path: &std::path::Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+/// Nothing listens there: a metadata service that is not there.
+const NO_METADATA: &str = "http://127.0.0.1:9";
+
+#[tokio::test]
+async fn each_source_alone_and_the_chain_in_the_sdks_order() {
+    use CredentialSourceSetting as S;
+    let dir = scratch("sources");
+    let home = dir.join("home").display().to_string();
+
+    // The environment, with the Node SDK's name for the token.
+    let env = [
+        ("TENCENTCLOUD_SECRET_ID", "AKIDfromenv"),
+        ("TENCENTCLOUD_SECRET_KEY", "env-secret-key"),
+        ("TENCENTCLOUD_SESSION_TOKEN", "env-token"),
+        ("HOME", home.as_str()),
+    ];
+    let (origin, issued) = discover(&settings(S::Env, NO_METADATA), &vars(&env))
+        .await
+        .unwrap();
+    assert!(matches!(origin, Origin::Env));
+    assert_eq!(issued.credentials.secret_id, "AKIDfromenv");
+    assert_eq!(
+        issued.credentials.token.as_ref().unwrap().expose_secret(),
+        "env-token"
+    );
+
+    // The `*_FILE` variants: files holding each value, as a mounted Secret gives them.
+    std::fs::write(dir.join("id"), "AKIDfromfile\n").unwrap();
+    std::fs::write(dir.join("key"), "file-secret-key\n").unwrap();
+    let id_file = dir.join("id").display().to_string();
+    let key_file = dir.join("key").display().to_string();
+    let files = [
+        ("TENCENTCLOUD_SECRET_ID_FILE", id_file.as_str()),
+        ("TENCENTCLOUD_SECRET_KEY_FILE", key_file.as_str()),
+    ];
+    let (_, issued) = discover(&settings(S::Env, NO_METADATA), &vars(&files))
+        .await
+        .unwrap();
+    assert_eq!(issued.credentials.secret_id, "AKIDfromfile");
+    assert_eq!(
+        issued.credentials.secret_key.expose_secret(),
+        "file-secret-key"
+    );
+
+    // The profile file: the one the variable names, else the home directory's.
+    let named = dir.join("named-credentials");
+    std::fs::write(&named, profile("AKIDnamedprofile", "named-key")).unwrap();
+    let named_path = named.display().to_string();
+    let file_only = [
+        ("TENCENTCLOUD_CREDENTIALS_FILE", named_path.as_str()),
+        ("HOME", home.as_str()),
+    ];
+    let (origin, issued) = discover(&settings(S::File, NO_METADATA), &vars(&file_only))
+        .await
+        .unwrap();
+    assert!(matches!(origin, Origin::File(ref p) if *p == named));
+    assert_eq!(
+        issued.credentials.secret_id, "AKIDnamedprofile",
+        "[default], not [other]"
+    );
+    std::fs::create_dir_all(dir.join("home/.tencentcloud")).unwrap();
+    std::fs::write(
+        dir.join("home/.tencentcloud/credentials"),
+        profile("AKIDhomeprofile", "home-key"),
+    )
+    .unwrap();
+    let home_only = [("HOME", home.as_str())];
+    let (_, issued) = discover(&settings(S::File, NO_METADATA), &vars(&home_only))
+        .await
+        .unwrap();
+    assert_eq!(issued.credentials.secret_id, "AKIDhomeprofile");
+
+    // The CVM role, from the simulator's metadata service.
+    let upstream = spawn_upstream(&Options::default()).await;
+    let metadata = format!("http://{}", upstream.addr);
+    let (origin, issued) = discover(&settings(S::CvmRole, &metadata), &vars(&[]))
+        .await
+        .unwrap();
+    assert_eq!(origin.source(), Source::CvmRole);
+    assert!(issued.credentials.token.is_some());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(issued.expires.unwrap() > now);
+
+    // The chain: the environment, then the profile file, then the CVM role.
+    let chain = |pairs: &[(&str, &str)]| {
+        let lookup = vars(pairs);
+        let settings = settings(S::Chain, &metadata);
+        async move { discover(&settings, &lookup).await }
+    };
+    let everything = [env.as_slice(), file_only.as_slice()].concat();
+    let (origin, _) = chain(&everything).await.unwrap();
+    assert_eq!(origin.source(), Source::Env);
+    let (origin, _) = chain(&file_only).await.unwrap();
+    assert_eq!(origin.source(), Source::File);
+    let nowhere = dir.join("nowhere").display().to_string();
+    let (origin, _) = chain(&[("HOME", nowhere.as_str())]).await.unwrap();
+    assert_eq!(origin.source(), Source::CvmRole);
+    // Nothing anywhere: the error says what each source lacked.
+    let none = discover(
+        &settings(S::Chain, NO_METADATA),
+        &vars(&[
+            ("HOME", nowhere.as_str()),
+            ("TENCENTCLOUD_SECRET_ID", "AKIDonly"),
+        ]),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        none.contains("TENCENTCLOUD_SECRET_KEY")
+            && !none.contains("TENCENTCLOUD_SECRET_ID not")
+            && none.contains("file:")
+            && none.contains("cvm_role:"),
+        "{none}"
+    );
+    // A profile file that is there but wrong is an error, not a reason to try the next source.
+    let broken = dir.join("broken");
+    std::fs::write(&broken, "[default]\nsecret_id = AKIDnokey\n").unwrap();
+    let broken_path = broken.display().to_string();
+    let error = chain(&[("TENCENTCLOUD_CREDENTIALS_FILE", broken_path.as_str())])
+        .await
+        .unwrap_err();
+    assert!(error.contains("lacks secret_id or secret_key"), "{error}");
+}
+
+/// Options whose gateway reads GET /partner/credit straight from the simulator, fast.
+fn partner_reads(mut options: Options) -> Options {
+    options.settings.reads.cache_ms = 0;
+    options.settings.quotas.queries_per_second = 1000;
+    options.sandbox_quotas = vec![("QueryPartnerCredit", 1000)];
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_profile_file_is_used_within_its_watch_interval_and_no_request_fails() {
+    let dir = scratch("rotation");
+    let path = dir.join("credentials");
+    let rotated = SandboxKey {
+        secret_id: format!("AKIDrotated{}", uuid::Uuid::new_v4().simple()),
+        secret_key: SecretString::from(format!("rotated-key-{}", uuid::Uuid::new_v4())),
+        token: None,
+    };
+    register_secret(rotated.secret_key.expose_secret());
+    let mut options = partner_reads(Options::default());
+    // Both keys work during the switch, as in a real rotation.
+    options.sandbox_extra_keys = vec![rotated.clone()];
+    options.settings.credentials.watch_ms = 200;
+    let first = path.clone();
+    options.credential_origin = Some(Arc::new(move |upstream: &Upstream| {
+        std::fs::write(&first, profile(&upstream.secret_id, &upstream.secret_key)).unwrap();
+        (Origin::File(first.clone()), Lookup(Arc::new(|_| None)))
+    }));
+    let app = spawn_app_with(options).await;
+    let mut rewritten_at = None;
+    let mut switched_after = None;
+    for i in 0..60 {
+        let reply = app.read("/partner/credit").await;
+        assert_eq!(reply.status, 200, "call {i}: {}", reply.text);
+        if i == 10 {
+            rewrite(
+                &path,
+                &profile(&rotated.secret_id, rotated.secret_key.expose_secret()),
+            );
+            rewritten_at = Some(Instant::now());
+        }
+        let by_key = app.sandbox.stats().by_secret_id;
+        if switched_after.is_none() && by_key.contains_key(&rotated.secret_id) {
+            switched_after = rewritten_at.map(|t| t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let switched_after = switched_after.expect("the rotated key was never used");
+    // One watch interval (200 ms) and the call that notices, with slack for a loaded host.
+    assert!(
+        switched_after < Duration::from_secs(2),
+        "switched {switched_after:?} after the rewrite"
+    );
+    let text = app.get("/metrics").await.text;
+    assert_eq!(
+        metric(&text, "gateway_credential_source{source=\"file\"}"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cvm_role_credentials_expiring_every_three_seconds_are_refreshed_ahead_across_100_calls() {
+    let mut options = partner_reads(Options::default());
+    options.sandbox_temporary_ttl = Some(Duration::from_secs(3));
+    options.settings.credentials.refresh_before_s = 1;
+    options.credential_origin = Some(Arc::new(|upstream: &Upstream| {
+        (
+            Origin::CvmRole(format!("http://{}", upstream.addr)),
+            Lookup(Arc::new(|_| None)),
+        )
+    }));
+    let app = spawn_app_with(options).await;
+    for i in 0..100 {
+        let reply = app.read("/partner/credit").await;
+        assert_eq!(reply.status, 200, "call {i}: {}", reply.text);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let temporary = app
+        .sandbox
+        .stats()
+        .by_secret_id
+        .keys()
+        .filter(|id| id.starts_with("AKIDtmp"))
+        .count();
+    assert!(
+        temporary >= 3,
+        "{temporary} temporary keys over 6 s of 3-s credentials"
+    );
+    let text = app.get("/metrics").await.text;
+    assert_eq!(
+        metric(&text, "gateway_credential_source{source=\"cvm_role\"}"),
+        1.0
+    );
+    assert!(metric(&text, "gateway_credential_expiry_timestamp_seconds") > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_metadata_service_keeps_the_credentials_until_they_expire_then_readiness_says_why()
+ {
+    let mut options = partner_reads(Options::default());
+    options.sandbox_temporary_ttl = Some(Duration::from_secs(3));
+    options.settings.credentials.refresh_before_s = 1;
+    options.credential_origin = Some(Arc::new(|upstream: &Upstream| {
+        (
+            Origin::CvmRole(format!("http://{}", upstream.addr)),
+            Lookup(Arc::new(|_| None)),
+        )
+    }));
+    let app = spawn_app_with(options).await;
+    wait_readiness(&app, "ready", |status, _| status == 200).await;
+    let metadata = |up: bool| {
+        app.client
+            .post(format!("http://{}/_sandbox/metadata", app.sandbox_addr))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "up": up }).to_string())
+            .send()
+    };
+    assert!(metadata(false).await.unwrap().status().is_success());
+    // Still served with the credentials in use.
+    assert_eq!(app.read("/partner/credit").await.status, 200);
+    wait_readiness(&app, "unready for expired credentials", |status, body| {
+        status == 503
+            && body["checks"]["credentials"]
+                .as_str()
+                .is_some_and(|why| why.contains("cvm_role credentials expired"))
+    })
+    .await;
+    let text = app.get("/metrics").await.text;
+    assert!(
+        metric(
+            &text,
+            "gateway_credential_refresh_failures_total{source=\"cvm_role\"}"
+        ) >= 1.0
+    );
+    // The service is back: new credentials, ready again, served.
+    assert!(metadata(true).await.unwrap().status().is_success());
+    wait_readiness(&app, "ready again", |status, body| {
+        status == 200 && body["checks"]["credentials"] == "ok"
+    })
+    .await;
+    assert_eq!(app.read("/partner/credit").await.status, 200);
+}
