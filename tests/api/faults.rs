@@ -143,7 +143,7 @@ async fn serve_plain(fault: Fault, mut stream: TcpStream) {
         }
         Fault::UnknownErrorCode => {
             let body = json!({"Response": {
-                "Error": {"Code": "FailedOperation.SomethingNobodyDocumented", "Message": "new"},
+                "Error": {"Code": "NewFamily.SomethingNobodyDocumented", "Message": "new"},
                 "RequestId": "fault-matrix-request"
             }})
             .to_string();
