@@ -276,6 +276,7 @@ impl App {
                 clock: self.state.clock.clone(),
                 readiness: self.state.readiness.clone(),
                 metrics: self.state.metrics.clone(),
+                failures: Default::default(),
             };
             background.push(tokio::spawn(refresher.run()));
         }

@@ -145,14 +145,20 @@ fn no_credentials(why: &str) -> String {
 
 async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
     let lookup = crate::credentials::refresh::Lookup::process();
-    let (origin, credentials) = if sandbox {
-        (None, Credentials::generate_sandbox())
+    let (origin, issued) = if sandbox {
+        let issued = crate::credentials::Issued {
+            credentials: Credentials::generate_sandbox(),
+            expires: None,
+            source: crate::credentials::Source::Env,
+        };
+        (None, issued)
     } else {
         match crate::credentials::discover(&settings.credentials, lookup.0.as_ref()).await {
-            Ok((origin, issued)) => (Some(origin), issued.credentials),
+            Ok((origin, issued)) => (Some(origin), issued),
             Err(why) => return fail(no_credentials(&why)),
         }
     };
+    let credentials = issued.credentials.clone();
     let _log_writer = telemetry::init_stdout(&settings.log);
     let clock = clock::system();
     let embedded = if sandbox {
@@ -173,13 +179,8 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
         }
     };
     let local = listener.local_addr().expect("bound");
-    let cell = crate::credentials::CredentialCell::new(crate::credentials::Issued {
-        credentials: credentials.clone(),
-        expires: None,
-        source: origin
-            .as_ref()
-            .map_or(crate::credentials::Source::Env, |o| o.source()),
-    });
+    // As the source issued them, expiry included: the refresher times its first read by it.
+    let cell = crate::credentials::CredentialCell::new(issued);
     let app = match app::build_with(settings, cell, clock) {
         Ok(app) => match origin {
             Some(origin) => app.refreshing(origin, lookup),
@@ -200,8 +201,13 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
 
 async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
     let _log_writer = telemetry::init_stdout(&settings.log);
-    let (credentials, generated) = match Credentials::from_env() {
-        Ok(c) => (c, false),
+    // The key the environment gives (its `*_FILE` variants too), else a throwaway one.
+    let lookup = crate::credentials::refresh::Lookup::process();
+    let (credentials, generated) = match crate::credentials::Origin::Env
+        .fetch(lookup.0.as_ref())
+        .await
+    {
+        Ok(issued) => (issued.credentials, false),
         Err(_) => (Credentials::generate_sandbox(), true),
     };
     let addr = listen.unwrap_or_else(|| settings.sandbox.listen.clone());
@@ -245,21 +251,18 @@ async fn check_config(settings: &Settings) -> ExitCode {
         toml::to_string_pretty(settings).expect("settings serialize")
     );
     println!(
-        "# credentials (credentials.source = {:?})",
-        settings.credentials.source
+        "# credentials (credentials.source = {})",
+        serde_json::to_value(settings.credentials.source).expect("a unit variant serializes")
     );
     let lookup = crate::credentials::refresh::Lookup::process();
     let found = crate::credentials::discover(&settings.credentials, lookup.0.as_ref()).await;
     match found {
         Ok((origin, issued)) => {
-            let from = match &origin {
-                crate::credentials::Origin::Env => "the environment".to_owned(),
-                crate::credentials::Origin::File(path) => path.display().to_string(),
-                crate::credentials::Origin::CvmRole(endpoint) => {
-                    format!("the CVM role, from {endpoint}")
-                }
-            };
-            println!("# source = {} ({from})", origin.source().label());
+            println!(
+                "# source = {} ({})",
+                origin.source().label(),
+                origin.describe()
+            );
             println!(
                 "# secret_id = {}",
                 config::redact_id(&issued.credentials.secret_id)

@@ -11,6 +11,14 @@ pub const SESSION_TOKEN: &str = "TENCENTCLOUD_SESSION_TOKEN";
 /// A profile file to read credentials from, before `~/.tencentcloud/credentials`.
 /// (Each credential variable above may also be given as `NAME_FILE`: a file holding it.)
 pub const CREDENTIALS_FILE: &str = "TENCENTCLOUD_CREDENTIALS_FILE";
+/// TKE workload identity (OIDC): the region STS is asked in.
+pub const TKE_REGION: &str = "TKE_REGION";
+/// TKE workload identity: the CAM identity provider's name.
+pub const TKE_PROVIDER_ID: &str = "TKE_PROVIDER_ID";
+/// TKE workload identity: the file the kubelet keeps the pod's web-identity token (a JWT) in.
+pub const TKE_WEB_IDENTITY_TOKEN_FILE: &str = "TKE_WEB_IDENTITY_TOKEN_FILE";
+/// TKE workload identity: the CAM role assumed.
+pub const TKE_ROLE_ARN: &str = "TKE_ROLE_ARN";
 /// Prefix of configuration overrides: `GATEWAY__SECTION__KEY`.
 pub const CONFIG_PREFIX: &str = "GATEWAY";
 /// Separator between prefix, section and key in configuration overrides.

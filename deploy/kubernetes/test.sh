@@ -28,7 +28,16 @@ resources: [$relative/overlays/production]
 components: [$relative/components/servicemonitor]
 YAML
 
-for dir in base overlays/production overlays/sandbox with-servicemonitor; do
+# The base with TKE workload identity instead of a key, as a user on TKE composes it.
+mkdir -p "$work/with-tke-workload-identity"
+cat >"$work/with-tke-workload-identity/kustomization.yaml" <<YAML
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [$relative/base]
+components: [$relative/components/tke-workload-identity]
+YAML
+
+for dir in base overlays/production overlays/sandbox with-servicemonitor with-tke-workload-identity; do
   out="$work/$(echo "$dir" | tr / -).yaml"
   source_dir="$here/$dir"; [ -d "$source_dir" ] || source_dir="$work/$dir"
   kubectl kustomize "$source_dir" >"$out"
@@ -42,6 +51,15 @@ for dir in base overlays/production overlays/sandbox with-servicemonitor; do
   "$repo/.venv/bin/python" "$here/check_rendered.py" "$out"
 done
 grep -q '^kind: ServiceMonitor' "$work/with-servicemonitor.yaml" || { echo "FAIL: no ServiceMonitor rendered" >&2; exit 1; }
+# Production reads the key from the Secret's files (rotated without a restart), never from env.
+grep -q 'TENCENTCLOUD_SECRET_KEY_FILE' "$work/overlays-production.yaml" &&
+  grep -q 'secretName: partner-gateway-tencent' "$work/overlays-production.yaml" &&
+  ! grep -q 'name: TENCENTCLOUD_SECRET_KEY$' "$work/overlays-production.yaml" ||
+  { echo "FAIL: the production overlay does not mount the Tencent Secret as files" >&2; exit 1; }
+# Workload identity: no key at all, the tke_oidc source named.
+grep -q 'value: tke_oidc' "$work/with-tke-workload-identity.yaml" &&
+  ! grep -q 'TENCENTCLOUD_SECRET' "$work/with-tke-workload-identity.yaml" ||
+  { echo "FAIL: the TKE workload-identity component still passes a key" >&2; exit 1; }
 
 podman image exists "$image" || { echo "FAIL: $image is not built (run deploy/container/test.sh)" >&2; exit 1; }
 # The overlay names localhost/partner-gateway:ci; another IMAGE is tagged so.

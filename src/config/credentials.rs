@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialSourceSetting {
-    /// The official SDKs' order: environment, profile file, CVM role.
+    /// The official SDKs' order: environment, profile file, CVM role, TKE workload identity.
     #[default]
     Chain,
     Env,
     File,
     CvmRole,
+    TkeOidc,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -21,6 +22,9 @@ pub struct CredentialSettings {
     pub source: CredentialSourceSetting,
     /// The CVM metadata service (tests and the sandbox stand in for it).
     pub metadata_endpoint: String,
+    /// Tencent Cloud STS, which exchanges a TKE web-identity token for temporary credentials
+    /// (`AssumeRoleWithWebIdentity`; tests and the sandbox stand in for it).
+    pub sts_endpoint: String,
     /// How often credentials without an expiry (variables' files, the profile file) are read
     /// again.
     pub watch_ms: u64,
@@ -34,6 +38,7 @@ impl Default for CredentialSettings {
         Self {
             source: CredentialSourceSetting::Chain,
             metadata_endpoint: "http://metadata.tencentyun.com".into(),
+            sts_endpoint: "https://sts.tencentcloudapi.com".into(),
             watch_ms: 5_000,
             refresh_before_s: 300,
         }
@@ -50,9 +55,7 @@ impl CredentialSettings {
     }
 }
 
-use crate::env;
-
-/// The partner's Tencent Cloud API credentials, from the environment only.
+/// The partner's Tencent Cloud API credentials (found by [`crate::credentials`]).
 #[derive(Clone)]
 pub struct Credentials {
     pub secret_id: String,
@@ -70,38 +73,19 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Keeps the first four characters of a key id, enough to tell keys apart.
+/// Shows a key id's first four and last four characters (`AKID…Xy12`): enough to tell two keys
+/// apart in a log or on a console, too little to be the id. Short ids show their first four only.
 pub fn redact_id(id: &str) -> String {
-    let head: String = id.chars().take(4).collect();
-    format!("{head}…")
+    let chars: Vec<char> = id.chars().collect();
+    let head: String = chars.iter().take(4).collect();
+    if chars.len() < 12 {
+        return format!("{head}…");
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 impl Credentials {
-    /// Reads the credentials; the error lists every missing variable.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<&'static str>> {
-        let get = |name| lookup(name).filter(|v| !v.trim().is_empty());
-        let id = get(env::SECRET_ID);
-        let key = get(env::SECRET_KEY);
-        match (id, key) {
-            (Some(secret_id), Some(key)) => Ok(Self {
-                secret_id: secret_id.trim().to_owned(),
-                secret_key: SecretString::from(key.trim().to_owned()),
-                token: get(env::TOKEN).map(|t| SecretString::from(t.trim().to_owned())),
-            }),
-            (id, key) => Err([
-                (env::SECRET_ID, id.is_none()),
-                (env::SECRET_KEY, key.is_none()),
-            ]
-            .into_iter()
-            .filter_map(|(name, missing)| missing.then_some(name))
-            .collect()),
-        }
-    }
-
-    pub fn from_env() -> Result<Self, Vec<&'static str>> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// Fresh random credentials for the sandbox.
     pub fn generate_sandbox() -> Self {
         use rand::distr::{Alphanumeric, SampleString};

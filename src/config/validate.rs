@@ -148,14 +148,19 @@ impl Settings {
                 "must be at most 60000: credit read back a minute late is no longer news",
             ));
         }
-        let metadata = url::Url::parse(&self.credentials.metadata_endpoint)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        if metadata.is_none() {
-            return Err(invalid(
+        for (name, endpoint) in [
+            (
                 "credentials.metadata_endpoint",
-                "must be an http(s) URL",
-            ));
+                &self.credentials.metadata_endpoint,
+            ),
+            ("credentials.sts_endpoint", &self.credentials.sts_endpoint),
+        ] {
+            let url = url::Url::parse(endpoint)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if url.is_none() {
+                return Err(invalid(name, "must be an http(s) URL"));
+            }
         }
         if self.credentials.watch_ms < 100 {
             return Err(invalid("credentials.watch_ms", "must be at least 100"));

@@ -8,7 +8,10 @@
 //!    `~/.tencentcloud/credentials`, else `/etc/tencentcloud/credentials` (INI, `[default]`,
 //!    `secret_id`, `secret_key`, `token`);
 //! 3. **cvm_role**: the CVM instance's role, from the metadata service
-//!    (`credentials.metadata_endpoint`): temporary credentials with a token and an expiry.
+//!    (`credentials.metadata_endpoint`): temporary credentials with a token and an expiry;
+//! 4. **tke_oidc**: TKE workload identity: the pod's web-identity token
+//!    (`TKE_WEB_IDENTITY_TOKEN_FILE`, read again each time) exchanged with STS
+//!    (`credentials.sts_endpoint`) for temporary credentials.
 //!
 //! What the chain chose is read again in the background ([`refresh`]): files every
 //! `credentials.watch_ms`, temporary credentials ahead of their expiry. Requests sign with the
@@ -16,6 +19,7 @@
 //! keeps the ones it was signed with.
 
 pub mod refresh;
+pub mod remote;
 pub mod sources;
 
 use std::sync::Arc;
@@ -32,14 +36,18 @@ pub enum Source {
     Env,
     File,
     CvmRole,
+    TkeOidc,
 }
 
 impl Source {
+    pub const ALL: [Source; 4] = [Self::Env, Self::File, Self::CvmRole, Self::TkeOidc];
+
     pub fn label(self) -> &'static str {
         match self {
             Self::Env => "env",
             Self::File => "file",
             Self::CvmRole => "cvm_role",
+            Self::TkeOidc => "tke_oidc",
         }
     }
 }
@@ -101,5 +109,16 @@ impl CredentialCell {
         }
         *current = Arc::new(issued);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Source;
+
+    #[test]
+    fn every_source_is_a_label_of_the_source_metric() {
+        let labels = Source::ALL.map(Source::label);
+        assert_eq!(labels, crate::metrics::CREDENTIAL_SOURCES);
     }
 }

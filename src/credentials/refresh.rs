@@ -4,6 +4,7 @@
 //! have expired the replica is unready, naming the reason, until a read works again.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -35,6 +36,12 @@ impl std::fmt::Debug for Lookup {
 
 /// The shortest pause between two reads of a source.
 const MIN_PAUSE: Duration = Duration::from_millis(100);
+/// The shortest pause after a source gave the same credentials again (a metadata service gives
+/// the same ones until shortly before they expire).
+const SAME_AGAIN_PAUSE: Duration = Duration::from_secs(1);
+/// The first retry after a failure; each further failure doubles it, up to `RETRY_CAP`.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const RETRY_CAP: Duration = Duration::from_secs(60);
 
 pub struct Refresher {
     pub origin: Origin,
@@ -48,6 +55,8 @@ pub struct Refresher {
     pub clock: SharedClock,
     pub readiness: Arc<ReadinessChecks>,
     pub metrics: Arc<Metrics>,
+    /// Failed reads since the last one that worked.
+    pub failures: AtomicU32,
 }
 
 impl Refresher {
@@ -70,18 +79,41 @@ impl Refresher {
         wait.clamp(MIN_PAUSE, self.watch.max(MIN_PAUSE) * 720)
     }
 
-    /// After a failed read: again soon, but never in a tight loop.
-    fn retry(&self, issued: &Issued) -> Duration {
-        let left = self.left(issued).unwrap_or(f64::INFINITY).max(0.0);
-        Duration::from_secs_f64((left / 4.0).min(self.watch.as_secs_f64())).max(MIN_PAUSE * 5)
+    /// After the `failures`-th failed read in a row: again soon, then less and less often (but
+    /// at least four times in what is left of the current credentials' life).
+    fn retry(&self, issued: &Issued, failures: u32) -> Duration {
+        let backoff = FIRST_RETRY
+            .saturating_mul(1 << failures.saturating_sub(1).min(16))
+            .min(RETRY_CAP.max(self.watch));
+        match self.left(issued) {
+            Some(left) if left > 0.0 => backoff.min(Duration::from_secs_f64(left / 4.0)),
+            _ => backoff,
+        }
+        .max(FIRST_RETRY)
     }
 
     /// Reads the source once; the pause until the next read.
     pub async fn refresh_once(&self) -> Duration {
         let current = self.cell.current();
         let source = self.origin.source().label();
-        match self.origin.fetch(self.lookup.0.as_ref()).await {
+        let now = self.clock.now_unix_ms() as f64 / 1000.0;
+        let fetched =
+            self.origin
+                .fetch(self.lookup.0.as_ref())
+                .await
+                .and_then(|issued| match issued.expires {
+                    Some(expires) if expires as f64 <= now => Err(format!(
+                        "the source gave credentials that expired {} s ago",
+                        (now - expires as f64).round()
+                    )),
+                    _ => Ok(issued),
+                });
+        match fetched {
             Ok(issued) => {
+                let failed_before = self.failures.swap(0, Ordering::Relaxed);
+                if failed_before > 0 {
+                    tracing::info!(source, failed_before, "the credentials can be read again");
+                }
                 self.readiness.report_credentials(None);
                 self.metrics
                     .credentials(issued.source.label(), issued.expires);
@@ -89,21 +121,30 @@ impl Refresher {
                 let id = crate::config::redact_id(&issued.credentials.secret_id);
                 if self.cell.replace(issued) {
                     tracing::info!(source, secret_id = %id, "the credentials changed; requests from now on sign with the new ones");
+                    pause
+                } else {
+                    pause.max(SAME_AGAIN_PAUSE)
                 }
-                pause
             }
             Err(why) => {
+                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 self.metrics.credential_refresh_failure(source);
                 let expired = self.left(&current).is_some_and(|left| left <= 0.0);
                 if expired {
-                    tracing::error!(source, %why, "the credentials expired and cannot be refreshed; readiness is failing");
                     self.readiness.report_credentials(Some(format!(
                         "the {source} credentials expired and cannot be refreshed: {why}"
                     )));
-                } else {
-                    tracing::warn!(source, %why, "cannot refresh the credentials; the current ones stay in use");
                 }
-                self.retry(&current)
+                // The 1st, 2nd, 4th, 8th… failure in a row is logged: a source down for an hour
+                // writes a dozen lines, not thousands.
+                if failures.is_power_of_two() {
+                    if expired {
+                        tracing::error!(source, failures, %why, "the credentials expired and cannot be refreshed; readiness is failing");
+                    } else {
+                        tracing::warn!(source, failures, %why, "cannot refresh the credentials; the current ones stay in use");
+                    }
+                }
+                self.retry(&current, failures)
             }
         }
     }

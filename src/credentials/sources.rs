@@ -1,12 +1,12 @@
-//! The sources of the chain: the environment (and `*_FILE` files), the profile file, the CVM
-//! role's metadata service.
+//! The sources of the chain: the environment (and `*_FILE` files), the profile file, then the
+//! ones in [`super::remote`]; and choosing among them.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use tokio::io::AsyncReadExt;
 
+use super::remote::{MAX_FILE_BYTES, Oidc, from_cvm};
 use super::{Issued, Source};
 use crate::config::{CredentialSettings, CredentialSourceSetting, Credentials};
 use crate::env;
@@ -20,6 +20,8 @@ pub enum Origin {
     File(PathBuf),
     /// The CVM metadata service at this base URL.
     CvmRole(String),
+    /// TKE workload identity: a web-identity token exchanged with STS.
+    TkeOidc(Oidc),
 }
 
 impl Origin {
@@ -28,6 +30,7 @@ impl Origin {
             Self::Env => Source::Env,
             Self::File(_) => Source::File,
             Self::CvmRole(_) => Source::CvmRole,
+            Self::TkeOidc(_) => Source::TkeOidc,
         }
     }
 
@@ -37,21 +40,59 @@ impl Origin {
         lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<Issued, String> {
         match self {
-            Self::Env => from_env(lookup)?.ok_or_else(|| {
+            Self::Env => from_env(lookup).await?.ok_or_else(|| {
                 format!(
                     "{} and {} (or their *_FILE variants) are not both set",
                     env::SECRET_ID,
                     env::SECRET_KEY
                 )
             }),
-            Self::File(path) => from_profile(path),
+            Self::File(path) => from_profile(path).await,
             Self::CvmRole(endpoint) => from_cvm(endpoint).await,
+            Self::TkeOidc(oidc) => oidc.fetch().await,
+        }
+    }
+
+    /// Where the credentials come from, for `check-config` and logs (never a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Env => "the environment".to_owned(),
+            Self::File(path) => path.display().to_string(),
+            Self::CvmRole(endpoint) => format!("the CVM role, from {endpoint}"),
+            Self::TkeOidc(oidc) => format!(
+                "TKE workload identity: role {} through provider {}, from {}",
+                oidc.role_arn, oidc.provider_id, oidc.sts_endpoint
+            ),
         }
     }
 }
 
+/// A small file's text (at most 64 KiB, a regular file), read off the async threads.
+pub async fn read_small(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown} is not a file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("{shown} is larger than {MAX_FILE_BYTES} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8 text"))
+}
+
 /// A variable's value, or the content of the file its `*_FILE` variant names; blank is unset.
-fn value_or_file(
+async fn value_or_file(
     lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     name: &str,
 ) -> Result<Option<String>, String> {
@@ -63,20 +104,23 @@ fn value_or_file(
     match lookup(&file_var).filter(|v| !v.trim().is_empty()) {
         None => Ok(None),
         Some(path) => {
-            let text = std::fs::read_to_string(path.trim())
-                .map_err(|e| format!("{file_var}: cannot read {}: {e}", path.trim()))?;
+            let text = read_small(Path::new(path.trim()))
+                .await
+                .map_err(|e| format!("{file_var}: {e}"))?;
             Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty()))
         }
     }
 }
 
 /// The environment's credentials, if both halves are set.
-fn from_env(lookup: &(dyn Fn(&str) -> Option<String> + Sync)) -> Result<Option<Issued>, String> {
-    let id = value_or_file(lookup, env::SECRET_ID)?;
-    let key = value_or_file(lookup, env::SECRET_KEY)?;
-    let token = match value_or_file(lookup, env::TOKEN)? {
+async fn from_env(
+    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Option<Issued>, String> {
+    let id = value_or_file(lookup, env::SECRET_ID).await?;
+    let key = value_or_file(lookup, env::SECRET_KEY).await?;
+    let token = match value_or_file(lookup, env::TOKEN).await? {
         Some(token) => Some(token),
-        None => value_or_file(lookup, env::SESSION_TOKEN)?,
+        None => value_or_file(lookup, env::SESSION_TOKEN).await?,
     };
     Ok(match (id, key) {
         (Some(secret_id), Some(key)) => Some(Issued {
@@ -92,13 +136,14 @@ fn from_env(lookup: &(dyn Fn(&str) -> Option<String> + Sync)) -> Result<Option<I
     })
 }
 
-/// The profile files the chain looks at, in order: `$TENCENTCLOUD_CREDENTIALS_FILE`, then
+/// The profile files the chain looks at: `$TENCENTCLOUD_CREDENTIALS_FILE` alone when it is set
+/// (the operator named it: missing is an error, as in the Go SDK), else
 /// `~/.tencentcloud/credentials`, then `/etc/tencentcloud/credentials`.
 pub fn profile_paths(lookup: &(dyn Fn(&str) -> Option<String> + Sync)) -> Vec<PathBuf> {
-    let mut paths = Vec::new();
     if let Some(path) = lookup(env::CREDENTIALS_FILE).filter(|p| !p.trim().is_empty()) {
-        paths.push(PathBuf::from(path.trim()));
+        return vec![PathBuf::from(path.trim())];
     }
+    let mut paths = Vec::new();
     if let Some(home) = lookup("HOME").filter(|h| !h.trim().is_empty()) {
         paths.push(Path::new(home.trim()).join(".tencentcloud/credentials"));
     }
@@ -107,9 +152,8 @@ pub fn profile_paths(lookup: &(dyn Fn(&str) -> Option<String> + Sync)) -> Vec<Pa
 }
 
 /// The `[default]` section of a profile file.
-fn from_profile(path: &Path) -> Result<Issued, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+async fn from_profile(path: &Path) -> Result<Issued, String> {
+    let text = read_small(path).await?;
     let (mut id, mut key, mut token) = (None, None, None);
     let mut section = String::new();
     for line in text.lines() {
@@ -152,89 +196,19 @@ fn from_profile(path: &Path) -> Result<Issued, String> {
     }
 }
 
-const ROLE_PATH: &str = "/latest/meta-data/cam/security-credentials/";
-/// The metadata service is on the instance's own network: it answers at once or not at all.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RoleCredentials {
-    tmp_secret_id: String,
-    tmp_secret_key: String,
-    token: String,
-    expired_time: i64,
-    #[serde(default)]
-    code: Option<String>,
-}
-
-/// The CVM role's temporary credentials: the role's name, then its credentials.
-async fn from_cvm(endpoint: &str) -> Result<Issued, String> {
-    let client = reqwest::Client::builder()
-        .timeout(METADATA_TIMEOUT)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let base = endpoint.trim_end_matches('/');
-    let get = |url: String| {
-        let client = client.clone();
-        async move {
-            let response = client
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| format!("the metadata service at {base} did not answer: {e}"))?;
-            if !response.status().is_success() {
-                return Err(format!(
-                    "the metadata service answered HTTP {} for {url}",
-                    response.status()
-                ));
-            }
-            response.text().await.map_err(|e| e.to_string())
-        }
-    };
-    let roles = get(format!("{base}{ROLE_PATH}")).await?;
-    let role = roles
-        .lines()
-        .map(str::trim)
-        .find(|r| !r.is_empty())
-        .ok_or("the instance has no CAM role")?
-        .to_owned();
-    if !role
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b'+' | b'='))
-    {
-        return Err("the metadata service named a role that is not a role name".into());
-    }
-    let body = get(format!("{base}{ROLE_PATH}{role}")).await?;
-    let issued: RoleCredentials = serde_json::from_str(&body)
-        .map_err(|e| format!("the role's credentials are unreadable: {e}"))?;
-    if issued.code.as_deref().is_some_and(|c| c != "Success") {
-        return Err(format!(
-            "the metadata service refused the role's credentials: {}",
-            issued.code.unwrap_or_default()
-        ));
-    }
-    Ok(Issued {
-        credentials: Credentials {
-            secret_id: issued.tmp_secret_id,
-            secret_key: SecretString::from(issued.tmp_secret_key),
-            token: Some(SecretString::from(issued.token)),
-        },
-        expires: Some(issued.expired_time),
-        source: Source::CvmRole,
-    })
-}
-
 /// The source `credentials.source` names, or the first of the chain that gives credentials;
 /// the error says what each source lacked.
 pub async fn discover(
     settings: &CredentialSettings,
     lookup: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(Origin, Issued), String> {
+    let named = lookup(env::CREDENTIALS_FILE).is_some_and(|p| !p.trim().is_empty());
     let profile = || {
-        profile_paths(lookup)
-            .into_iter()
-            .find(|p| p.exists())
-            .map(Origin::File)
+        let paths = profile_paths(lookup);
+        if named {
+            return paths.into_iter().next().map(Origin::File);
+        }
+        paths.into_iter().find(|p| p.exists()).map(Origin::File)
     };
     let cvm = || Origin::CvmRole(settings.metadata_endpoint.clone());
     match settings.source {
@@ -257,15 +231,22 @@ pub async fn discover(
             let issued = origin.fetch(lookup).await?;
             Ok((origin, issued))
         }
+        CredentialSourceSetting::TkeOidc => {
+            let origin = Origin::TkeOidc(Oidc::from_env(lookup, &settings.sts_endpoint)?);
+            let issued = origin.fetch(lookup).await?;
+            Ok((origin, issued))
+        }
         CredentialSourceSetting::Chain => {
             let mut lacked = Vec::new();
-            if let Some(issued) = from_env(lookup)? {
+            if let Some(issued) = from_env(lookup).await? {
                 return Ok((Origin::Env, issued));
             }
-            let missing: Vec<&str> = [env::SECRET_ID, env::SECRET_KEY]
-                .into_iter()
-                .filter(|name| value_or_file(lookup, name).ok().flatten().is_none())
-                .collect();
+            let mut missing = Vec::new();
+            for name in [env::SECRET_ID, env::SECRET_KEY] {
+                if value_or_file(lookup, name).await.ok().flatten().is_none() {
+                    missing.push(name);
+                }
+            }
             lacked.push(format!("env: {} not set", missing.join(" and ")));
             match profile() {
                 Some(origin) => {
@@ -277,9 +258,18 @@ pub async fn discover(
                 None => lacked.push(format!("file: none of {}", shown(&profile_paths(lookup)))),
             }
             match cvm().fetch(lookup).await {
-                Ok(issued) => Ok((cvm(), issued)),
+                Ok(issued) => return Ok((cvm(), issued)),
+                Err(why) => lacked.push(format!("cvm_role: {why}")),
+            }
+            match Oidc::from_env(lookup, &settings.sts_endpoint) {
+                // The pod was given workload identity: an exchange that fails is an error.
+                Ok(oidc) => {
+                    let origin = Origin::TkeOidc(oidc);
+                    let issued = origin.fetch(lookup).await?;
+                    Ok((origin, issued))
+                }
                 Err(why) => {
-                    lacked.push(format!("cvm_role: {why}"));
+                    lacked.push(format!("tke_oidc: {why}"));
                     Err(format!("no credentials found ({})", lacked.join("; ")))
                 }
             }

@@ -226,9 +226,10 @@ impl Metrics {
         }
     }
 
-    /// The credentials in use: their source, and when they expire (`None`: never).
+    /// The credentials in use: their source (one of [`CREDENTIAL_SOURCES`]), and when they
+    /// expire (`None`: never).
     pub fn credentials(&self, source: &'static str, expires: Option<i64>) {
-        for other in ["env", "file", "cvm_role"] {
+        for other in CREDENTIAL_SOURCES {
             self.recorder
                 .register_gauge(
                     &Key::from_parts(CREDENTIAL_SOURCE, labels(&[("source", other.into())])),

@@ -15,12 +15,12 @@ use super::faults::{Fault, FaultKind};
 use super::state::{Refusal, SandboxState, SeenRequest};
 use super::verify::{header, verify};
 
-fn envelope(mut fields: Map<String, Value>, request_id: &str) -> Response {
+pub(super) fn envelope(mut fields: Map<String, Value>, request_id: &str) -> Response {
     fields.insert("RequestId".into(), Value::String(request_id.to_owned()));
     Json(json!({ "Response": fields })).into_response()
 }
 
-fn error_answer(code: &str, message: &str, request_id: &str) -> Response {
+pub(super) fn error_answer(code: &str, message: &str, request_id: &str) -> Response {
     let mut fields = Map::new();
     fields.insert("Error".into(), json!({ "Code": code, "Message": message }));
     envelope(fields, request_id)
@@ -47,6 +47,9 @@ pub async fn api(
     });
     if !state.config.latency.is_zero() {
         tokio::time::sleep(state.config.latency).await;
+    }
+    if action == super::sts::ACTION {
+        return super::sts::answer(&state, &headers, &body, &request_id);
     }
     let operator = match verify(&state, &headers, &body, &action) {
         Ok(id) => id,

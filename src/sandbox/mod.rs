@@ -14,12 +14,14 @@
 //!
 //! It also plays a CVM instance's metadata service: `GET /latest/meta-data/cam/security-credentials/`
 //! names the role, `…/{role}` issues temporary credentials (`TmpSecretId`, `TmpSecretKey`,
-//! `Token`, `ExpiredTime`) that the API accepts with their token until they expire.
+//! `Token`, `ExpiredTime`) that the API accepts with their token until they expire; and STS's
+//! `AssumeRoleWithWebIdentity` for TKE workload identity ([`sts`]), issuing the same kind.
 
 pub mod embedded;
 pub mod faults;
 mod handlers;
 mod state;
+pub mod sts;
 mod verify;
 pub mod wire;
 
@@ -76,8 +78,11 @@ pub struct SandboxConfig {
     /// The most entries one history page holds, whatever `PageSize` asked for. Tencent documents
     /// no limit; 100 by default.
     pub history_page_cap: usize,
-    /// How long the metadata service's temporary credentials last (Tencent: hours).
+    /// How long the metadata service's temporary credentials last (Tencent: hours); STS's
+    /// last as long as asked, up to this.
     pub temporary_ttl: Duration,
+    /// The issuer STS accepts web-identity tokens from (`iss`).
+    pub oidc_issuer: String,
 }
 
 /// The order of the allocation history's pages: Tencent's docs promise neither, so the gateway
@@ -116,6 +121,7 @@ impl SandboxConfig {
             history_order: HistoryOrder::NewestFirst,
             history_page_cap: 100,
             temporary_ttl: Duration::from_secs(7200),
+            oidc_issuer: sts::DEFAULT_ISSUER.to_owned(),
         }
     }
 }
@@ -182,6 +188,11 @@ impl Sandbox {
     /// The `X-TC-*` headers of the most recent requests, oldest first.
     pub fn recent_requests(&self) -> Vec<SeenRequest> {
         self.inner.recent_requests()
+    }
+
+    /// The temporary keys its metadata service and STS issued (and still remember).
+    pub fn temporary_keys(&self) -> Vec<SandboxKey> {
+        self.inner.temporary_keys()
     }
 
     pub fn add_fault(&self, fault: Fault) {

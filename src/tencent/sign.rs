@@ -189,7 +189,7 @@ pub struct Signer {
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
-            .field("secret_id", &self.secret_id)
+            .field("secret_id", &crate::config::redact_id(&self.secret_id))
             .field("secret_key", &"[REDACTED]")
             .field("service", &self.service)
             .finish_non_exhaustive()

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use partner_gateway::config::{CredentialSettings, CredentialSourceSetting};
 use partner_gateway::credentials::refresh::Lookup;
+use partner_gateway::credentials::remote::Oidc;
 use partner_gateway::credentials::{Origin, Source, discover};
-use partner_gateway::sandbox::SandboxKey;
+use partner_gateway::sandbox::{SandboxKey, sts};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::helpers::*;
@@ -58,6 +59,21 @@ fn rewrite(path: &std::path::Path, text: &str) {
     let next = path.with_extension("next");
     std::fs::write(&next, text).unwrap();
     std::fs::rename(&next, path).unwrap();
+}
+
+impl TestApp {
+    /// Makes the simulator's metadata service answer or fail, through its admin route.
+    async fn metadata_service_up(&self, up: bool) {
+        let reply = self
+            .client
+            .post(format!("http://{}/_sandbox/metadata", self.sandbox_addr))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "up": up }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(reply.status().is_success());
+    }
 }
 
 /// Nothing listens there: a metadata service that is not there.
@@ -174,9 +190,20 @@ async fn each_source_alone_and_the_chain_in_the_sdks_order() {
         none.contains("TENCENTCLOUD_SECRET_KEY")
             && !none.contains("TENCENTCLOUD_SECRET_ID not")
             && none.contains("file:")
-            && none.contains("cvm_role:"),
+            && none.contains("cvm_role:")
+            && none.contains("tke_oidc: TKE_REGION, TKE_PROVIDER_ID"),
         "{none}"
     );
+    // A profile file the variable names is the only one looked at: missing is an error, even
+    // with a good file in the home directory (as in the Go SDK).
+    let missing = dir.join("missing").display().to_string();
+    let error = chain(&[
+        ("TENCENTCLOUD_CREDENTIALS_FILE", missing.as_str()),
+        ("HOME", home.as_str()),
+    ])
+    .await
+    .unwrap_err();
+    assert!(error.contains("missing"), "{error}");
     // A profile file that is there but wrong is an error, not a reason to try the next source.
     let broken = dir.join("broken");
     std::fs::write(&broken, "[default]\nsecret_id = AKIDnokey\n").unwrap();
@@ -296,14 +323,7 @@ async fn a_failing_metadata_service_keeps_the_credentials_until_they_expire_then
     }));
     let app = spawn_app_with(options).await;
     wait_readiness(&app, "ready", |status, _| status == 200).await;
-    let metadata = |up: bool| {
-        app.client
-            .post(format!("http://{}/_sandbox/metadata", app.sandbox_addr))
-            .header("content-type", "application/json")
-            .body(serde_json::json!({ "up": up }).to_string())
-            .send()
-    };
-    assert!(metadata(false).await.unwrap().status().is_success());
+    app.metadata_service_up(false).await;
     // Still served with the credentials in use.
     assert_eq!(app.read("/partner/credit").await.status, 200);
     wait_readiness(&app, "unready for expired credentials", |status, body| {
@@ -321,10 +341,263 @@ async fn a_failing_metadata_service_keeps_the_credentials_until_they_expire_then
         ) >= 1.0
     );
     // The service is back: new credentials, ready again, served.
-    assert!(metadata(true).await.unwrap().status().is_success());
+    app.metadata_service_up(true).await;
     wait_readiness(&app, "ready again", |status, body| {
         status == 200 && body["checks"]["credentials"] == "ok"
     })
     .await;
     assert_eq!(app.read("/partner/credit").await.status, 200);
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A web-identity token as the kubelet projects it: a JWT from `issuer`, expiring at `exp`.
+/// The simulator checks issuer and expiry, not the signature.
+fn web_identity_token(issuer: &str, exp: i64) -> String {
+    use base64::Engine;
+    let part = |value: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    };
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        part(serde_json::json!({ "alg": "RS256", "typ": "JWT" })),
+        part(serde_json::json!({
+            "iss": issuer,
+            "sub": "system:serviceaccount:partners:partner-gateway",
+            "aud": "sts.cloud.tencent.com",
+            "iat": unix_now(),
+            "exp": exp,
+        }))
+    )
+}
+
+/// The pod environment TKE workload identity gives, with its token file.
+fn tke_env(token_file: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("TKE_REGION", "ap-singapore".to_owned()),
+        ("TKE_PROVIDER_ID", sts::PROVIDER_ID.to_owned()),
+        ("TKE_WEB_IDENTITY_TOKEN_FILE", token_file.to_owned()),
+        ("TKE_ROLE_ARN", sts::ROLE_ARN.to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn tke_workload_identity_alone_last_in_the_chain_and_its_failures_are_clear() {
+    use CredentialSourceSetting as S;
+    let dir = scratch("tke");
+    let token_file = dir.join("token");
+    std::fs::write(
+        &token_file,
+        web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 600),
+    )
+    .unwrap();
+    let upstream = spawn_upstream(&Options::default()).await;
+    let sts_endpoint = format!("http://{}", upstream.addr);
+    let with = |source, vars_: &[(&str, String)]| {
+        let pairs: Vec<(&str, &str)> = vars_.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let lookup = vars(&pairs);
+        let settings = CredentialSettings {
+            source,
+            metadata_endpoint: NO_METADATA.to_owned(),
+            sts_endpoint: sts_endpoint.clone(),
+            ..CredentialSettings::default()
+        };
+        async move { discover(&settings, &lookup).await }
+    };
+    let nowhere = dir.join("nowhere").display().to_string();
+    let mut pod = tke_env(&token_file.display().to_string());
+    pod.push(("HOME", nowhere.clone()));
+
+    // Alone: temporary credentials with a token, expiring.
+    let (origin, issued) = with(S::TkeOidc, &pod).await.unwrap();
+    assert_eq!(origin.source(), Source::TkeOidc);
+    assert!(issued.credentials.secret_id.starts_with("AKIDtmp"));
+    assert!(issued.credentials.token.is_some());
+    assert!(issued.expires.unwrap() > unix_now());
+    assert!(
+        origin.describe().contains(sts::ROLE_ARN),
+        "{}",
+        origin.describe()
+    );
+    // Last in the chain: no environment keys, no profile file, no metadata service.
+    let (origin, _) = with(S::Chain, &pod).await.unwrap();
+    assert_eq!(origin.source(), Source::TkeOidc);
+    // The environment still wins over it.
+    let mut both = pod.clone();
+    both.push(("TENCENTCLOUD_SECRET_ID", "AKIDfromenv".into()));
+    both.push(("TENCENTCLOUD_SECRET_KEY", "env-secret-key".into()));
+    let (origin, _) = with(S::Chain, &both).await.unwrap();
+    assert_eq!(origin.source(), Source::Env);
+
+    // Alone without its variables: each missing one named.
+    let error = with(S::TkeOidc, &pod[..2]).await.unwrap_err();
+    assert!(
+        error.contains("TKE_WEB_IDENTITY_TOKEN_FILE, TKE_ROLE_ARN not set"),
+        "{error}"
+    );
+    // An expired web-identity token: a clear error, found before STS is asked, and no panic
+    // (tencentcloud-sdk-go panicked here).
+    std::fs::write(
+        &token_file,
+        web_identity_token(sts::DEFAULT_ISSUER, unix_now() - 30),
+    )
+    .unwrap();
+    for source in [S::TkeOidc, S::Chain] {
+        let error = with(source, &pod).await.unwrap_err();
+        assert!(
+            error.contains("web-identity token") && error.contains("expired"),
+            "{error}"
+        );
+    }
+    // Not a JWT at all.
+    std::fs::write(&token_file, "not-a-token\n").unwrap();
+    let error = with(S::TkeOidc, &pod).await.unwrap_err();
+    assert!(error.contains("does not hold a JWT"), "{error}");
+    // A token STS refuses (another issuer): STS's code and message, as it said them.
+    std::fs::write(
+        &token_file,
+        web_identity_token("https://someone-else.invalid", unix_now() + 600),
+    )
+    .unwrap();
+    let error = with(S::TkeOidc, &pod).await.unwrap_err();
+    assert!(
+        error
+            .contains("STS refused the web-identity token: InvalidParameter.WebIdentityTokenError"),
+        "{error}"
+    );
+    // A role that is not there.
+    let mut wrong_role = pod.clone();
+    wrong_role[3].1 = "qcs::cam::uin/100000000001:roleName/nobody".into();
+    std::fs::write(
+        &token_file,
+        web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 600),
+    )
+    .unwrap();
+    let error = with(S::TkeOidc, &wrong_role).await.unwrap_err();
+    assert!(error.contains("ResourceNotFound.RoleNotExist"), "{error}");
+    // STS that is not there.
+    let error = discover(
+        &CredentialSettings {
+            source: S::TkeOidc,
+            sts_endpoint: NO_METADATA.to_owned(),
+            ..CredentialSettings::default()
+        },
+        &vars(
+            &pod.iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.contains("did not answer"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tke_oidc_credentials_expiring_every_three_seconds_are_refreshed_ahead_and_the_rotated_token_file_is_read_again()
+ {
+    let dir = scratch("tke-refresh");
+    let token_file = dir.join("token");
+    // The token at start expires in 4 s: every exchange after that works only if the file the
+    // kubelet rotates (below, at once) is read again.
+    std::fs::write(
+        &token_file,
+        web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 4),
+    )
+    .unwrap();
+    let mut options = partner_reads(Options::default());
+    options.sandbox_temporary_ttl = Some(Duration::from_secs(3));
+    options.settings.credentials.refresh_before_s = 1;
+    let file = token_file.clone();
+    options.credential_origin = Some(Arc::new(move |upstream: &Upstream| {
+        (
+            Origin::TkeOidc(Oidc {
+                region: "ap-singapore".into(),
+                provider_id: sts::PROVIDER_ID.into(),
+                token_file: file.clone(),
+                role_arn: sts::ROLE_ARN.into(),
+                sts_endpoint: format!("http://{}", upstream.addr),
+            }),
+            Lookup(Arc::new(|_| None)),
+        )
+    }));
+    let app = spawn_app_with(options).await;
+    rewrite(
+        &token_file,
+        &web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 3600),
+    );
+    let started = Instant::now();
+    for i in 0..100 {
+        let reply = app.read("/partner/credit").await;
+        assert_eq!(reply.status, 200, "call {i}: {}", reply.text);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let temporary = app
+        .sandbox
+        .stats()
+        .by_secret_id
+        .keys()
+        .filter(|id| id.starts_with("AKIDtmp"))
+        .count();
+    assert!(
+        temporary >= 3,
+        "{temporary} temporary keys over {:?} of 3-s credentials",
+        started.elapsed()
+    );
+    let text = app.get("/metrics").await.text;
+    assert_eq!(
+        metric(&text, "gateway_credential_source{source=\"tke_oidc\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_credential_refresh_failures_total{source=\"tke_oidc\"}"
+        ),
+        0.0
+    );
+}
+
+/// A CVM-role gateway whose refresh fails then recovers, and a TKE OIDC exchange; returns the
+/// simulator, so the secret scan can ask it for every temporary key it issued.
+pub async fn temporary_credentials_exercised() -> partner_gateway::sandbox::Sandbox {
+    let mut options = partner_reads(Options::default());
+    options.sandbox_temporary_ttl = Some(Duration::from_secs(2));
+    options.settings.credentials.refresh_before_s = 1;
+    options.credential_origin = Some(Arc::new(|upstream: &Upstream| {
+        (
+            Origin::CvmRole(format!("http://{}", upstream.addr)),
+            Lookup(Arc::new(|_| None)),
+        )
+    }));
+    let app = spawn_app_with(options).await;
+    assert_eq!(app.read("/partner/credit").await.status, 200);
+    app.metadata_service_up(false).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.metadata_service_up(true).await;
+    wait_readiness(&app, "ready", |status, _| status == 200).await;
+    assert_eq!(app.read("/partner/credit").await.status, 200);
+
+    let dir = scratch("tke-logs");
+    let token_file = dir.join("token");
+    std::fs::write(
+        &token_file,
+        web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 600),
+    )
+    .unwrap();
+    let pod = tke_env(&token_file.display().to_string());
+    let pairs: Vec<(&str, &str)> = pod.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let settings = CredentialSettings {
+        source: CredentialSourceSetting::TkeOidc,
+        sts_endpoint: format!("http://{}", app.sandbox_addr),
+        ..CredentialSettings::default()
+    };
+    let (origin, issued) = discover(&settings, &vars(&pairs)).await.unwrap();
+    tracing::info!(origin = %origin.describe(), credentials = ?issued, "found for the log scan");
+    app.sandbox.clone()
 }

@@ -55,6 +55,15 @@ async fn no_secret_key_appears_in_any_captured_log_line() {
     })
     .await;
     wrong.post_credit(CUSTOMER, json!({"amount": 1})).await;
+    // Temporary credentials: issued, refreshed, and failing to refresh (CVM role), and an
+    // exchange of a web-identity token, as the credential chain finds them.
+    let temporary = crate::credentials::temporary_credentials_exercised().await;
+    for key in temporary.temporary_keys() {
+        register_secret(secrecy::ExposeSecret::expose_secret(&key.secret_key));
+        if let Some(token) = &key.token {
+            register_secret(secrecy::ExposeSecret::expose_secret(token));
+        }
+    }
 
     let logs = captured_logs();
     assert!(logs.contains(&app_request_marker()), "logs were captured");

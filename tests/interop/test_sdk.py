@@ -7,6 +7,8 @@ real service answers.
 Run with: PG_BIN=target/debug/partner-gateway .venv/bin/python -m pytest tests/interop
 """
 
+import base64
+import json
 import os
 import socket
 import subprocess
@@ -22,6 +24,10 @@ from tencentcloud.intlpartnersmgt.v20220928 import intlpartnersmgt_client, model
 SECRET_ID = "AKIDinteroptest000000000000"
 SECRET_KEY = "interop-secret-key-0123456789abcdef"
 CUSTOMER = 800000232018
+# The simulator's identity provider, role and issuer (src/sandbox/sts.rs).
+PROVIDER_ID = "partner-gateway-tke"
+ROLE_ARN = "qcs::cam::uin/100000000001:roleName/partner-gateway-role"
+ISSUER = "https://oidc.sandbox.invalid"
 BINARY = os.environ.get("PG_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "partner-gateway"))
 
 
@@ -172,3 +178,63 @@ def test_errors_come_back_as_sdk_exceptions(sandbox):
     with pytest.raises(TencentCloudSDKException) as err:
         client(sandbox).AllocateCustomerCredit(req)
     assert err.value.get_code() == "UnauthorizedOperation.UinNoAuth"
+
+
+def client_with(endpoint, cred):
+    http = HttpProfile(endpoint=endpoint, protocol="http")
+    return intlpartnersmgt_client.IntlpartnersmgtClient(cred, "", ClientProfile(httpProfile=http))
+
+
+def partner_credit(endpoint, cred):
+    return client_with(endpoint, cred).QueryPartnerCredit(models.QueryPartnerCreditRequest())
+
+
+def test_the_sdks_cvm_role_provider_gets_credentials_the_api_accepts(sandbox):
+    cred = credential.CVMRoleCredential()
+    # The SDK's own provider, pointed at the simulator's metadata service.
+    cred._role_endpoint = f"http://{sandbox}/latest/meta-data/cam/security-credentials/"
+    secret_id, secret_key, token = cred.get_credential_info()
+    assert secret_id.startswith("AKIDtmp") and secret_key and token
+    assert partner_credit(sandbox, cred).RequestId
+    # The temporary key without its token is refused, as Tencent refuses it.
+    with pytest.raises(TencentCloudSDKException) as err:
+        partner_credit(sandbox, credential.Credential(secret_id, secret_key))
+    assert err.value.get_code().startswith("AuthFailure")
+
+
+def web_identity_token(issuer, exp):
+    def part(value):
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+    claims = {"iss": issuer, "sub": "system:serviceaccount:partners:gateway", "exp": exp}
+    return part({"alg": "RS256", "typ": "JWT"}) + "." + part(claims) + ".c2lnbmF0dXJl"
+
+
+@pytest.fixture
+def tke_pod(tmp_path, monkeypatch):
+    """The pod environment TKE workload identity gives; the SDK's STS call over plain http."""
+    token_file = tmp_path / "token"
+    monkeypatch.setenv("TKE_REGION", "ap-singapore")
+    monkeypatch.setenv("TKE_PROVIDER_ID", PROVIDER_ID)
+    monkeypatch.setenv("TKE_WEB_IDENTITY_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("TKE_ROLE_ARN", ROLE_ARN)
+    # The SDK asks STS over https; the simulator listens on plain http.
+    monkeypatch.setattr(credential, "HttpProfile", lambda: HttpProfile(protocol="http"))
+    return token_file
+
+
+def test_the_sdks_tke_oidc_provider_gets_credentials_the_api_accepts(sandbox, tke_pod):
+    tke_pod.write_text(web_identity_token(ISSUER, int(time.time()) + 600))
+    cred = credential.DefaultTkeOIDCRoleArnProvider().get_credentials()
+    cred.endpoint = sandbox
+    secret_id, _, token = cred.get_credential_info()
+    assert secret_id.startswith("AKIDtmp") and token
+    assert partner_credit(sandbox, cred).RequestId
+
+
+def test_the_simulated_sts_refuses_a_token_from_another_issuer_as_sts_does(sandbox, tke_pod):
+    tke_pod.write_text(web_identity_token("https://someone-else.invalid", int(time.time()) + 600))
+    cred = credential.DefaultTkeOIDCRoleArnProvider().get_credentials()
+    cred.endpoint = sandbox
+    with pytest.raises(TencentCloudSDKException) as err:
+        cred.get_credential_info()
+    assert err.value.get_code() == "InvalidParameter.WebIdentityTokenError"

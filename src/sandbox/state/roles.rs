@@ -23,24 +23,35 @@ impl SandboxState {
     /// New temporary credentials of the role, valid `config.temporary_ttl` from now; `None`
     /// while the metadata service is set to fail.
     pub fn issue_role_credentials(&self) -> Option<RoleCredentials> {
+        if !self.lock().metadata_up {
+            return None;
+        }
+        Some(self.issue_temporary(self.config.temporary_ttl))
+    }
+
+    /// New temporary credentials valid `ttl` from now, which the API accepts with their token.
+    pub fn issue_temporary(&self, ttl: std::time::Duration) -> RoleCredentials {
         let mut rng = rand::rng();
         let key = SandboxKey {
             secret_id: format!("AKIDtmp{}", Alphanumeric.sample_string(&mut rng, 24)),
             secret_key: SecretString::from(Alphanumeric.sample_string(&mut rng, 32)),
             token: Some(SecretString::from(Alphanumeric.sample_string(&mut rng, 64))),
         };
-        let expires_unix =
-            self.config.clock.now_unix_secs() + self.config.temporary_ttl.as_secs() as i64;
+        let now = self.config.clock.now_unix_secs();
+        let issued = RoleCredentials {
+            key,
+            expires_unix: now + ttl.as_secs() as i64,
+        };
         let mut inner = self.lock();
-        if !inner.metadata_up {
-            return None;
-        }
         if inner.temporary.len() >= MAX_TEMPORARY {
-            inner.temporary.pop_front();
+            // Expired keys go first; the oldest live one only when none has expired.
+            inner.temporary.retain(|t| t.expires_unix > now);
+            if inner.temporary.len() >= MAX_TEMPORARY {
+                inner.temporary.pop_front();
+            }
         }
-        let issued = RoleCredentials { key, expires_unix };
         inner.temporary.push_back(issued.clone());
-        Some(issued)
+        issued
     }
 
     /// The temporary key with this id, if it was issued and has not expired.
@@ -62,6 +73,15 @@ impl SandboxState {
             ));
         }
         Ok(issued.key.clone())
+    }
+
+    /// Every temporary key remembered (tests check that none reaches a log).
+    pub fn temporary_keys(&self) -> Vec<SandboxKey> {
+        self.lock()
+            .temporary
+            .iter()
+            .map(|t| t.key.clone())
+            .collect()
     }
 
     /// Makes the metadata service answer (`true`) or fail (`false`).
