@@ -118,6 +118,14 @@ impl ReadinessChecks {
         self.denied.lock().keys().copied().collect()
     }
 
+    /// The gateway signs with new credentials now: a rejection of the old ones no longer holds
+    /// (the next call tells whether Tencent accepts these).
+    pub fn credentials_replaced(&self) {
+        if self.upstream_auth.lock().take().is_some() {
+            tracing::info!("new credentials: Tencent's rejection of the previous ones is cleared");
+        }
+    }
+
     /// The credentials in use expired and could not be refreshed (`Some(why)`), or work again.
     pub fn report_credentials(&self, failure: Option<String>) {
         *self.credentials.lock() = failure;

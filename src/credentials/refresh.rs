@@ -36,12 +36,16 @@ impl std::fmt::Debug for Lookup {
 
 /// The shortest pause between two reads of a source.
 const MIN_PAUSE: Duration = Duration::from_millis(100);
-/// The shortest pause after a source gave the same credentials again (a metadata service gives
-/// the same ones until shortly before they expire).
+/// The shortest pause after a source of temporary credentials gave the same ones again.
 const SAME_AGAIN_PAUSE: Duration = Duration::from_secs(1);
 /// The first retry after a failure; each further failure doubles it, up to `RETRY_CAP`.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const RETRY_CAP: Duration = Duration::from_secs(60);
+/// Once the credentials have expired the replica is unready: the source is asked this often.
+const EXPIRED_RETRY_CAP: Duration = Duration::from_secs(2);
+/// The longest a read of the source may take (a file on a stuck mount, a service that never
+/// answers): then it counts as a failure, so expiry is always noticed.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct Refresher {
     pub origin: Origin,
@@ -87,7 +91,8 @@ impl Refresher {
             .min(RETRY_CAP.max(self.watch));
         match self.left(issued) {
             Some(left) if left > 0.0 => backoff.min(Duration::from_secs_f64(left / 4.0)),
-            _ => backoff,
+            Some(_) => backoff.min(EXPIRED_RETRY_CAP),
+            None => backoff,
         }
         .max(FIRST_RETRY)
     }
@@ -98,9 +103,9 @@ impl Refresher {
         let source = self.origin.source().label();
         let now = self.clock.now_unix_ms() as f64 / 1000.0;
         let fetched =
-            self.origin
-                .fetch(self.lookup.0.as_ref())
+            tokio::time::timeout(FETCH_TIMEOUT, self.origin.fetch(self.lookup.0.as_ref()))
                 .await
+                .unwrap_or_else(|_| Err(format!("no answer in {} s", FETCH_TIMEOUT.as_secs())))
                 .and_then(|issued| match issued.expires {
                     Some(expires) if expires as f64 <= now => Err(format!(
                         "the source gave credentials that expired {} s ago",
@@ -119,11 +124,17 @@ impl Refresher {
                     .credentials(issued.source.label(), issued.expires);
                 let pause = self.pause(&issued);
                 let id = crate::config::redact_id(&issued.credentials.secret_id);
+                let expiring = issued.expires.is_some();
                 if self.cell.replace(issued) {
                     tracing::info!(source, secret_id = %id, "the credentials changed; requests from now on sign with the new ones");
+                    // Tencent's refusal of the old ones says nothing of these.
+                    self.readiness.credentials_replaced();
                     pause
-                } else {
+                } else if expiring {
+                    // A metadata service gives the same ones until shortly before they expire.
                     pause.max(SAME_AGAIN_PAUSE)
+                } else {
+                    pause
                 }
             }
             Err(why) => {

@@ -50,6 +50,23 @@ fn sts_client() -> Result<&'static reqwest::Client, String> {
         .ok_or_else(|| "cannot build an HTTP client for STS".to_owned())
 }
 
+/// An answer's text, at most [`MAX_FILE_BYTES`]: a misbehaving service cannot make the gateway
+/// hold an answer of any size.
+async fn capped_text(mut response: reqwest::Response) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("the answer broke off: {e}"))?
+    {
+        if (bytes.len() + chunk.len()) as u64 > MAX_FILE_BYTES {
+            return Err(format!("the answer is larger than {MAX_FILE_BYTES} bytes"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| "the answer is not UTF-8 text".to_owned())
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RoleCredentials {
@@ -77,7 +94,7 @@ pub async fn from_cvm(endpoint: &str) -> Result<Issued, String> {
                 response.status()
             ));
         }
-        response.text().await.map_err(|e| e.to_string())
+        capped_text(response).await
     };
     let roles = get(format!("{base}{ROLE_PATH}")).await?;
     let role = roles
@@ -176,10 +193,6 @@ impl Oidc {
         let token = token.trim();
         check_token(token, &self.token_file, unix_now())?;
         let client = sts_client()?;
-        let host = url::Url::parse(&self.sts_endpoint)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
         let body = serde_json::json!({
             "ProviderId": self.provider_id,
             "WebIdentityToken": token,
@@ -191,7 +204,6 @@ impl Oidc {
         let response = client
             .post(&self.sts_endpoint)
             .header("content-type", "application/json")
-            .header("host", host)
             .header("x-tc-action", STS_ACTION)
             .header("x-tc-version", STS_VERSION)
             .header("x-tc-region", &self.region)
@@ -202,9 +214,13 @@ impl Oidc {
             .await
             .map_err(|e| format!("STS at {} did not answer: {e}", self.sts_endpoint))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| e.to_string())?;
+        let text = capped_text(response)
+            .await
+            .map_err(|e| format!("STS at {}: {e}", self.sts_endpoint))?;
         sts_answer(&text).map_err(|why| match why {
             StsFailure::Refused(code, message) => {
+                // Never repeat the token, should STS quote it back.
+                let message = message.replace(token, "[the token]");
                 format!("STS refused the web-identity token: {code}: {message}")
             }
             StsFailure::Unreadable => {
@@ -248,7 +264,7 @@ fn check_token(token: &str, file: &Path, now: i64) -> Result<(), String> {
             "the web-identity token in {} expired {} s ago (the kubelet rotates a projected \
              service-account token: is the volume mounted, and the pod's token still rotating?)",
             file.display(),
-            now - exp
+            now.saturating_sub(exp)
         ));
     }
     Ok(())
@@ -339,6 +355,11 @@ mod tests {
         assert!(check_token(&jwt(serde_json::json!({"exp": 2000})), file, 1000).is_ok());
         let expired = check_token(&jwt(serde_json::json!({"exp": 1000})), file, 1300).unwrap_err();
         assert!(expired.contains("expired 300 s ago"), "{expired}");
+        // Any `exp` a file can hold: an error or not, never an overflow.
+        for exp in [i64::MIN, i64::MIN + 1, -1, 0] {
+            let claims = serde_json::json!({ "exp": exp });
+            assert!(check_token(&jwt(claims), file, i64::MAX).is_err());
+        }
         for junk in ["", "not-a-jwt", "a.b", "a.!!!.c", "a.b.c.d"] {
             let error = check_token(junk, file, 0).unwrap_err();
             assert!(error.contains("does not hold a JWT"), "{junk}: {error}");

@@ -112,8 +112,31 @@ async fn value_or_file(
     }
 }
 
-/// The environment's credentials, if both halves are set.
+/// How many times a pair read across a rotation is read again before giving up.
+const CONSISTENT_READS: usize = 3;
+
+/// The environment's credentials, if both halves are set. The id is read again after the key:
+/// a Secret volume swapped between the reads of its files would otherwise pair the old id with
+/// the new key.
 async fn from_env(
+    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Option<Issued>, String> {
+    for _ in 0..CONSISTENT_READS {
+        let issued = read_env(lookup).await?;
+        let id_again = value_or_file(lookup, env::SECRET_ID).await?;
+        if issued.as_ref().map(|i| &i.credentials.secret_id) == id_again.as_ref()
+            || issued.is_none()
+        {
+            return Ok(issued);
+        }
+    }
+    Err(format!(
+        "{} kept changing while it was read",
+        env::SECRET_ID
+    ))
+}
+
+async fn read_env(
     lookup: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Option<Issued>, String> {
     let id = value_or_file(lookup, env::SECRET_ID).await?;
@@ -151,9 +174,25 @@ pub fn profile_paths(lookup: &(dyn Fn(&str) -> Option<String> + Sync)) -> Vec<Pa
     paths
 }
 
-/// The `[default]` section of a profile file.
+/// The `[default]` section of a profile file, read until two reads agree (a file rewritten in
+/// place can be caught half-written).
 async fn from_profile(path: &Path) -> Result<Issued, String> {
-    let text = read_small(path).await?;
+    let mut text = read_small(path).await?;
+    let mut agreed = false;
+    for _ in 0..CONSISTENT_READS {
+        let again = read_small(path).await?;
+        if again == text {
+            agreed = true;
+            break;
+        }
+        text = again;
+    }
+    if !agreed {
+        return Err(format!(
+            "{} kept changing while it was read",
+            path.display()
+        ));
+    }
     let (mut id, mut key, mut token) = (None, None, None);
     let mut section = String::new();
     for line in text.lines() {
@@ -197,8 +236,26 @@ async fn from_profile(path: &Path) -> Result<Issued, String> {
 }
 
 /// The source `credentials.source` names, or the first of the chain that gives credentials;
-/// the error says what each source lacked.
+/// the error says what each source lacked. Credentials that have already expired are an error.
 pub async fn discover(
+    settings: &CredentialSettings,
+    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<(Origin, Issued), String> {
+    let (origin, issued) = choose(settings, lookup).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    match issued.expires {
+        Some(expires) if expires <= now => Err(format!(
+            "{} gave credentials that expired {} s ago (is this machine's clock right?)",
+            origin.describe(),
+            now.saturating_sub(expires)
+        )),
+        _ => Ok((origin, issued)),
+    }
+}
+
+async fn choose(
     settings: &CredentialSettings,
     lookup: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(Origin, Issued), String> {

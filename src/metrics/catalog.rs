@@ -33,7 +33,7 @@ pub const JWKS_FAILURES: &str = "gateway_jwks_refresh_failures_total";
 pub const JWKS_AGE: &str = "gateway_jwks_age_seconds";
 pub const CREDENTIAL_SOURCE: &str = "gateway_credential_source";
 /// The values of `gateway_credential_source`'s `source` label (`credentials::Source::label`).
-pub const CREDENTIAL_SOURCES: [&str; 4] = ["env", "file", "cvm_role", "tke_oidc"];
+pub static CREDENTIAL_SOURCES: [&str; 4] = ["env", "file", "cvm_role", "tke_oidc"];
 pub const CREDENTIAL_EXPIRY: &str = "gateway_credential_expiry_timestamp_seconds";
 pub const CREDENTIAL_FAILURES: &str = "gateway_credential_refresh_failures_total";
 pub const CONNECTIONS_OPEN: &str = "gateway_connections_open";

@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use super::handlers::{envelope, error_answer};
-use super::state::{ROLE, Refusal, SandboxState};
+use super::state::{Refusal, SandboxState};
 use super::verify::header;
 
 pub const ACTION: &str = "AssumeRoleWithWebIdentity";
@@ -115,7 +115,8 @@ fn assume(
         Some(_) => return Err(token_error("The web identity token has expired.")),
         None => return Err(token_error("The web identity token has no expiry.")),
     }
-    if role_arn.rsplit_once(":roleName/").map(|(_, role)| role) != Some(ROLE) {
+    // The whole ARN: the role of another account is not this partner's role.
+    if role_arn != ROLE_ARN {
         return Err((
             "ResourceNotFound.RoleNotExist",
             "The role does not exist.".into(),

@@ -85,7 +85,7 @@ pub(super) fn verify(
             )
         })?;
     let now = state.config.clock.now_unix_secs();
-    if (now - timestamp).abs() > MAX_SKEW_SECS {
+    if now.abs_diff(timestamp) > MAX_SKEW_SECS.unsigned_abs() {
         return Err((
             "AuthFailure.SignatureExpire",
             "The signature has expired: the timestamp differs from server time by more than 5 minutes.".into(),

@@ -235,7 +235,7 @@ async fn a_rewritten_profile_file_is_used_within_its_watch_interval_and_no_reque
     let mut options = partner_reads(Options::default());
     // Both keys work during the switch, as in a real rotation.
     options.sandbox_extra_keys = vec![rotated.clone()];
-    options.settings.credentials.watch_ms = 200;
+    options.settings.credentials.watch_ms = 100;
     let first = path.clone();
     options.credential_origin = Some(Arc::new(move |upstream: &Upstream| {
         std::fs::write(&first, profile(&upstream.secret_id, &upstream.secret_key)).unwrap();
@@ -261,9 +261,9 @@ async fn a_rewritten_profile_file_is_used_within_its_watch_interval_and_no_reque
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let switched_after = switched_after.expect("the rotated key was never used");
-    // One watch interval (200 ms) and the call that notices, with slack for a loaded host.
+    // One watch interval (100 ms) and the call that notices, with slack for a loaded host.
     assert!(
-        switched_after < Duration::from_secs(2),
+        switched_after < Duration::from_millis(900),
         "switched {switched_after:?} after the rewrite"
     );
     let text = app.get("/metrics").await.text;
@@ -340,7 +340,12 @@ async fn a_failing_metadata_service_keeps_the_credentials_until_they_expire_then
             "gateway_credential_refresh_failures_total{source=\"cvm_role\"}"
         ) >= 1.0
     );
-    // The service is back: new credentials, ready again, served.
+    // A call now signs with the expired credentials: Tencent refuses it, plainly.
+    let refused = app.read("/partner/credit").await;
+    assert_eq!(refused.status, 502, "{}", refused.text);
+    assert_eq!(refused.json()["upstreamCode"], "AuthFailure.TokenFailure");
+    // The service is back: new credentials, ready again (the refusal of the old ones does not
+    // hold the replica out until the 30-s re-check), served.
     app.metadata_service_up(true).await;
     wait_readiness(&app, "ready again", |status, body| {
         status == 200 && body["checks"]["credentials"] == "ok"
@@ -564,8 +569,9 @@ async fn tke_oidc_credentials_expiring_every_three_seconds_are_refreshed_ahead_a
 }
 
 /// A CVM-role gateway whose refresh fails then recovers, and a TKE OIDC exchange; returns the
-/// simulator, so the secret scan can ask it for every temporary key it issued.
-pub async fn temporary_credentials_exercised() -> partner_gateway::sandbox::Sandbox {
+/// simulator, so the secret scan can ask it for every temporary key it issued, and the
+/// web-identity token.
+pub async fn temporary_credentials_exercised() -> (partner_gateway::sandbox::Sandbox, String) {
     let mut options = partner_reads(Options::default());
     options.sandbox_temporary_ttl = Some(Duration::from_secs(2));
     options.settings.credentials.refresh_before_s = 1;
@@ -578,7 +584,19 @@ pub async fn temporary_credentials_exercised() -> partner_gateway::sandbox::Sand
     let app = spawn_app_with(options).await;
     assert_eq!(app.read("/partner/credit").await.status, 200);
     app.metadata_service_up(false).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = app.get("/metrics").await.text;
+        let failures = metric(
+            &text,
+            "gateway_credential_refresh_failures_total{source=\"cvm_role\"}",
+        );
+        if failures >= 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refresh ever failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.metadata_service_up(true).await;
     wait_readiness(&app, "ready", |status, _| status == 200).await;
     assert_eq!(app.read("/partner/credit").await.status, 200);
@@ -599,5 +617,52 @@ pub async fn temporary_credentials_exercised() -> partner_gateway::sandbox::Sand
     };
     let (origin, issued) = discover(&settings, &vars(&pairs)).await.unwrap();
     tracing::info!(origin = %origin.describe(), credentials = ?issued, "found for the log scan");
-    app.sandbox.clone()
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    (app.sandbox.clone(), token)
+}
+
+#[tokio::test]
+async fn a_secret_swapped_between_the_reads_of_its_two_files_never_pairs_old_and_new() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = scratch("swap");
+    for (name, text) in [
+        ("old-id", "AKIDoldpair"),
+        ("new-id", "AKIDnewpair"),
+        ("new-key", "new-pair-key"),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    // The kubelet swaps the volume just after the id was read: the first read of the id sees
+    // the old file, every later one (and the key) the new.
+    let id_reads = Arc::new(AtomicUsize::new(0));
+    let (old_id, new_id, new_key) = (
+        dir.join("old-id").display().to_string(),
+        dir.join("new-id").display().to_string(),
+        dir.join("new-key").display().to_string(),
+    );
+    let reads = id_reads.clone();
+    let lookup = move |name: &str| match name {
+        "TENCENTCLOUD_SECRET_ID_FILE" => Some(if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+            old_id.clone()
+        } else {
+            new_id.clone()
+        }),
+        "TENCENTCLOUD_SECRET_KEY_FILE" => Some(new_key.clone()),
+        _ => None,
+    };
+    let (_, issued) = discover(
+        &settings(CredentialSourceSetting::Env, NO_METADATA),
+        &lookup,
+    )
+    .await
+    .unwrap();
+    assert_eq!(issued.credentials.secret_id, "AKIDnewpair");
+    assert_eq!(
+        issued.credentials.secret_key.expose_secret(),
+        "new-pair-key"
+    );
+    assert!(
+        id_reads.load(Ordering::SeqCst) >= 3,
+        "the id was read again"
+    );
 }

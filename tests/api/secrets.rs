@@ -57,7 +57,9 @@ async fn no_secret_key_appears_in_any_captured_log_line() {
     wrong.post_credit(CUSTOMER, json!({"amount": 1})).await;
     // Temporary credentials: issued, refreshed, and failing to refresh (CVM role), and an
     // exchange of a web-identity token, as the credential chain finds them.
-    let temporary = crate::credentials::temporary_credentials_exercised().await;
+    let (temporary, web_identity_token) =
+        crate::credentials::temporary_credentials_exercised().await;
+    register_secret(&web_identity_token);
     for key in temporary.temporary_keys() {
         register_secret(secrecy::ExposeSecret::expose_secret(&key.secret_key));
         if let Some(token) = &key.token {
