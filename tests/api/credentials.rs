@@ -273,10 +273,11 @@ async fn a_rewritten_profile_file_is_used_within_its_watch_interval_and_no_reque
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cvm_role_credentials_expiring_every_three_seconds_are_refreshed_ahead_across_100_calls() {
+/// A gateway on the simulator's CVM role, whose credentials last `ttl_s` seconds and are
+/// replaced 1 s ahead of their expiry.
+fn cvm_role_options(ttl_s: u64) -> Options {
     let mut options = partner_reads(Options::default());
-    options.sandbox_temporary_ttl = Some(Duration::from_secs(3));
+    options.sandbox_temporary_ttl = Some(Duration::from_secs(ttl_s));
     options.settings.credentials.refresh_before_s = 1;
     options.credential_origin = Some(Arc::new(|upstream: &Upstream| {
         (
@@ -284,7 +285,13 @@ async fn cvm_role_credentials_expiring_every_three_seconds_are_refreshed_ahead_a
             Lookup(Arc::new(|_| None)),
         )
     }));
-    let app = spawn_app_with(options).await;
+    options
+}
+
+/// 100 sequential calls, 60 ms apart, all served, while the credentials (3 s long) are replaced
+/// at least twice.
+async fn hundred_calls_across_three_second_credentials(app: &TestApp) {
+    let started = Instant::now();
     for i in 0..100 {
         let reply = app.read("/partner/credit").await;
         assert_eq!(reply.status, 200, "call {i}: {}", reply.text);
@@ -299,8 +306,16 @@ async fn cvm_role_credentials_expiring_every_three_seconds_are_refreshed_ahead_a
         .count();
     assert!(
         temporary >= 3,
-        "{temporary} temporary keys over 6 s of 3-s credentials"
+        "{temporary} temporary keys over {:?} of 3-s credentials",
+        started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cvm_role_credentials_expiring_every_three_seconds_are_refreshed_ahead_across_100_calls() {
+    let options = cvm_role_options(3);
+    let app = spawn_app_with(options).await;
+    hundred_calls_across_three_second_credentials(&app).await;
     let text = app.get("/metrics").await.text;
     assert_eq!(
         metric(&text, "gateway_credential_source{source=\"cvm_role\"}"),
@@ -312,15 +327,7 @@ async fn cvm_role_credentials_expiring_every_three_seconds_are_refreshed_ahead_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_metadata_service_keeps_the_credentials_until_they_expire_then_readiness_says_why()
  {
-    let mut options = partner_reads(Options::default());
-    options.sandbox_temporary_ttl = Some(Duration::from_secs(3));
-    options.settings.credentials.refresh_before_s = 1;
-    options.credential_origin = Some(Arc::new(|upstream: &Upstream| {
-        (
-            Origin::CvmRole(format!("http://{}", upstream.addr)),
-            Lookup(Arc::new(|_| None)),
-        )
-    }));
+    let options = cvm_role_options(3);
     let app = spawn_app_with(options).await;
     wait_readiness(&app, "ready", |status, _| status == 200).await;
     app.metadata_service_up(false).await;
@@ -536,24 +543,7 @@ async fn tke_oidc_credentials_expiring_every_three_seconds_are_refreshed_ahead_a
         &token_file,
         &web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 3600),
     );
-    let started = Instant::now();
-    for i in 0..100 {
-        let reply = app.read("/partner/credit").await;
-        assert_eq!(reply.status, 200, "call {i}: {}", reply.text);
-        tokio::time::sleep(Duration::from_millis(60)).await;
-    }
-    let temporary = app
-        .sandbox
-        .stats()
-        .by_secret_id
-        .keys()
-        .filter(|id| id.starts_with("AKIDtmp"))
-        .count();
-    assert!(
-        temporary >= 3,
-        "{temporary} temporary keys over {:?} of 3-s credentials",
-        started.elapsed()
-    );
+    hundred_calls_across_three_second_credentials(&app).await;
     let text = app.get("/metrics").await.text;
     assert_eq!(
         metric(&text, "gateway_credential_source{source=\"tke_oidc\"}"),
@@ -572,15 +562,7 @@ async fn tke_oidc_credentials_expiring_every_three_seconds_are_refreshed_ahead_a
 /// simulator, so the secret scan can ask it for every temporary key it issued, and the
 /// web-identity token.
 pub async fn temporary_credentials_exercised() -> (partner_gateway::sandbox::Sandbox, String) {
-    let mut options = partner_reads(Options::default());
-    options.sandbox_temporary_ttl = Some(Duration::from_secs(2));
-    options.settings.credentials.refresh_before_s = 1;
-    options.credential_origin = Some(Arc::new(|upstream: &Upstream| {
-        (
-            Origin::CvmRole(format!("http://{}", upstream.addr)),
-            Lookup(Arc::new(|_| None)),
-        )
-    }));
+    let options = cvm_role_options(2);
     let app = spawn_app_with(options).await;
     assert_eq!(app.read("/partner/credit").await.status, 200);
     app.metadata_service_up(false).await;
