@@ -159,7 +159,7 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
         }
     };
     let credentials = issued.credentials.clone();
-    let _log_writer = telemetry::init_stdout(&settings.log);
+    let log = telemetry::init_stdout(&settings.log, settings.log.format_for(sandbox));
     let clock = clock::system();
     let embedded = if sandbox {
         match embedded::start(&mut settings, &credentials, clock.clone()).await {
@@ -190,8 +190,9 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
     };
     tracing::info!(listen = %local, sandbox, secret_id = %config::redact_id(&credentials.secret_id), "partner-gateway started");
     if let Some(embedded) = embedded {
-        // A throwaway key of a local sandbox: printing it is how a developer gets to use it.
-        eprintln!("{}", embedded.banner(local.port()));
+        // Throwaway keys of a local sandbox: printing them is how a developer gets to use them.
+        // Through the log's own writer, so the banner never interleaves with log lines.
+        log.print(&embedded.banner(local.port(), &credentials));
     }
     match app.run_until_stopped(listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -200,7 +201,7 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
 }
 
 async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
-    let _log_writer = telemetry::init_stdout(&settings.log);
+    let log = telemetry::init_stdout(&settings.log, settings.log.format_for(true));
     // The key the environment gives (its `*_FILE` variants too), else a throwaway one.
     let lookup = crate::credentials::refresh::Lookup::process();
     let (credentials, generated) = match crate::credentials::Origin::Env
@@ -219,18 +220,18 @@ async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
     let simulator = Sandbox::new(embedded::config(&settings, &credentials, clock::system()));
     if generated {
         // Throwaway credentials of a local simulator: an SDK client needs them to call it.
-        eprintln!(
-            "Tencent Cloud simulator on http://{local}\n  {}={}\n  {}={}\n(set both variables before starting to choose your own)",
+        log.print(&format!(
+            "Tencent Cloud simulator on http://{local}\n  {}={}\n  {}={}\n(set both variables before starting to choose your own)\n",
             env::SECRET_ID,
             credentials.secret_id,
             env::SECRET_KEY,
             credentials.secret_key.expose_secret()
-        );
+        ));
     } else {
-        eprintln!(
-            "Tencent Cloud simulator on http://{local}, accepting the key in {}",
+        log.print(&format!(
+            "Tencent Cloud simulator on http://{local}, accepting the key in {}\n",
             env::SECRET_ID
-        );
+        ));
     }
     let stop = async {
         shutdown_signal().await;

@@ -232,7 +232,8 @@ impl Default for ReadSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
-    /// `json` (one object per line) or `pretty`.
+    /// `json` (one object per line), `pretty`, or `auto`: `pretty` in sandbox mode (people read
+    /// it), `json` otherwise.
     pub format: LogFormat,
     /// Default filter when `RUST_LOG` is not set.
     pub level: String,
@@ -241,7 +242,7 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            format: LogFormat::Json,
+            format: LogFormat::Auto,
             level: "info".into(),
         }
     }
@@ -252,6 +253,18 @@ impl Default for LogSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+    Auto,
+}
+
+impl LogSettings {
+    /// The format to write: `auto` is `pretty` in sandbox mode, `json` otherwise.
+    pub fn format_for(&self, sandbox: bool) -> LogFormat {
+        match self.format {
+            LogFormat::Auto if sandbox => LogFormat::Pretty,
+            LogFormat::Auto => LogFormat::Json,
+            chosen => chosen,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

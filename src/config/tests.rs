@@ -181,3 +181,15 @@ fn credentials_debug_is_redacted() {
     assert!(dbg.contains("AKID…mnop"), "{dbg}");
     assert_eq!(crate::config::redact_id("AKIDshort"), "AKID…");
 }
+
+#[test]
+fn the_auto_log_format_is_pretty_in_sandbox_mode_only_and_a_chosen_one_stays() {
+    let auto = load_env(&[]).unwrap().log;
+    assert_eq!(auto.format, LogFormat::Auto);
+    assert_eq!(auto.format_for(true), LogFormat::Pretty);
+    assert_eq!(auto.format_for(false), LogFormat::Json);
+    let json = load_env(&[("GATEWAY__LOG__FORMAT", "json")]).unwrap().log;
+    assert_eq!(json.format_for(true), LogFormat::Json);
+    let pretty = load_env(&[("GATEWAY__LOG__FORMAT", "pretty")]).unwrap().log;
+    assert_eq!(pretty.format_for(false), LogFormat::Pretty);
+}

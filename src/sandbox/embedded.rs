@@ -57,15 +57,21 @@ pub async fn start(
 impl Embedded {
     /// What a developer reads first: where the gateway and the simulator are, the development
     /// key (a throwaway of this process), and two calls to try.
-    pub fn banner(&self, gateway_port: u16) -> String {
+    pub fn banner(&self, gateway_port: u16, simulator_key: &Credentials) -> String {
         let base = format!("http://127.0.0.1:{gateway_port}");
         let (sim, key) = (self.simulator, &self.dev_key);
+        let (id_var, key_var) = (crate::env::SECRET_ID, crate::env::SECRET_KEY);
+        let (sdk_id, sdk_key) = (
+            &simulator_key.secret_id,
+            secrecy::ExposeSecret::expose_secret(&simulator_key.secret_key),
+        );
         format!(
             "\npartner-gateway is running in SANDBOX mode: calls go to a local simulator, not Tencent Cloud.\n\
              \n  gateway     {base}   (API docs: {base}/docs)\n  simulator   http://{sim}   (stats: http://{sim}/_sandbox/stats)\n\
              \nDevelopment API key (all scopes, valid until this process stops):\n  export KEY={key}\n\
              \nTry:\n  curl -i -X POST {base}/customers/invitations -H \"Authorization: Bearer $KEY\" -H 'content-type: application/json' -d '{{\"email\":\"new.customer@example.com\"}}'\n  \
              curl -i -X POST {base}/customers/800000232018/credit -H \"Authorization: Bearer $KEY\" -H 'Idempotency-Key: first-top-up' -H 'content-type: application/json' -d '{{\"amount\":100.5,\"remark\":\"first top-up\"}}'\n\
+             \nA Tencent Cloud SDK calls the simulator (endpoint {sim}, http) with its key:\n  {id_var}={sdk_id}\n  {key_var}={sdk_key}\n\
              \nStop with Ctrl-C.\n"
         )
     }

@@ -353,3 +353,99 @@ fn openapi_command_prints_the_document() {
     assert!(doc["paths"]["/customers/invitations"]["post"].is_object());
     assert!(doc["paths"]["/customers/{uin}/credit"]["post"].is_object());
 }
+
+/// A newcomer's first run: `serve --sandbox` in a terminal, where stdout and stderr land on the
+/// same screen. Its first ten lines are whole: pretty log lines (no JSON, no colour codes when
+/// not a terminal) and the banner, never one spliced into the other; the banner names the
+/// gateway, the simulator, the development key and the simulator's keys for SDK users.
+#[test]
+fn the_first_ten_lines_of_serve_sandbox_read_cleanly() {
+    let out = std::env::temp_dir().join(format!("pg-first-run-{}.out", uuid::Uuid::new_v4()));
+    let file = std::fs::File::create(&out).unwrap();
+    // One open file for both streams, as a terminal is: writes land in the order they happen.
+    let mut serve = gateway()
+        .args(["serve", "--sandbox"])
+        .env_remove("GATEWAY__LOG__FORMAT")
+        .env(
+            "GATEWAY__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&out).unwrap();
+        if text.contains("Stop with Ctrl-C.") {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no banner yet:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let _ = std::fs::remove_file(&out);
+
+    let first: Vec<&str> = text.lines().take(10).collect();
+    let shown = first.join("\n");
+    let is_log_line = |line: &str| {
+        line.len() > 28
+            && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && line.as_bytes()[10] == b'T'
+            && [" INFO ", " WARN ", " ERROR "]
+                .iter()
+                .any(|level| line.contains(level))
+    };
+    let banner_line = |line: &str| {
+        line.is_empty()
+            || line.starts_with("partner-gateway is running in SANDBOX mode")
+            || line.starts_with("  ")
+            || line.ends_with(':')
+    };
+    for line in &first {
+        assert!(
+            !line.contains('\u{1b}') && !line.contains("\"timestamp\""),
+            "not clean: {line:?}\n{shown}"
+        );
+        assert!(
+            is_log_line(line) || banner_line(line),
+            "neither a log line nor the banner's: {line:?}\n{shown}"
+        );
+    }
+    let whole = |prefix: &str, rest: &[&str]| {
+        let line = first
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in the first ten:\n{shown}"));
+        for part in rest {
+            assert!(line.contains(part), "{line:?} lacks {part:?}");
+        }
+    };
+    whole("partner-gateway is running in SANDBOX mode", &[]);
+    whole(
+        "  gateway     http://127.0.0.1:",
+        &["(API docs: http://127.0.0.1:"],
+    );
+    whole("  simulator   http://127.0.0.1:", &["/_sandbox/stats)"]);
+    whole("  export KEY=pgw_", &[]);
+    // The banner is whole further down too: nothing logged in its middle, and the SDK keys named.
+    let banner: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("partner-gateway is running"))
+        .take_while(|l| !l.starts_with("Stop with Ctrl-C."))
+        .collect();
+    assert!(banner.iter().all(|l| !is_log_line(l)), "{text}");
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.starts_with("  TENCENTCLOUD_SECRET_ID=AKID"))
+            && banner
+                .iter()
+                .any(|l| l.starts_with("  TENCENTCLOUD_SECRET_KEY=")),
+        "{text}"
+    );
+}
