@@ -105,6 +105,10 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 header::RETRY_AFTER,
                 HeaderName::from_static("ratelimit"),
                 HeaderName::from_static("ratelimit-policy"),
+                // What a browser client reads besides the body: a replay, and the read cache.
+                HeaderName::from_static("idempotent-replayed"),
+                header::ETAG,
+                header::AGE,
             ])
             .max_age(Duration::from_secs(600)),
     )

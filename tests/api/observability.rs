@@ -282,12 +282,16 @@ async fn cors_preflight_admits_configured_origins_only() {
         reply.header("access-control-allow-origin"),
         Some("https://admin.example.com")
     );
-    assert!(
-        reply
-            .header("access-control-expose-headers")
-            .unwrap()
-            .contains("retry-after")
-    );
+    let exposed = reply.header("access-control-expose-headers").unwrap();
+    for name in [
+        "retry-after",
+        "idempotent-replayed",
+        "etag",
+        "age",
+        "x-request-id",
+    ] {
+        assert!(exposed.contains(name), "{name} not in {exposed}");
+    }
     // Without configuration no origin is allowed.
     let closed = spawn_app().await;
     let reply = closed

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Swagger UI check in headless Chromium. Installs Debian's chromium and chromium-driver when
+# The Swagger UI check and the TypeScript client's example page in headless Chromium. Installs Debian's chromium and chromium-driver when
 # missing (needs root, as on CI). SCREENSHOT=docs/swagger-ui.png refreshes the committed picture.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,5 +9,8 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 bash tests/venv.sh
 cargo build --locked --quiet
+# The TypeScript client's example page needs the built client (CLIENT_SCREENSHOT=docs/typescript-example.png
+# refreshes its committed picture).
+(cd clients/typescript && npm ci --no-audit --no-fund --silent && npm run --silent build)
 PG_BIN="$PWD/target/debug/partner-gateway" SCREENSHOT="${SCREENSHOT:-target/swagger-ui.png}" \
   .venv/bin/python -m pytest -q tests/browser "$@"
