@@ -61,6 +61,14 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.status == "ready"
     }
+
+    /// Marks `check` failing with `reason`, unless it already fails for a reason of its own.
+    pub fn fail_unless_failing(&mut self, check: &'static str, reason: String) {
+        if self.checks.get(check).is_none_or(|state| state == "ok") {
+            self.checks.insert(check, reason);
+            self.status = "not ready";
+        }
+    }
 }
 
 impl ReadinessChecks {
@@ -250,6 +258,21 @@ mod tests {
         readiness.report_auth_ok("AllocateCustomerCredit");
         readiness.report_auth_ok("QueryCreditAllocationHistory");
         assert!(readiness.readiness().degraded.is_empty());
+    }
+
+    #[test]
+    fn a_check_failed_from_outside_keeps_its_own_reason_first() {
+        let readiness = ReadinessChecks::default();
+        readiness.set_started();
+        let mut r = readiness.readiness();
+        assert!(r.is_ready());
+        r.fail_unless_failing("credentials", "expired".into());
+        assert!(!r.is_ready());
+        assert_eq!(r.checks["credentials"], "expired");
+        readiness.report_credentials(Some("the source failed: why".into()));
+        let mut r = readiness.readiness();
+        r.fail_unless_failing("credentials", "expired".into());
+        assert_eq!(r.checks["credentials"], "the source failed: why");
     }
 
     #[test]

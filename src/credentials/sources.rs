@@ -70,6 +70,13 @@ impl Origin {
 /// A small file's text (at most 64 KiB, a regular file), read off the async threads.
 pub async fn read_small(path: &Path) -> Result<String, String> {
     let shown = path.display();
+    // Looked at before it is opened: opening a FIFO or a device could block for ever.
+    let kind = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !kind.is_file() {
+        return Err(format!("{shown} is not a file"));
+    }
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| format!("cannot read {shown}: {e}"))?;

@@ -26,6 +26,20 @@ pub async fn livez() -> Response {
 )]
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let mut readiness = app.readiness.readiness();
+    // Expired credentials fail readiness even if the refresher never said so (it is the one that
+    // reports why; this holds should it be stuck or gone).
+    let current = app.tencent.credentials().current();
+    let now = app.clock.now_unix_secs();
+    if let Some(expires) = current.expires.filter(|&expires| expires <= now) {
+        readiness.fail_unless_failing(
+            "credentials",
+            format!(
+                "the {} credentials expired {} s ago and have not been renewed",
+                current.source.label(),
+                now.saturating_sub(expires)
+            ),
+        );
+    }
     if let Some(note) = app.auth.jwks_note() {
         readiness.degraded.insert("jwks", note);
     }

@@ -648,3 +648,32 @@ async fn a_secret_swapped_between_the_reads_of_its_two_files_never_pairs_old_and
         "the id was read again"
     );
 }
+
+#[tokio::test]
+async fn a_fifo_or_a_directory_named_as_a_secret_file_is_refused_at_once_not_waited_on() {
+    let dir = scratch("fifo");
+    let fifo = dir.join("secret-key");
+    // Opening a FIFO with no writer blocks; the gateway must look before it opens.
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    for path in [fifo.display().to_string(), dir.display().to_string()] {
+        let pairs = [
+            ("TENCENTCLOUD_SECRET_ID", "AKIDfifotest"),
+            ("TENCENTCLOUD_SECRET_KEY_FILE", path.as_str()),
+        ];
+        let error = tokio::time::timeout(
+            Duration::from_secs(10),
+            discover(
+                &settings(CredentialSourceSetting::Env, NO_METADATA),
+                &vars(&pairs),
+            ),
+        )
+        .await
+        .expect("refused at once, not waited on")
+        .unwrap_err();
+        assert!(error.contains("is not a file"), "{error}");
+    }
+}
