@@ -101,17 +101,12 @@ impl Refresher {
     pub async fn refresh_once(&self) -> Duration {
         let current = self.cell.current();
         let source = self.origin.source().label();
-        let now = self.clock.now_unix_ms() as f64 / 1000.0;
         let fetched =
             tokio::time::timeout(FETCH_TIMEOUT, self.origin.fetch(self.lookup.0.as_ref()))
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer in {} s", FETCH_TIMEOUT.as_secs())))
-                .and_then(|issued| match issued.expires {
-                    Some(expires) if expires as f64 <= now => Err(format!(
-                        "the source gave credentials that expired {} s ago",
-                        (now - expires as f64).round()
-                    )),
-                    _ => Ok(issued),
+                .and_then(|issued| {
+                    super::sources::unexpired(&self.origin, issued, self.clock.now_unix_secs())
                 });
         match fetched {
             Ok(issued) => {

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::{Issued, Source};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Credentials;
 use crate::env;
 
@@ -191,13 +192,13 @@ impl Oidc {
             .await
             .map_err(|e| format!("{}: {e}", env::TKE_WEB_IDENTITY_TOKEN_FILE))?;
         let token = token.trim();
-        check_token(token, &self.token_file, unix_now())?;
+        check_token(token, &self.token_file, SystemClock.now_unix_secs())?;
         let client = sts_client()?;
         let body = serde_json::json!({
             "ProviderId": self.provider_id,
             "WebIdentityToken": token,
             "RoleArn": self.role_arn,
-            "RoleSessionName": format!("partner-gateway-{}", unix_now()),
+            "RoleSessionName": format!("partner-gateway-{}", SystemClock.now_unix_secs()),
             "DurationSeconds": STS_DURATION_S,
         });
         // AssumeRoleWithWebIdentity is not signed: the token is the proof.
@@ -207,7 +208,7 @@ impl Oidc {
             .header("x-tc-action", STS_ACTION)
             .header("x-tc-version", STS_VERSION)
             .header("x-tc-region", &self.region)
-            .header("x-tc-timestamp", unix_now().to_string())
+            .header("x-tc-timestamp", SystemClock.now_unix_secs().to_string())
             .header("authorization", "SKIP")
             .body(body.to_string())
             .send()
@@ -228,12 +229,6 @@ impl Oidc {
             }
         })
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A web-identity token STS would refuse, refused here with a clearer reason: not a JWT, or

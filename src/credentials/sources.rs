@@ -8,6 +8,7 @@ use tokio::io::AsyncReadExt;
 
 use super::remote::{MAX_FILE_BYTES, Oidc, from_cvm};
 use super::{Issued, Source};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{CredentialSettings, CredentialSourceSetting, Credentials};
 use crate::env;
 
@@ -80,13 +81,6 @@ pub async fn read_small(path: &Path) -> Result<String, String> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let meta = file
-        .metadata()
-        .await
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{shown} is not a file"));
-    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -249,16 +243,20 @@ pub async fn discover(
     lookup: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(Origin, Issued), String> {
     let (origin, issued) = choose(settings, lookup).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let issued = unexpired(&origin, issued, SystemClock.now_unix_secs())?;
+    Ok((origin, issued))
+}
+
+/// `issued`, unless it had expired by `now` (Unix seconds): a source that hands out dead
+/// credentials (or a clock that is wrong) has failed, at the start as on a refresh.
+pub fn unexpired(origin: &Origin, issued: Issued, now: i64) -> Result<Issued, String> {
     match issued.expires {
         Some(expires) if expires <= now => Err(format!(
             "{} gave credentials that expired {} s ago (is this machine's clock right?)",
             origin.describe(),
             now.saturating_sub(expires)
         )),
-        _ => Ok((origin, issued)),
+        _ => Ok(issued),
     }
 }
 

@@ -388,6 +388,20 @@ fn web_identity_token(issuer: &str, exp: i64) -> String {
     )
 }
 
+/// An environment of these variables only, their values owned (a pod's, from [`tke_env`]).
+fn owned_vars(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + Sync + use<> {
+    let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars(&borrowed)
+}
+
+/// A token file in a directory of its own, holding a token from the simulator's issuer that
+/// expires at `exp`.
+fn token_file(name: &str, exp: i64) -> PathBuf {
+    let path = scratch(name).join("token");
+    std::fs::write(&path, web_identity_token(sts::DEFAULT_ISSUER, exp)).unwrap();
+    path
+}
+
 /// The pod environment TKE workload identity gives, with its token file.
 fn tke_env(token_file: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -401,18 +415,12 @@ fn tke_env(token_file: &str) -> Vec<(&'static str, String)> {
 #[tokio::test]
 async fn tke_workload_identity_alone_last_in_the_chain_and_its_failures_are_clear() {
     use CredentialSourceSetting as S;
-    let dir = scratch("tke");
-    let token_file = dir.join("token");
-    std::fs::write(
-        &token_file,
-        web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 600),
-    )
-    .unwrap();
+    let token_file = token_file("tke", unix_now() + 600);
+    let dir = token_file.parent().unwrap();
     let upstream = spawn_upstream(&Options::default()).await;
     let sts_endpoint = format!("http://{}", upstream.addr);
-    let with = |source, vars_: &[(&str, String)]| {
-        let pairs: Vec<(&str, &str)> = vars_.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let lookup = vars(&pairs);
+    let with = |source, pairs: &[(&str, String)]| {
+        let lookup = owned_vars(pairs);
         let settings = CredentialSettings {
             source,
             metadata_endpoint: NO_METADATA.to_owned(),
@@ -499,11 +507,7 @@ async fn tke_workload_identity_alone_last_in_the_chain_and_its_failures_are_clea
             sts_endpoint: NO_METADATA.to_owned(),
             ..CredentialSettings::default()
         },
-        &vars(
-            &pod.iter()
-                .map(|(k, v)| (*k, v.as_str()))
-                .collect::<Vec<_>>(),
-        ),
+        &owned_vars(&pod),
     )
     .await
     .unwrap_err();
@@ -513,15 +517,9 @@ async fn tke_workload_identity_alone_last_in_the_chain_and_its_failures_are_clea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tke_oidc_credentials_expiring_every_three_seconds_are_refreshed_ahead_and_the_rotated_token_file_is_read_again()
  {
-    let dir = scratch("tke-refresh");
-    let token_file = dir.join("token");
     // The token at start expires in 4 s: every exchange after that works only if the file the
     // kubelet rotates (below, at once) is read again.
-    std::fs::write(
-        &token_file,
-        web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 4),
-    )
-    .unwrap();
+    let token_file = token_file("tke-refresh", unix_now() + 4);
     let mut options = partner_reads(Options::default());
     options.sandbox_temporary_ttl = Some(Duration::from_secs(3));
     options.settings.credentials.refresh_before_s = 1;
@@ -583,21 +581,14 @@ pub async fn temporary_credentials_exercised() -> (partner_gateway::sandbox::San
     wait_readiness(&app, "ready", |status, _| status == 200).await;
     assert_eq!(app.read("/partner/credit").await.status, 200);
 
-    let dir = scratch("tke-logs");
-    let token_file = dir.join("token");
-    std::fs::write(
-        &token_file,
-        web_identity_token(sts::DEFAULT_ISSUER, unix_now() + 600),
-    )
-    .unwrap();
+    let token_file = token_file("tke-logs", unix_now() + 600);
     let pod = tke_env(&token_file.display().to_string());
-    let pairs: Vec<(&str, &str)> = pod.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let settings = CredentialSettings {
         source: CredentialSourceSetting::TkeOidc,
         sts_endpoint: format!("http://{}", app.sandbox_addr),
         ..CredentialSettings::default()
     };
-    let (origin, issued) = discover(&settings, &vars(&pairs)).await.unwrap();
+    let (origin, issued) = discover(&settings, &owned_vars(&pod)).await.unwrap();
     tracing::info!(origin = %origin.describe(), credentials = ?issued, "found for the log scan");
     let token = std::fs::read_to_string(&token_file).unwrap();
     (app.sandbox.clone(), token)

@@ -12,30 +12,17 @@ import functools
 import hashlib
 import os
 import secrets
-import socket
-import subprocess
-import tempfile
 import threading
-import time
-import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from conftest import chromium, sandbox_gateway
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-BINARY = os.environ["PG_BIN"]
 SCREENSHOT = os.environ.get("CLIENT_SCREENSHOT", "target/typescript-example.png")
 PACKAGE = os.path.join(os.path.dirname(__file__), "..", "..", "clients", "typescript")
 KEY = "pgw_example_" + secrets.token_urlsafe(24)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -54,44 +41,19 @@ def page_origin():
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, page_origin):
-    port = free_port()
     config = tmp_path_factory.mktemp("config") / "example.toml"
     config.write_text(
         '[server]\ncors_allowed_origins = ["%s"]\n\n[[auth.api_keys]]\nname = "example-page"\nsha256 = "%s"\n'
         'scopes = ["invitations:send", "credit:allocate"]\n' % (page_origin, hashlib.sha256(KEY.encode()).hexdigest())
     )
-    env = dict(os.environ, GATEWAY__SERVER__LISTEN=f"127.0.0.1:{port}", GATEWAY__LOG__LEVEL="warn")
-    proc = subprocess.Popen(
-        [BINARY, "serve", "--sandbox", "--config", str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(base + "/readyz", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, "the gateway exited"
-            assert time.monotonic() < deadline, "the gateway did not become ready"
-            time.sleep(0.05)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=15)
+    with sandbox_gateway(config) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        "--window-size=900,900", f"--user-data-dir={tempfile.mkdtemp()}",
-    ]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
+    with chromium("900,900") as driver:
+        yield driver
 
 
 def settled(browser, output_id):

@@ -11,20 +11,13 @@ Run with: bash tests/browser/run.sh
 import hashlib
 import os
 import secrets
-import socket
-import subprocess
-import tempfile
-import time
-import urllib.request
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from conftest import chromium, sandbox_gateway
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-BINARY = os.environ["PG_BIN"]
 SCREENSHOT = os.environ.get("SCREENSHOT", "target/swagger-ui.png")
 
 
@@ -33,46 +26,19 @@ KEY = "pgw_browser_" + secrets.token_urlsafe(24)
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     config = tmp_path_factory.mktemp("config") / "auth.toml"
     config.write_text(
         '[[auth.api_keys]]\nname = "browser"\nsha256 = "%s"\nscopes = ["invitations:send", "credit:allocate"]\n'
         % hashlib.sha256(KEY.encode()).hexdigest()
     )
-    env = dict(os.environ, GATEWAY__SERVER__LISTEN=f"127.0.0.1:{port}", GATEWAY__LOG__LEVEL="warn")
-    proc = subprocess.Popen(
-        [BINARY, "serve", "--sandbox", "--config", str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(base + "/readyz", timeout=1)
-            break
-        except OSError:
-            assert proc.poll() is None, "the gateway exited"
-            assert time.monotonic() < deadline, "the gateway did not become ready"
-            time.sleep(0.05)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=15)
+    with sandbox_gateway(config) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        "--window-size=1280,1500", f"--user-data-dir={tempfile.mkdtemp()}",
-    ]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
+    with chromium("1280,1500") as driver:
+        yield driver
 
 
 def test_docs_lists_both_routes_and_try_it_out_works(gateway, browser):

@@ -82,7 +82,7 @@ export interface Allocation extends CreditResponse {
   replayed: boolean;
 }
 
-async function problemOf(response: Response, body: unknown): Promise<ProblemError> {
+function problemOf(response: Response, body: unknown): ProblemError {
   const retryAfter = response.headers.get("Retry-After");
   const problem: Problem =
     body && typeof body === "object" && "type" in body
@@ -121,7 +121,7 @@ export class Gateway {
     const { data, error, response } = await this.api.POST("/customers/invitations", {
       body: { email },
     });
-    if (data === undefined) throw await problemOf(response, error);
+    if (data === undefined) throw problemOf(response, error);
     return data;
   }
 
@@ -142,7 +142,7 @@ export class Gateway {
       if (data !== undefined) {
         return { ...data, idempotencyKey, replayed: response.headers.get("Idempotent-Replayed") === "true" };
       }
-      last = await problemOf(response, error);
+      last = problemOf(response, error);
       if (!RETRYABLE_STATUSES.includes(response.status)) throw last;
       const wait = last.retryAfter ?? this.options.defaultRetryAfter;
       await this.options.sleep(Math.max(0, wait) * 1000);
