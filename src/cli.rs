@@ -159,7 +159,15 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
         }
     };
     let credentials = issued.credentials.clone();
-    let log = telemetry::init_stdout(&settings.log, settings.log.format_for(sandbox));
+    let traces = match telemetry::wanted(&telemetry::process_env) {
+        Ok(None) => None,
+        Ok(Some(wanted)) => match telemetry::Traces::start(wanted) {
+            Ok(traces) => Some(traces),
+            Err(e) => return fail(e),
+        },
+        Err(e) => return fail(e),
+    };
+    let log = telemetry::init_stdout(&settings.log, settings.log.format_for(sandbox), traces);
     let clock = clock::system();
     let embedded = if sandbox {
         match embedded::start(&mut settings, &credentials, clock.clone()).await {
@@ -188,7 +196,11 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
         },
         Err(e) => return fail(e),
     };
-    tracing::info!(listen = %local, sandbox, secret_id = %config::redact_id(&credentials.secret_id), "partner-gateway started");
+    let traces = log.traces().map_or_else(
+        || "off".to_owned(),
+        |t| format!("{} ({})", t.endpoint().1, t.endpoint().0),
+    );
+    tracing::info!(listen = %local, sandbox, secret_id = %config::redact_id(&credentials.secret_id), traces, "partner-gateway started");
     if let Some(embedded) = embedded {
         // Throwaway keys of a local sandbox: printing them is how a developer gets to use them.
         // Through the log's own writer, so the banner never interleaves with log lines.
@@ -201,7 +213,7 @@ async fn serve(mut settings: Settings, sandbox: bool) -> ExitCode {
 }
 
 async fn sandbox_alone(settings: Settings, listen: Option<String>) -> ExitCode {
-    let log = telemetry::init_stdout(&settings.log, settings.log.format_for(true));
+    let log = telemetry::init_stdout(&settings.log, settings.log.format_for(true), None);
     // The key the environment gives (its `*_FILE` variants too), else a throwaway one.
     let lookup = crate::credentials::refresh::Lookup::process();
     let (credentials, generated) = match crate::credentials::Origin::Env
@@ -251,6 +263,17 @@ async fn check_config(settings: &Settings) -> ExitCode {
         "{}",
         toml::to_string_pretty(settings).expect("settings serialize")
     );
+    match telemetry::wanted(&telemetry::process_env) {
+        Ok(None) => println!(
+            "# traces: off (set {} to export them)\n",
+            env::OTEL_ENDPOINT
+        ),
+        Ok(Some(wanted)) => println!(
+            "# traces: exported to {} ({}), {:?}; headers, if any, not shown\n",
+            wanted.shown.1, wanted.shown.0, wanted.protocol
+        ),
+        Err(why) => return fail(why),
+    }
     println!(
         "# credentials (credentials.source = {})",
         serde_json::to_value(settings.credentials.source).expect("a unit variant serializes")

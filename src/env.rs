@@ -28,3 +28,32 @@ pub const LOG_FILTER: &str = "RUST_LOG";
 
 /// The Redis URL, used when `store.redis_url` is not set.
 pub const REDIS_URL: &str = "REDIS_URL";
+
+/// OpenTelemetry: where traces go (OTLP/HTTP); `/v1/traces` is appended. Traces are exported
+/// only when this or [`OTEL_TRACES_ENDPOINT`] is set. (The exporter and the SDK read the other
+/// standard `OTEL_*` variables themselves: `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`,
+/// `_COMPRESSION`, `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`;
+/// the span queue reads `OTEL_BSP_*`.)
+pub const OTEL_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// OpenTelemetry: where traces go, used as given; wins over [`OTEL_ENDPOINT`].
+pub const OTEL_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// OpenTelemetry: `true` turns every signal off.
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// OpenTelemetry: `otlp` (the default) or `none`.
+pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+/// OpenTelemetry: `http/protobuf` (the default) or `http/json`; `grpc` is refused.
+pub const OTEL_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+/// OpenTelemetry: the protocol for traces; wins over [`OTEL_PROTOCOL`].
+pub const OTEL_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+/// OpenTelemetry: the export's timeout in ms (traces-specific, then general; 10000 by default).
+pub const OTEL_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+/// OpenTelemetry: the export's timeout in ms, for every signal.
+pub const OTEL_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+/// OpenTelemetry span queue: spans waiting at most.
+pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+/// OpenTelemetry span queue: spans per export at most.
+pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+/// OpenTelemetry span queue: the longest a span waits for its batch, in ms.
+pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+/// OpenTelemetry span queue: the longest one export may take, in ms.
+pub const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use crate::context::{self, RequestContext, Subject, UpstreamCall};
 use crate::problem::{ApiError, ProblemMarker, ProblemType};
 use crate::state::AppState;
+use crate::telemetry;
 
 /// Every layer, outermost first: request context (id, deadline) → access log and metrics →
 /// standard methods only → sensitive headers → CORS → compression → outer timeout → panic
@@ -131,6 +132,9 @@ async fn deadline(request: Request, next: Next) -> Response {
     }
 }
 
+/// Routes whose requests are not traced: health probes and the metrics scrape.
+const UNTRACED: [&str; 3] = ["/livez", "/readyz", "/metrics"];
+
 /// One log line per request, inside a span carrying the request id so every line the request
 /// causes carries it too; and the server-side HTTP metrics.
 async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -144,12 +148,27 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     // The label, not the raw method: a made-up method may be kilobytes long.
-    let span = tracing::info_span!(
-        "request",
-        request_id = %context::request_id().unwrap_or_default(),
-        method = crate::metrics::method_label(method.as_str()),
-        route = %route,
-    );
+    let method_label = crate::metrics::method_label(method.as_str());
+    let request_id = context::request_id().unwrap_or_default();
+    // Probes and scrapes are logged like any request, but their span's target keeps them out of
+    // the traces: a probe every few seconds per replica is no trace anyone follows.
+    let span = if UNTRACED.contains(&route.as_str()) {
+        tracing::info_span!(target: "probe", "request", request_id = %request_id, method = method_label, route = %route)
+    } else {
+        // `trace_id` and the `otel.*` fields are recorded only while traces are exported.
+        tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            method = method_label,
+            route = %route,
+            trace_id = tracing::field::Empty,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        )
+    };
+    if telemetry::traces::active() && !UNTRACED.contains(&route.as_str()) {
+        telemetry::traces::continue_trace(&span, request.headers(), method_label, &route);
+    }
     let response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
@@ -170,6 +189,9 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
         .get::<UpstreamCall>()
         .cloned()
         .unwrap_or_default();
+    if telemetry::traces::active() {
+        telemetry::traces::end_request(&span, status, problem);
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::response::IntoResponse;
 use redis::Script;
+use tracing::Instrument;
 
 use super::history::{Lookup, Wanted};
 use crate::audit::Outcome;
@@ -27,6 +28,24 @@ return 0
 impl Allocator {
     /// Settles the `unknown` record of `scoped` from the customer's history.
     pub async fn settle(&self, scoped: &str, record: KeyState) -> Settled {
+        // A span for traces: reconciliation, whether a retry or the resolver asked for it.
+        let span = tracing::debug_span!("reconcile", outcome = tracing::field::Empty);
+        let settled = self
+            .settle_inner(scoped, record)
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "outcome",
+            match &settled {
+                Settled::Applied(_) => "applied",
+                Settled::Pending(_) => "pending",
+                Settled::NotApplied(_) => "not_applied",
+            },
+        );
+        settled
+    }
+
+    async fn settle_inner(&self, scoped: &str, record: KeyState) -> Settled {
         let KeyState::Unknown {
             fingerprint,
             pending,
@@ -181,9 +200,18 @@ impl Allocator {
             self.services
                 .metrics
                 .unsettled(unknown.len(), oldest_sent_ms);
-            for (key, record) in unknown {
-                self.settle(&key, record).await;
+            if unknown.is_empty() {
+                continue;
             }
+            // A pass with work to do is a trace of its own (an idle pass is none).
+            let pass = tracing::debug_span!("reconciliation", unsettled = unknown.len());
+            async {
+                for (key, record) in unknown {
+                    self.settle(&key, record).await;
+                }
+            }
+            .instrument(pass)
+            .await;
         }
     }
 }

@@ -39,6 +39,8 @@ pub const CREDENTIAL_FAILURES: &str = "gateway_credential_refresh_failures_total
 pub const CONNECTIONS_OPEN: &str = "gateway_connections_open";
 pub const CONNECTIONS_REJECTED: &str = "gateway_connections_rejected_total";
 pub const CONNECTIONS_TIMED_OUT: &str = "gateway_connections_timed_out_total";
+pub const TRACE_SPANS_DROPPED: &str = "gateway_trace_spans_dropped_total";
+pub const TRACE_SPANS_FAILED: &str = "gateway_trace_spans_export_failed_total";
 
 /// Every label name a metric may carry (their values come from closed sets); recording a label not
 /// listed here fails in debug builds, so dashboards and alerts can be checked against this list.
@@ -267,5 +269,15 @@ pub const CATALOG: &[Described] = &[
         CONNECTIONS_TIMED_OUT,
         None,
         "Client connections closed because the request head or the idle time took too long.",
+    ),
+    Described::counter(
+        TRACE_SPANS_DROPPED,
+        None,
+        "Spans dropped because the trace export queue was full (OTEL_BSP_MAX_QUEUE_SIZE).",
+    ),
+    Described::counter(
+        TRACE_SPANS_FAILED,
+        None,
+        "Spans lost because their export to the OTLP collector failed or timed out.",
     ),
 ];

@@ -95,6 +95,13 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        // The trace exporter counts on its own thread (it starts before any `Metrics`).
+        let (dropped, failed) = crate::telemetry::traces::counts();
+        for (name, value) in [(TRACE_SPANS_DROPPED, dropped), (TRACE_SPANS_FAILED, failed)] {
+            self.recorder
+                .register_counter(&Key::from_name(name), &METADATA)
+                .absolute(value);
+        }
         self.handle.render()
     }
 

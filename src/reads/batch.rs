@@ -15,6 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::Fetched;
 use crate::problem::{ApiError, ProblemType};
@@ -146,7 +147,12 @@ impl<B: Batched> Batcher<B> {
                 size: self.size,
                 taken: false,
             };
-            tokio::spawn(flight(self.tencent.clone(), guard, self.timeout));
+            // In the trace of the request that started the flight: its call to Tencent, and
+            // the `X-TC-TraceId` it sends, belong there.
+            tokio::spawn(
+                flight(self.tencent.clone(), guard, self.timeout)
+                    .instrument(tracing::Span::current()),
+            );
         }
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => reply,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{Fetched, ReadResult};
 use crate::problem::{ApiError, ProblemType};
@@ -130,9 +131,13 @@ where
                 result: None,
             };
             let call = fetch();
-            tokio::spawn(async move {
-                landing.answered(call.await);
-            });
+            // In the trace of the request that leads the call (see `batch`).
+            tokio::spawn(
+                async move {
+                    landing.answered(call.await);
+                }
+                .instrument(tracing::Span::current()),
+            );
         }
         rx.await.unwrap_or_else(|_| {
             Err(ApiError::new(

@@ -18,6 +18,7 @@ use crate::domain::FieldError;
 use crate::problem::{ApiError, ProblemType};
 use crate::state::AppState;
 use axum::response::IntoResponse;
+use tracing::Instrument;
 
 /// Which scope a route needs, as a type so the extractor can carry it.
 pub trait RequiredScope {
@@ -53,30 +54,52 @@ impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let caller = state
-            .auth
-            .authenticate(parts.headers.get(http::header::AUTHORIZATION))
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?;
-        // Every answer from here on names the caller in the request's log line.
-        if let Some(ctx) = crate::context::current() {
-            ctx.set_caller(&caller.id);
-        }
-        let refused = |problem: ApiError| problem.into_response();
-        if !caller.may(S::SCOPE) {
-            return Err(refused(insufficient_scope(S::SCOPE)));
-        }
-        if let Err(wait) = state.auth.check_rate(&caller) {
-            return Err(refused(
-                ApiError::new(
-                    ProblemType::CallerRateLimited,
-                    format!("the caller `{}` is over its own request rate", caller.name),
-                )
-                .retry_after(wait.as_secs_f64().ceil() as u64),
-            ));
-        }
-        Ok(Self(caller, PhantomData))
+        // A span for traces (at `debug`: the request's log line names the caller already).
+        let span = tracing::debug_span!(
+            "authenticate",
+            caller = tracing::field::Empty,
+            outcome = tracing::field::Empty
+        );
+        let authorized = authorize::<S>(parts, state).instrument(span.clone()).await;
+        span.record(
+            "outcome",
+            match &authorized {
+                Ok(_) => "ok",
+                Err(_) => "refused",
+            },
+        );
+        authorized.map(|caller| Self(caller, PhantomData))
     }
+}
+
+async fn authorize<S: RequiredScope>(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Caller, axum::response::Response> {
+    let caller = state
+        .auth
+        .authenticate(parts.headers.get(http::header::AUTHORIZATION))
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    tracing::Span::current().record("caller", caller.id.as_str());
+    // Every answer from here on names the caller in the request's log line.
+    if let Some(ctx) = crate::context::current() {
+        ctx.set_caller(&caller.id);
+    }
+    let refused = |problem: ApiError| problem.into_response();
+    if !caller.may(S::SCOPE) {
+        return Err(refused(insufficient_scope(S::SCOPE)));
+    }
+    if let Err(wait) = state.auth.check_rate(&caller) {
+        return Err(refused(
+            ApiError::new(
+                ProblemType::CallerRateLimited,
+                format!("the caller `{}` is over its own request rate", caller.name),
+            )
+            .retry_after(wait.as_secs_f64().ceil() as u64),
+        ));
+    }
+    Ok(caller)
 }
 
 /// A request body parsed as `T`, or the problem that says why it could not be.

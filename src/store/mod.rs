@@ -127,6 +127,14 @@ pub enum Store {
 }
 
 impl Store {
+    /// The backend's name, for spans.
+    fn backend(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Redis(_) => "redis",
+        }
+    }
+
     /// The store for work that may go on without the shared store (invitations): Redis while it
     /// answers, this replica's memory otherwise. Credit never uses it.
     pub fn lenient(&self) -> Store {
@@ -137,6 +145,7 @@ impl Store {
     }
 
     /// Creates the key unless it exists; returns the existing state if it does.
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "create", backend = self.backend()))]
     pub async fn create(&self, new: NewKey<'_>) -> Result<Result<(), KeyState>, StoreError> {
         match self {
             Self::Memory(m) => m.create(new),
@@ -145,6 +154,7 @@ impl Store {
     }
 
     /// Replaces the key's state if it still equals `swap.expected`; true if it did.
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "replace", backend = self.backend()))]
     pub async fn replace(&self, swap: Swap<'_>) -> Result<bool, StoreError> {
         match self {
             Self::Memory(m) => m.replace(swap),
@@ -153,6 +163,7 @@ impl Store {
     }
 
     /// Removes the record of `key` if it still equals `expected`.
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "remove", backend = self.backend()))]
     pub async fn remove(&self, key: &str, expected: &KeyState) -> Result<bool, StoreError> {
         match self {
             Self::Memory(m) => m.remove(key, expected),
@@ -160,6 +171,7 @@ impl Store {
         }
     }
 
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "get", backend = self.backend()))]
     pub async fn get(&self, key: &str) -> Result<Option<KeyState>, StoreError> {
         match self {
             Self::Memory(m) => m.get(key),
@@ -168,6 +180,7 @@ impl Store {
     }
 
     /// Every record whose allocation outcome is unknown, for the background resolver.
+    // No span: the resolver lists every few seconds, and an idle pass is no trace.
     pub async fn unknown(&self) -> Result<Vec<(String, KeyState)>, StoreError> {
         match self {
             Self::Memory(m) => Ok(m.unknown()),
@@ -195,6 +208,7 @@ impl Store {
 
     /// When the cooldown of `key` ends (Unix ms), if it is running. Never fails: without Redis,
     /// this replica's own cooldowns answer.
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "cooldown_get", backend = self.backend()))]
     pub async fn cooldown_until(&self, key: &str) -> Option<u64> {
         match self {
             Self::Memory(m) => m.cooldown_until(key),
@@ -203,6 +217,7 @@ impl Store {
     }
 
     /// Starts (or extends) the cooldown of `key` until `until_ms`; locally if Redis is away.
+    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "cooldown_set", backend = self.backend()))]
     pub async fn start_cooldown(&self, key: &str, until_ms: u64) {
         match self {
             Self::Memory(m) => m.start_cooldown(key, until_ms),

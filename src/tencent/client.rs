@@ -12,6 +12,7 @@ use bytes::Bytes;
 use rand::Rng;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
+use tracing::Instrument;
 use url::Url;
 
 use super::actions::{Action, QueryPartnerCredit};
@@ -149,7 +150,19 @@ impl TencentClient {
         let mut retries = 0;
         let mut missed = 0;
         loop {
-            let conn = match self.depart::<A>(ctx, &mut quota_wait).await {
+            // Spans at `debug` are for traces (see `telemetry::traces`).
+            let waiting = tracing::debug_span!(
+                "quota_wait",
+                tencent.action = A::NAME,
+                wait_ms = tracing::field::Empty
+            );
+            let waited_before = quota_wait;
+            let departed = self
+                .depart::<A>(ctx, &mut quota_wait)
+                .instrument(waiting.clone())
+                .await;
+            waiting.record("wait_ms", (quota_wait - waited_before).as_millis() as u64);
+            let conn = match departed {
                 Ok(Some(ready)) => ready,
                 // A slot missed is used up for the whole fleet: a call that keeps missing them
                 // (a Redis slower than its allowance, a host stalled) stops burning the quota.
@@ -203,9 +216,20 @@ impl TencentClient {
             };
             let started = Instant::now();
             let departed_ms = self.clock.now_unix_ms();
+            let attempt = tracing::debug_span!(
+                "tencent.attempt",
+                otel.kind = "client",
+                tencent.action = A::NAME,
+                retry = retries,
+                tencent.code = tracing::field::Empty,
+                tencent.request_id = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
             let result = self
                 .send_once::<A>(conn, body, ctx, remaining.min(self.attempt_timeout))
+                .instrument(attempt.clone())
                 .await;
+            observe::record_attempt(&attempt, &result);
             let elapsed = started.elapsed();
             self.observe(
                 A::NAME,
@@ -324,7 +348,11 @@ impl TencentClient {
             .header("X-TC-Timestamp", timestamp.to_string())
             .header("X-TC-Language", "en-US")
             .header("X-TC-RequestClient", REQUEST_CLIENT);
-        request = match http::HeaderValue::from_str(&ctx.request_id) {
+        // The trace's id while one is active, so Tencent's records and the trace meet; the
+        // request id otherwise.
+        let trace_id = crate::telemetry::traces::current_trace_id();
+        request = match http::HeaderValue::from_str(trace_id.as_deref().unwrap_or(&ctx.request_id))
+        {
             Ok(id) => request.header("X-TC-TraceId", id),
             Err(_) => request,
         };

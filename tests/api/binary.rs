@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_partner-gateway");
 
-fn gateway() -> Command {
+pub(crate) fn gateway() -> Command {
     let mut cmd = Command::new(BIN);
     for name in [
         "TENCENTCLOUD_SECRET_ID",
@@ -21,6 +21,12 @@ fn gateway() -> Command {
     ] {
         cmd.env_remove(name);
     }
+    // No trace export but what a test asks for.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            cmd.env_remove(name);
+        }
+    }
     // No profile file of the machine's, and a metadata service that is not there: only what a
     // test sets is found.
     cmd.env("HOME", std::env::temp_dir().join("pg-binary-no-home"))
@@ -32,7 +38,7 @@ fn gateway() -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

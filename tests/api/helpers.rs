@@ -33,6 +33,7 @@ fn capture() -> &'static Capture {
                 level: "debug".into(),
             },
             || CaptureWriter,
+            None,
         );
         Capture {
             logs: Mutex::new(Vec::new()),

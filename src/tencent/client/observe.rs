@@ -1,5 +1,5 @@
-//! What each attempt leaves behind: its log line, its metrics, and readiness kept in step with
-//! whether Tencent accepts the credentials.
+//! What each attempt leaves behind: its log line, its metrics, its span's end, and readiness
+//! kept in step with whether Tencent accepts the credentials.
 
 use std::time::Duration;
 
@@ -76,6 +76,24 @@ impl TencentClient {
             Err(other) => {
                 tracing::warn!(action, code, error = %other, latency_ms, retries, "upstream call failed");
             }
+        }
+    }
+}
+
+/// What an attempt's span records of its end: Tencent's code and RequestId, or what went wrong.
+pub(super) fn record_attempt<T>(span: &tracing::Span, result: &Result<(T, String), CallError>) {
+    match result {
+        Ok((_, request_id)) => {
+            span.record("tencent.request_id", request_id.as_str());
+        }
+        Err(error) => {
+            span.record("tencent.code", error.label());
+            if let CallError::Upstream(e) = error
+                && let Some(request_id) = &e.request_id
+            {
+                span.record("tencent.request_id", request_id.as_str());
+            }
+            span.record("otel.status_code", "error");
         }
     }
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# What OpenTelemetry costs a request: the same load through three release gateways in front of one
+# simulator (20 ms answers, quotas lifted), alternating rounds:
+#   base     the commit before traces existed (BASE, built from a git worktree),
+#   current  this commit with no OTEL_* variable set (traces off: the claim is "unchanged"),
+#   traced   this commit exporting every span to a local OTLP/HTTP sink (for reference).
+# The gateways run on core 1, wrk, the simulator and the sink on core 0.
+# Usage: bash bench/traces.sh   (BASE=6ad10ef ROUNDS=3 SECS=10 CONNS=16 LATENCY_MS=20)
+source "$(dirname "$0")/lib.sh"
+BASE=${BASE:-6ad10ef}; ROUNDS=${ROUNDS:-3}; SECS=${SECS:-10}; CONNS=${CONNS:-16}
+LATENCY_MS=${LATENCY_MS:-20}
+trap 'cleanup; git -C "$ROOT" worktree prune' EXIT
+need wrk
+unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_SDK_DISABLED
+
+# The base binary, built in a worktree into the same target directory (dependencies are reused),
+# copied out before this commit's build replaces it.
+git -C "$ROOT" worktree add -q --detach "$WORK/base" "$BASE"
+(cd "$WORK/base" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked -q)
+cp "$ROOT/target/release/partner-gateway" "$WORK/base-gateway"
+build
+
+# An OTLP/HTTP sink: answers every export at once, counts the bytes.
+cat > "$WORK/sink.py" <<'PY'
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+SINK=$(free_port)
+taskset -c 0 python3 "$WORK/sink.py" "$SINK" & PIDS+=($!)
+
+SIM=$(free_port)
+sandbox "$SIM" "$LATENCY_MS"
+taskset -cp 0 "${PIDS[-1]}" >/dev/null
+EXTRA='[quotas]
+credit_per_second = 100000'
+start() { # NAME BINARY [VAR=VALUE...]: sets PORT
+  local name=$1 bin=$2; shift 2
+  PORT=$(free_port)
+  gateway_config "$name" "$PORT" "$SIM" "$EXTRA"
+  env "$@" taskset -c 1 "$bin" serve --config "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$PORT/readyz"
+}
+start base "$WORK/base-gateway"; BASE_PORT=$PORT
+start current "$BIN"; CURRENT_PORT=$PORT
+start traced "$BIN" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK" OTEL_BSP_SCHEDULE_DELAY=200
+TRACED_PORT=$PORT
+via() { # NAME PORT SECONDS
+  taskset -c 0 wrk -t1 -c"$CONNS" -d"${3}s" -s "$WORK/credit.lua" \
+    "http://127.0.0.1:$2/customers/800000232018/credit" | awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7, $8}'
+}
+for side in "base $BASE_PORT" "current $CURRENT_PORT" "traced $TRACED_PORT"; do
+  set -- $side; via "$1" "$2" 2 >/dev/null   # warm-up
+done
+for r in $(seq "$ROUNDS"); do
+  for side in "base $BASE_PORT" "current $CURRENT_PORT" "traced $TRACED_PORT"; do
+    set -- $side; via "$1" "$2" "$SECS" >>"$WORK/$1.txt"
+  done
+done
+dropped=$(curl -fsS "http://127.0.0.1:$TRACED_PORT/metrics" | awk '/^gateway_trace_spans_dropped_total/ {print $2}')
+failed=$(curl -fsS "http://127.0.0.1:$TRACED_PORT/metrics" | awk '/^gateway_trace_spans_export_failed_total/ {print $2}')
+header "Traces: off versus before, and on (bash bench/traces.sh)"
+echo "load: wrk -t1 -c$CONNS on core 0, gateways on core 1, $SECS s x $ROUNDS alternating rounds; simulator latency $LATENCY_MS ms, quotas lifted; base = $BASE; medians of the rounds"
+compare base current "traces off (no OTEL_*)"
+compare base traced "traces exported"
+echo "traced gateway: $dropped spans dropped, $failed lost to failed exports"
