@@ -5,19 +5,23 @@
 #   current  this commit with no OTEL_* variable set (traces off: the claim is "unchanged"),
 #   traced   this commit exporting every span to a local OTLP/HTTP sink (for reference).
 # The gateways run on core 1, wrk, the simulator and the sink on core 0.
-# Usage: bash bench/traces.sh   (BASE=6ad10ef ROUNDS=3 SECS=10 CONNS=16 LATENCY_MS=20)
+# Usage: bash bench/traces.sh   (BASE=6ad10ef ROUNDS=5 SECS=10 CONNS=4 LATENCY_MS=20)
 source "$(dirname "$0")/lib.sh"
-BASE=${BASE:-6ad10ef}; ROUNDS=${ROUNDS:-3}; SECS=${SECS:-10}; CONNS=${CONNS:-16}
+BASE=${BASE:-6ad10ef}; ROUNDS=${ROUNDS:-5}; SECS=${SECS:-10}; CONNS=${CONNS:-4}
 LATENCY_MS=${LATENCY_MS:-20}
 trap 'cleanup; git -C "$ROOT" worktree prune' EXIT
 need wrk
 unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_SDK_DISABLED
 
-# The base binary, built in a worktree into the same target directory (dependencies are reused),
-# copied out before this commit's build replaces it.
-git -C "$ROOT" worktree add -q --detach "$WORK/base" "$BASE"
-(cd "$WORK/base" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked -q)
-cp "$ROOT/target/release/partner-gateway" "$WORK/base-gateway"
+# The base binary, built once per BASE in a worktree into the same target directory (dependencies
+# are reused) and kept in target/bench-base/, copied out before this commit's build replaces it.
+BASE_BIN="$ROOT/target/bench-base/$(git -C "$ROOT" rev-parse --short "$BASE")/partner-gateway"
+if [ ! -x "$BASE_BIN" ]; then
+  git -C "$ROOT" worktree add -q --detach "$WORK/base" "$BASE"
+  (cd "$WORK/base" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked -q)
+  mkdir -p "$(dirname "$BASE_BIN")"
+  cp "$ROOT/target/release/partner-gateway" "$BASE_BIN"
+fi
 build
 
 # An OTLP/HTTP sink: answers every export at once, counts the bytes.
@@ -50,7 +54,7 @@ start() { # NAME BINARY [VAR=VALUE...]: sets PORT
   PIDS+=($!)
   wait_http "http://127.0.0.1:$PORT/readyz"
 }
-start base "$WORK/base-gateway"; BASE_PORT=$PORT
+start base "$BASE_BIN"; BASE_PORT=$PORT
 start current "$BIN"; CURRENT_PORT=$PORT
 start traced "$BIN" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK" OTEL_BSP_SCHEDULE_DELAY=200
 TRACED_PORT=$PORT

@@ -46,6 +46,9 @@ def main():
             ports = tuple(sorted({p["port"] for p in rule["ports"]}))
             peers[ports] = [t.get("podSelector", {}).get("matchLabels") for t in rule.get("to", [])]
         expected = {(53,): [{"k8s-app": "kube-dns"}], (6379,): [{"app.kubernetes.io/name": "redis"}], (443,): []}
+        # With traces (components/opentelemetry): the collector's OTLP/HTTP port, to its pods only.
+        if any(e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT" for e in template["spec"]["containers"][0].get("env", [])):
+            expected[(4318,)] = [{"app.kubernetes.io/name": "opentelemetry-collector"}]
         if peers != expected:
             fail(f"egress peers {peers}, expected {expected}")
 

@@ -37,7 +37,16 @@ resources: [$relative/base]
 components: [$relative/components/tke-workload-identity]
 YAML
 
-for dir in base overlays/production overlays/sandbox with-servicemonitor with-tke-workload-identity; do
+# The production overlay exporting traces to a collector in the cluster.
+mkdir -p "$work/with-opentelemetry"
+cat >"$work/with-opentelemetry/kustomization.yaml" <<YAML
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [$relative/overlays/production]
+components: [$relative/components/opentelemetry]
+YAML
+
+for dir in base overlays/production overlays/sandbox with-servicemonitor with-tke-workload-identity with-opentelemetry; do
   out="$work/$(echo "$dir" | tr / -).yaml"
   source_dir="$here/$dir"; [ -d "$source_dir" ] || source_dir="$work/$dir"
   kubectl kustomize "$source_dir" >"$out"
@@ -60,6 +69,12 @@ grep -q 'TENCENTCLOUD_SECRET_KEY_FILE' "$work/overlays-production.yaml" &&
 grep -q 'value: tke_oidc' "$work/with-tke-workload-identity.yaml" &&
   ! grep -q 'TENCENTCLOUD_SECRET' "$work/with-tke-workload-identity.yaml" ||
   { echo "FAIL: the TKE workload-identity component still passes a key" >&2; exit 1; }
+
+# Traces: the endpoint set, and the collector's OTLP/HTTP port open in the egress policy.
+grep -q 'name: OTEL_EXPORTER_OTLP_ENDPOINT' "$work/with-opentelemetry.yaml" &&
+  grep -q 'port: 4318' "$work/with-opentelemetry.yaml" &&
+  ! grep -q 'OTEL_' "$work/overlays-production.yaml" ||
+  { echo "FAIL: the OpenTelemetry component does not set the endpoint and open port 4318" >&2; exit 1; }
 
 podman image exists "$image" || { echo "FAIL: $image is not built (run deploy/container/test.sh)" >&2; exit 1; }
 # The overlay names localhost/partner-gateway:ci; another IMAGE is tagged so.
