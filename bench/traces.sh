@@ -46,14 +46,17 @@ sandbox "$SIM" "$LATENCY_MS"
 taskset -cp 0 "${PIDS[-1]}" >/dev/null
 EXTRA='[quotas]
 credit_per_second = 100000'
+declare -A GPID
 start() { # NAME BINARY [VAR=VALUE...]: sets PORT
   local name=$1 bin=$2; shift 2
   PORT=$(free_port)
   gateway_config "$name" "$PORT" "$SIM" "$EXTRA"
   env "$@" taskset -c 1 "$bin" serve --config "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
+  PIDS+=($!); GPID[$name]=$!
   wait_http "http://127.0.0.1:$PORT/readyz"
 }
+# cpu_ns PID: CPU time of all the process's threads so far, in ns (the scheduler's own count).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s+=$1} END {printf "%d", s}'; }
 start base "$BASE_BIN"; BASE_PORT=$PORT
 start current "$BIN"; CURRENT_PORT=$PORT
 start traced "$BIN" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK" OTEL_BSP_SCHEDULE_DELAY=200
@@ -65,15 +68,24 @@ via() { # NAME PORT SECONDS
 for side in "base $BASE_PORT" "current $CURRENT_PORT" "traced $TRACED_PORT"; do
   set -- $side; via "$1" "$2" 2 >/dev/null   # warm-up
 done
+# Each round also notes the gateway's CPU time (all threads, the export thread too) and its
+# requests: CPU per request is far steadier than a tail latency on shared cores.
 for r in $(seq "$ROUNDS"); do
   for side in "base $BASE_PORT" "current $CURRENT_PORT" "traced $TRACED_PORT"; do
-    set -- $side; via "$1" "$2" "$SECS" >>"$WORK/$1.txt"
+    set -- $side
+    before=$(cpu_ns "${GPID[$1]}")
+    line=$(via "$1" "$2" "$SECS")
+    echo "$line" >>"$WORK/$1.txt"
+    echo "$(( $(cpu_ns "${GPID[$1]}") - before )) $(echo "$line" | awk '{print $1}')" >>"$WORK/$1.cpu"
   done
 done
+# cpu_us NAME: the median over the rounds of the gateway's CPU µs per request.
+cpu_us() { awk '{printf "%.1f\n", $1 / 1000 / $2}' "$WORK/$1.cpu" | median; }
 dropped=$(curl -fsS "http://127.0.0.1:$TRACED_PORT/metrics" | awk '/^gateway_trace_spans_dropped_total/ {print $2}')
 failed=$(curl -fsS "http://127.0.0.1:$TRACED_PORT/metrics" | awk '/^gateway_trace_spans_export_failed_total/ {print $2}')
 header "Traces: off versus before, and on (bash bench/traces.sh)"
 echo "load: wrk -t1 -c$CONNS on core 0, gateways on core 1, $SECS s x $ROUNDS alternating rounds; simulator latency $LATENCY_MS ms, quotas lifted; base = $BASE; medians of the rounds"
 compare base current "traces off (no OTEL_*)"
 compare base traced "traces exported"
+echo "gateway CPU per request (median of the rounds): base $(cpu_us base) µs, traces off $(cpu_us current) µs, traces exported $(cpu_us traced) µs"
 echo "traced gateway: $dropped spans dropped, $failed lost to failed exports"
