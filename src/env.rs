@@ -30,10 +30,9 @@ pub const LOG_FILTER: &str = "RUST_LOG";
 pub const REDIS_URL: &str = "REDIS_URL";
 
 /// OpenTelemetry: where traces go (OTLP/HTTP); `/v1/traces` is appended. Traces are exported
-/// only when this or [`OTEL_TRACES_ENDPOINT`] is set. (The exporter and the SDK read the other
-/// standard `OTEL_*` variables themselves: `OTEL_EXPORTER_OTLP_HEADERS`, `_TIMEOUT`,
-/// `_COMPRESSION`, `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`;
-/// the span queue reads `OTEL_BSP_*`.)
+/// only when this or [`OTEL_TRACES_ENDPOINT`] is set. (The exporter reads the headers and the
+/// compression itself, after the gateway checked them; the SDK reads `OTEL_TRACES_SAMPLER(_ARG)`,
+/// `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`.)
 pub const OTEL_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// OpenTelemetry: where traces go, used as given; wins over [`OTEL_ENDPOINT`].
 pub const OTEL_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
@@ -45,6 +44,14 @@ pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
 pub const OTEL_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 /// OpenTelemetry: the protocol for traces; wins over [`OTEL_PROTOCOL`].
 pub const OTEL_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+/// OpenTelemetry: headers sent with every export (`key=value,…`; a collector's key: never logged).
+pub const OTEL_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+/// OpenTelemetry: headers for traces; wins over [`OTEL_HEADERS`].
+pub const OTEL_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+/// OpenTelemetry: `gzip` or `none`, for every signal.
+pub const OTEL_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+/// OpenTelemetry: `gzip` or `none`, for traces; wins over [`OTEL_COMPRESSION`].
+pub const OTEL_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
 /// OpenTelemetry: the export's timeout in ms (traces-specific, then general; 10000 by default).
 pub const OTEL_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
 /// OpenTelemetry: the export's timeout in ms, for every signal.

@@ -153,7 +153,7 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
     // Probes and scrapes are logged like any request, but their span's target keeps them out of
     // the traces: a probe every few seconds per replica is no trace anyone follows.
     let span = if UNTRACED.contains(&route.as_str()) {
-        tracing::info_span!(target: "probe", "request", request_id = %request_id, method = method_label, route = %route)
+        tracing::info_span!(target: telemetry::traces::UNTRACED_TARGET, "request", request_id = %request_id, method = method_label, route = %route)
     } else {
         // `trace_id` and the `otel.*` fields are recorded only while traces are exported.
         tracing::info_span!(

@@ -151,7 +151,7 @@ impl<B: Batched> Batcher<B> {
             // the `X-TC-TraceId` it sends, belong there.
             tokio::spawn(
                 flight(self.tencent.clone(), guard, self.timeout)
-                    .instrument(tracing::Span::current()),
+                    .instrument(crate::telemetry::traces::call_span()),
             );
         }
         match tokio::time::timeout_at(deadline, rx).await {

@@ -136,7 +136,7 @@ where
                 async move {
                     landing.answered(call.await);
                 }
-                .instrument(tracing::Span::current()),
+                .instrument(crate::telemetry::traces::call_span()),
             );
         }
         rx.await.unwrap_or_else(|_| {

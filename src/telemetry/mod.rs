@@ -94,11 +94,17 @@ where
             .try_init()
             .is_ok(),
         // Each layer filters for itself: the log's level never hides a span from the traces.
-        Some(traces) => tracing_subscriber::registry()
-            .with(log_layer(settings.format, writer).with_filter(filter))
-            .with(traces.layer())
-            .try_init()
-            .is_ok(),
+        Some(traces) => {
+            let installed = tracing_subscriber::registry()
+                .with(log_layer(settings.format, writer).with_filter(filter))
+                .with(traces.layer())
+                .try_init()
+                .is_ok();
+            if installed {
+                traces.activate();
+            }
+            installed
+        }
     }
 }
 

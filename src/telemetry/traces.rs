@@ -32,7 +32,7 @@ use super::client::Exporting;
 use super::queue::{SpanCounts, SpanQueue};
 use super::wanted::Wanted;
 
-/// Whether spans are being exported (set once, when the exporter starts).
+/// Whether spans are being exported (set once the layer is installed).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The export's counts, for `/metrics` (zero while nothing exports).
 static COUNTS: OnceLock<Arc<SpanCounts>> = OnceLock::new();
@@ -111,8 +111,13 @@ impl Traces {
             .with_span_processor(queue)
             .with_resource(resource)
             .build();
-        ACTIVE.store(true, Ordering::Relaxed);
         Ok(Self { provider, wanted })
+    }
+
+    /// Marks traces as exported: called once the layer is installed (only then does reading a
+    /// `traceparent` lead anywhere).
+    pub(super) fn activate(&self) {
+        ACTIVE.store(true, Ordering::Relaxed);
     }
 
     /// Where spans go, as logs may show it (the variable that said so, and the URL).
@@ -150,10 +155,15 @@ impl Traces {
     }
 }
 
+/// The target of the spans of requests that are logged but not traced (probes, scrapes): under
+/// the crate's, so `RUST_LOG=partner_gateway=…` keeps them in the log.
+pub const UNTRACED_TARGET: &str = "partner_gateway::untraced";
+
 /// The gateway's own spans (those only traces use are at `debug`); of its events, warnings and
-/// errors. Nothing of other crates, and no audit record (its target is `audit`).
+/// errors. Nothing of other crates, no audit record (its target is `audit`), and no probe.
 fn exported(metadata: &Metadata<'_>) -> bool {
-    let ours = metadata.target().starts_with(env!("CARGO_CRATE_NAME"));
+    let ours = metadata.target().starts_with(env!("CARGO_CRATE_NAME"))
+        && metadata.target() != UNTRACED_TARGET;
     let level = *metadata.level();
     ours && if metadata.is_span() {
         level <= Level::DEBUG
@@ -225,6 +235,18 @@ pub fn end_request(span: &tracing::Span, status: u16, problem: &str) {
     if status >= 500 {
         span.set_status(Status::error(problem.to_owned()));
     }
+}
+
+/// The span for work spawned on behalf of the current request that may outlive it (a batched or
+/// coalesced read): in the request's trace, without holding the request's own span open. No span
+/// while traces are off (as before they existed).
+pub fn call_span() -> tracing::Span {
+    if !active() {
+        return tracing::Span::none();
+    }
+    let span = tracing::debug_span!(parent: None, "read_call");
+    let _ = span.set_parent(tracing::Span::current().context());
+    span
 }
 
 /// The trace id of the current span, when a trace is active: what Tencent gets as

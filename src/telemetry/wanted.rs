@@ -83,6 +83,14 @@ pub fn wanted(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Wanted>,
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(not_a_url());
     }
+    // The exporter's client would not send them: credentials belong in the headers variable.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{name} carries user info, which is not sent: put the collector's credentials in {} \
+             (e.g. `authorization=Basic …`)",
+            env::OTEL_HEADERS
+        ));
+    }
     if name == env::OTEL_ENDPOINT {
         let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
         url.set_path(&path);
@@ -103,6 +111,32 @@ pub fn wanted(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Wanted>,
             ));
         }
     };
+    // The exporter drops what it cannot use without a word; the gateway says so at start.
+    for name in [env::OTEL_TRACES_COMPRESSION, env::OTEL_COMPRESSION] {
+        if let Some(v) = set(name)
+            && !matches!(v.to_ascii_lowercase().as_str(), "gzip" | "none")
+        {
+            return Err(format!("{name} must be `gzip` or `none`"));
+        }
+    }
+    for name in [env::OTEL_TRACES_HEADERS, env::OTEL_HEADERS] {
+        if let Some(v) = set(name)
+            && !v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .all(|pair| {
+                    pair.split_once('=').is_some_and(|(key, _)| {
+                        http::HeaderName::from_bytes(key.trim().as_bytes()).is_ok()
+                    })
+                })
+        {
+            // Not the value: it may hold the collector's key.
+            return Err(format!(
+                "{name} must be `key=value` pairs separated by commas"
+            ));
+        }
+    }
     let timeout = match [env::OTEL_TRACES_TIMEOUT, env::OTEL_TIMEOUT]
         .into_iter()
         .find_map(|name| set(name).map(|v| (name, v)))

@@ -150,12 +150,7 @@ impl TencentClient {
         let mut retries = 0;
         let mut missed = 0;
         loop {
-            // Spans at `debug` are for traces (see `telemetry::traces`).
-            let waiting = tracing::debug_span!(
-                "quota_wait",
-                tencent.action = A::NAME,
-                wait_ms = tracing::field::Empty
-            );
+            let waiting = observe::quota_wait_span(A::NAME);
             let waited_before = quota_wait;
             let departed = self
                 .depart::<A>(ctx, &mut quota_wait)
@@ -216,15 +211,7 @@ impl TencentClient {
             };
             let started = Instant::now();
             let departed_ms = self.clock.now_unix_ms();
-            let attempt = tracing::debug_span!(
-                "tencent.attempt",
-                otel.kind = "client",
-                tencent.action = A::NAME,
-                retry = retries,
-                tencent.code = tracing::field::Empty,
-                tencent.request_id = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-            );
+            let attempt = observe::attempt_span(A::NAME, retries);
             let result = self
                 .send_once::<A>(conn, body, ctx, remaining.min(self.attempt_timeout))
                 .instrument(attempt.clone())

@@ -317,6 +317,10 @@ async fn an_incoming_traceparent_is_continued_to_the_collector_to_tencent_and_to
         receiver.trace(&unsampled).is_empty(),
         "an unsampled trace is not exported"
     );
+    assert!(
+        receiver.trace(&twice).is_empty(),
+        "a repeated traceparent is not followed"
+    );
     // The collector's key went to the collector, and nowhere in the log.
     let keys: BTreeSet<Option<String>> = receiver
         .exports

@@ -39,6 +39,10 @@ fn only_the_gateways_spans_and_its_warnings_are_exported() {
         "audit records stay in the log"
     );
     assert!(!exported(&meta("hyper::client", Level::DEBUG, Kind::SPAN)));
+    assert!(
+        !exported(&meta(UNTRACED_TARGET, Level::INFO, Kind::SPAN)),
+        "probes are not traced"
+    );
     assert!(!exported(&meta(
         "reqwest::connect",
         Level::WARN,

@@ -98,11 +98,11 @@ fn what_the_gateway_cannot_do_is_refused_naming_the_variable() {
 }
 
 #[test]
-fn the_endpoint_is_shown_without_user_info_or_query() {
+fn the_endpoint_is_shown_without_its_query() {
     assert_eq!(
         endpoint_of(&[(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "https://user:hunter2@collector.example:4318/otlp?api_key=s3cret"
+            "https://collector.example:4318/otlp?api_key=s3cret"
         )]),
         Some((
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -128,10 +128,10 @@ fn the_general_endpoint_gets_the_traces_path_and_the_traces_one_is_kept_as_given
         url(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/custom")]),
         "http://c:4318/custom"
     );
-    // What the exporter is given keeps the user info and query the collector may need.
+    // What the exporter is given keeps the query the collector may need.
     assert_eq!(
-        url(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://u:p@c/otlp?key=k")]),
-        "https://u:p@c/otlp/v1/traces?key=k"
+        url(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c/otlp?key=k")]),
+        "https://c/otlp/v1/traces?key=k"
     );
 }
 
@@ -150,4 +150,45 @@ fn a_list_of_exporters_is_read_as_the_spec_lists_them_and_a_zero_timeout_is_refu
     assert!(on(&[endpoint, ("OTEL_TRACES_EXPORTER", "console")]).is_err());
     let error = on(&[endpoint, ("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]).expect_err("refused");
     assert!(error.contains("OTEL_EXPORTER_OTLP_TIMEOUT"), "{error}");
+}
+
+#[test]
+fn user_info_a_bad_header_list_or_compression_is_refused_without_its_value() {
+    let refused = |pairs: &[(&str, &str)], name: &str| {
+        let error = wanted(&lookup(pairs)).expect_err("refused");
+        assert!(error.contains(name), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    };
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+    refused(
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:hunter2@c:4318")],
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    );
+    refused(
+        &[
+            endpoint,
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization hunter2"),
+        ],
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    );
+    refused(
+        &[
+            endpoint,
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "bad key=hunter2"),
+        ],
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    );
+    refused(
+        &[endpoint, ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")],
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+    );
+    let fine = wanted(&lookup(&[
+        endpoint,
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Basic aHVudGVyMg==, x-tenant=a",
+        ),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+    ]));
+    assert!(matches!(fine, Ok(Some(_))), "{fine:?}");
 }
