@@ -5,9 +5,9 @@
 #   current  this commit with no OTEL_* variable set (traces off: the claim is "unchanged"),
 #   traced   this commit exporting every span to a local OTLP/HTTP sink (for reference).
 # The gateways run on core 1, wrk, the simulator and the sink on core 0.
-# Usage: bash bench/traces.sh   (BASE=6ad10ef ROUNDS=5 SECS=10 CONNS=4 LATENCY_MS=20)
+# Usage: bash bench/traces.sh   (BASE=6ad10ef ROUNDS=7 SECS=10 CONNS=4 LATENCY_MS=20)
 source "$(dirname "$0")/lib.sh"
-BASE=${BASE:-6ad10ef}; ROUNDS=${ROUNDS:-5}; SECS=${SECS:-10}; CONNS=${CONNS:-4}
+BASE=${BASE:-6ad10ef}; ROUNDS=${ROUNDS:-7}; SECS=${SECS:-10}; CONNS=${CONNS:-4}
 LATENCY_MS=${LATENCY_MS:-20}
 trap 'cleanup; git -C "$ROOT" worktree prune' EXIT
 need wrk
@@ -70,9 +70,11 @@ for side in "base $BASE_PORT" "current $CURRENT_PORT" "traced $TRACED_PORT"; do
 done
 # Each round also notes the gateway's CPU time (all threads, the export thread too) and its
 # requests: CPU per request is far steadier than a tail latency on shared cores.
+# The order rotates every round, so no side always follows another.
+SIDES=("base $BASE_PORT" "current $CURRENT_PORT" "traced $TRACED_PORT")
 for r in $(seq "$ROUNDS"); do
-  for side in "base $BASE_PORT" "current $CURRENT_PORT" "traced $TRACED_PORT"; do
-    set -- $side
+  for i in 0 1 2; do
+    set -- ${SIDES[$(( (i + r) % 3 ))]}
     before=$(cpu_ns "${GPID[$1]}")
     line=$(via "$1" "$2" "$SECS")
     echo "$line" >>"$WORK/$1.txt"
