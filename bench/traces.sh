@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What OpenTelemetry costs a request: the same load through three release gateways in front of one
-# simulator (20 ms answers, quotas lifted), alternating rounds:
+# simulator (20 ms answers, quotas lifted), in rounds whose order rotates:
 #   base     the commit before traces existed (BASE, built from a git worktree),
 #   current  this commit with no OTEL_* variable set (traces off: the claim is "unchanged"),
 #   traced   this commit exporting every span to a local OTLP/HTTP sink (for reference).
@@ -86,7 +86,7 @@ cpu_us() { awk '{printf "%.1f\n", $1 / 1000 / $2}' "$WORK/$1.cpu" | median; }
 dropped=$(curl -fsS "http://127.0.0.1:$TRACED_PORT/metrics" | awk '/^gateway_trace_spans_dropped_total/ {print $2}')
 failed=$(curl -fsS "http://127.0.0.1:$TRACED_PORT/metrics" | awk '/^gateway_trace_spans_export_failed_total/ {print $2}')
 header "Traces: off versus before, and on (bash bench/traces.sh)"
-echo "load: wrk -t1 -c$CONNS on core 0, gateways on core 1, $SECS s x $ROUNDS alternating rounds; simulator latency $LATENCY_MS ms, quotas lifted; base = $BASE; medians of the rounds"
+echo "load: wrk -t1 -c$CONNS on core 0, gateways on core 1, $SECS s x $ROUNDS rounds, order rotating; simulator latency $LATENCY_MS ms, quotas lifted; base = $BASE; medians of the rounds"
 compare base current "traces off (no OTEL_*)"
 compare base traced "traces exported"
 echo "gateway CPU per request (median of the rounds): base $(cpu_us base) µs, traces off $(cpu_us current) µs, traces exported $(cpu_us traced) µs"
