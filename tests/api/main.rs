@@ -12,6 +12,7 @@ mod errors;
 mod exactly_once;
 mod faults;
 mod helpers;
+mod history_lease;
 mod hostile;
 mod invitations;
 mod lookups;

@@ -690,15 +690,15 @@ async fn without_redis_at_start_the_gateway_is_not_ready_until_it_connects() {
 }
 
 /// A gateway process (`partner-gateway serve`), so a replica can be killed for real.
-struct Replica {
-    port: u16,
+pub(crate) struct Replica {
+    pub(crate) port: u16,
     config: std::path::PathBuf,
     upstream: Upstream,
     child: Option<tokio::process::Child>,
 }
 
 impl Replica {
-    fn new(upstream: &Upstream, redis: &TestRedis, key_hash: &str) -> Self {
+    pub(crate) fn new(upstream: &Upstream, redis: &TestRedis, key_hash: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -751,7 +751,7 @@ scopes = ["credit:allocate"]
         }
     }
 
-    async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         let log = std::fs::File::create(self.config.with_extension("log")).unwrap();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-gateway"))
             .arg("serve")
@@ -790,7 +790,7 @@ scopes = ["credit:allocate"]
     }
 
     /// SIGKILL: no drain, no settling; whatever it was doing is cut off.
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.unwrap();
         }

@@ -83,6 +83,12 @@ pub struct HistorySearch {
     customers: parking_lot::Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Option<Snapshot>>>>>,
 }
 
+/// KEYS[1] lease. ARGV: token, ms. Extends the lease if it is still ours.
+const RENEW: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"#;
+
 /// KEYS[1] lease. ARGV: token. Deletes the lease if it is still ours.
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -137,7 +143,14 @@ impl HistorySearch {
         };
         let started_ms = self.services.clock.now_unix_ms();
         let scanned = scan(
-            |page, size| self.fetch(wanted.uin, page, size),
+            |page, size| {
+                let lease = &lease;
+                async move {
+                    // Held one page at a time: a replica that dies mid-scan holds it no longer.
+                    self.renew(lease).await;
+                    self.fetch(wanted.uin, page, size).await
+                }
+            },
             wanted.cutoff_s,
             self.max_pages,
         )
@@ -282,9 +295,7 @@ impl HistorySearch {
         };
         let key = link.key(&format!("credit-history:{uin}"));
         let token = uuid::Uuid::new_v4().to_string();
-        // Long enough for a whole scan at the query quota; released as soon as it is done.
-        let ttl_ms =
-            (self.timeout.as_millis() as u64).max(1_000) * u64::from(self.max_pages.max(1));
+        let ttl_ms = self.lease_ms();
         let (k, t) = (key.clone(), token.clone());
         let set: Option<String> = link
             .run("history_lease", |mut conn| async move {
@@ -300,6 +311,36 @@ impl HistorySearch {
             .await
             .map_err(|e| e.to_string())?;
         Ok(set.map(|_| Some((key, token))))
+    }
+
+    /// How long the lease lasts unless renewed: two pages' time (a page waits for its quota slot
+    /// and its answer within `timeout`). Renewed before each page, released at the end: a replica
+    /// killed mid-scan blocks the customer's settling for this long, not for a whole scan's.
+    fn lease_ms(&self) -> u64 {
+        (self.timeout.as_millis() as u64).max(1_000) * 2
+    }
+
+    /// Extends the lease for the next page, if this scan still holds it. A lease lost meanwhile
+    /// (this replica stalled past it) is not fought for: the lease saves quota, a second scanner
+    /// is only a waste, never a risk (the scan only reads).
+    async fn renew(&self, lease: &Option<(String, String)>) {
+        let (Some(link), Some((key, token))) = (&self.services.redis, lease) else {
+            return;
+        };
+        let (key, token, ttl_ms) = (key.clone(), token.clone(), self.lease_ms());
+        let renewed = link
+            .run("history_lease", |mut conn| async move {
+                Script::new(RENEW)
+                    .key(&key)
+                    .arg(&token)
+                    .arg(ttl_ms)
+                    .invoke_async::<u8>(&mut conn)
+                    .await
+            })
+            .await;
+        if let Err(error) = renewed {
+            tracing::warn!(%error, "cannot renew a history lease; it expires by itself");
+        }
     }
 
     async fn release(&self, lease: Option<(String, String)>) {
