@@ -282,9 +282,12 @@ async fn a_distant_path_keeps_the_quota(redis: Option<&TestRedis>, replicas: usi
         "{what}: learned guard {:.0} ms, late departures (invitations) {late}",
         guard * 1000.0
     );
+    // The guard covers the path's 50 ms of jitter. It may reach its ceiling on a busy host (late
+    // wake-ups are part of what it learns, by design); whether the window then still used the
+    // quota is what `assert_utilization` checked above.
     let ceiling = options.settings.quotas.guard_max_ms as f64 / 1000.0;
     assert!(
-        guard >= 0.05 && guard < ceiling,
+        guard >= 0.05 && guard <= ceiling,
         "the guard is learned from the path and covers its 50 ms of jitter: {guard}"
     );
 }
