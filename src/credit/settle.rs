@@ -29,7 +29,7 @@ impl Allocator {
     /// Settles the `unknown` record of `scoped` from the customer's history.
     pub async fn settle(&self, scoped: &str, record: KeyState) -> Settled {
         // A span for traces: reconciliation, whether a retry or the resolver asked for it.
-        let span = tracing::debug_span!("reconcile", outcome = tracing::field::Empty);
+        let span = tracing::debug_span!(target: "partner_gateway::spans", "reconcile", outcome = tracing::field::Empty);
         let settled = self
             .settle_inner(scoped, record)
             .instrument(span.clone())
@@ -204,7 +204,7 @@ impl Allocator {
                 continue;
             }
             // A pass with work to do is a trace of its own (an idle pass is none).
-            let pass = tracing::debug_span!("reconciliation", unsettled = unknown.len());
+            let pass = tracing::debug_span!(target: "partner_gateway::spans", "reconciliation", unsettled = unknown.len());
             async {
                 for (key, record) in unknown {
                     self.settle(&key, record).await;

@@ -56,6 +56,7 @@ impl<S: RequiredScope + Send + Sync> FromRequestParts<AppState> for Authorized<S
     ) -> Result<Self, Self::Rejection> {
         // A span for traces (at `debug`: the request's log line names the caller already).
         let span = tracing::debug_span!(
+            target: "partner_gateway::spans",
             "authenticate",
             caller = tracing::field::Empty,
             outcome = tracing::field::Empty

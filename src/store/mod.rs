@@ -145,7 +145,7 @@ impl Store {
     }
 
     /// Creates the key unless it exists; returns the existing state if it does.
-    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "create", backend = self.backend()))]
+    #[tracing::instrument(name = "store", level = "debug", target = "partner_gateway::spans", skip_all, fields(operation = "create", backend = self.backend()))]
     pub async fn create(&self, new: NewKey<'_>) -> Result<Result<(), KeyState>, StoreError> {
         match self {
             Self::Memory(m) => m.create(new),
@@ -154,7 +154,7 @@ impl Store {
     }
 
     /// Replaces the key's state if it still equals `swap.expected`; true if it did.
-    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "replace", backend = self.backend()))]
+    #[tracing::instrument(name = "store", level = "debug", target = "partner_gateway::spans", skip_all, fields(operation = "replace", backend = self.backend()))]
     pub async fn replace(&self, swap: Swap<'_>) -> Result<bool, StoreError> {
         match self {
             Self::Memory(m) => m.replace(swap),
@@ -163,7 +163,7 @@ impl Store {
     }
 
     /// Removes the record of `key` if it still equals `expected`.
-    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "remove", backend = self.backend()))]
+    #[tracing::instrument(name = "store", level = "debug", target = "partner_gateway::spans", skip_all, fields(operation = "remove", backend = self.backend()))]
     pub async fn remove(&self, key: &str, expected: &KeyState) -> Result<bool, StoreError> {
         match self {
             Self::Memory(m) => m.remove(key, expected),
@@ -171,7 +171,7 @@ impl Store {
         }
     }
 
-    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "get", backend = self.backend()))]
+    #[tracing::instrument(name = "store", level = "debug", target = "partner_gateway::spans", skip_all, fields(operation = "get", backend = self.backend()))]
     pub async fn get(&self, key: &str) -> Result<Option<KeyState>, StoreError> {
         match self {
             Self::Memory(m) => m.get(key),
@@ -208,7 +208,7 @@ impl Store {
 
     /// When the cooldown of `key` ends (Unix ms), if it is running. Never fails: without Redis,
     /// this replica's own cooldowns answer.
-    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "cooldown_get", backend = self.backend()))]
+    #[tracing::instrument(name = "store", level = "debug", target = "partner_gateway::spans", skip_all, fields(operation = "cooldown_get", backend = self.backend()))]
     pub async fn cooldown_until(&self, key: &str) -> Option<u64> {
         match self {
             Self::Memory(m) => m.cooldown_until(key),
@@ -217,7 +217,7 @@ impl Store {
     }
 
     /// Starts (or extends) the cooldown of `key` until `until_ms`; locally if Redis is away.
-    #[tracing::instrument(name = "store", level = "debug", skip_all, fields(operation = "cooldown_set", backend = self.backend()))]
+    #[tracing::instrument(name = "store", level = "debug", target = "partner_gateway::spans", skip_all, fields(operation = "cooldown_set", backend = self.backend()))]
     pub async fn start_cooldown(&self, key: &str, until_ms: u64) {
         match self {
             Self::Memory(m) => m.start_cooldown(key, until_ms),

@@ -244,7 +244,7 @@ pub fn call_span() -> tracing::Span {
     if !active() {
         return tracing::Span::none();
     }
-    let span = tracing::debug_span!(parent: None, "read_call");
+    let span = tracing::debug_span!(target: "partner_gateway::spans", parent: None, "read_call");
     let _ = span.set_parent(tracing::Span::current().context());
     span
 }

@@ -101,6 +101,7 @@ pub(super) fn record_attempt<T>(span: &tracing::Span, result: &Result<(T, String
 /// The span of a call's wait for its quota slot and connection (at `debug`: for traces).
 pub(super) fn quota_wait_span(action: &'static str) -> tracing::Span {
     tracing::debug_span!(
+        target: "partner_gateway::spans",
         "quota_wait",
         tencent.action = action,
         wait_ms = tracing::field::Empty
@@ -110,6 +111,7 @@ pub(super) fn quota_wait_span(action: &'static str) -> tracing::Span {
 /// The span of one attempt: a client span for traces (at `debug`), ended by [`record_attempt`].
 pub(super) fn attempt_span(action: &'static str, retry: u32) -> tracing::Span {
     tracing::debug_span!(
+        target: "partner_gateway::spans",
         "tencent.attempt",
         otel.kind = "client",
         tencent.action = action,
