@@ -10,13 +10,7 @@ BASE=${BASE:-6ad10ef}; FEW=${FEW:-100}; MANY=${MANY:-400}
 trap 'cleanup; git -C "$ROOT" worktree prune' EXIT
 need valgrind
 unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
-BASE_BIN="$ROOT/target/bench-base/$(git -C "$ROOT" rev-parse --short "$BASE")/partner-gateway"
-if [ ! -x "$BASE_BIN" ]; then
-  git -C "$ROOT" worktree add -q --detach "$WORK/base" "$BASE"
-  (cd "$WORK/base" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked -q)
-  mkdir -p "$(dirname "$BASE_BIN")"
-  cp "$ROOT/target/release/partner-gateway" "$BASE_BIN"
-fi
+BASE_BIN=$(base_binary "$BASE")
 build
 SIM=$(free_port)
 sandbox "$SIM" 0

@@ -22,6 +22,22 @@ build() {
 }
 LOADGEN="$ROOT/target/release/examples/loadgen"
 
+# base_binary COMMIT: prints the path of a release gateway built from COMMIT: once per commit, in
+# a worktree into the same target directory (dependencies are reused), kept in target/bench-base/
+# (copied out before this commit's build replaces it). Run before `build`.
+base_binary() {
+  local bin
+  bin="$ROOT/target/bench-base/$(git -C "$ROOT" rev-parse --short "$1")/partner-gateway"
+  if [ ! -x "$bin" ]; then
+    git -C "$ROOT" worktree add -q --detach "$WORK/base" "$1" >&2
+    (cd "$WORK/base" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked -q) >&2
+    mkdir -p "$(dirname "$bin")"
+    cp "$ROOT/target/release/partner-gateway" "$bin"
+    git -C "$ROOT" worktree remove --force "$WORK/base" >&2
+  fi
+  echo "$bin"
+}
+
 # rss_kb PID: resident set size in KiB.
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 

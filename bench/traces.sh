@@ -13,15 +13,7 @@ trap 'cleanup; git -C "$ROOT" worktree prune' EXIT
 need wrk
 unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_SDK_DISABLED
 
-# The base binary, built once per BASE in a worktree into the same target directory (dependencies
-# are reused) and kept in target/bench-base/, copied out before this commit's build replaces it.
-BASE_BIN="$ROOT/target/bench-base/$(git -C "$ROOT" rev-parse --short "$BASE")/partner-gateway"
-if [ ! -x "$BASE_BIN" ]; then
-  git -C "$ROOT" worktree add -q --detach "$WORK/base" "$BASE"
-  (cd "$WORK/base" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked -q)
-  mkdir -p "$(dirname "$BASE_BIN")"
-  cp "$ROOT/target/release/partner-gateway" "$BASE_BIN"
-fi
+BASE_BIN=$(base_binary "$BASE")
 build
 
 # An OTLP/HTTP sink: answers every export at once, counts the bytes.

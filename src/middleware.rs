@@ -152,7 +152,8 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
     let request_id = context::request_id().unwrap_or_default();
     // Probes and scrapes are logged like any request, but their span's target keeps them out of
     // the traces: a probe every few seconds per replica is no trace anyone follows.
-    let span = if UNTRACED.contains(&route.as_str()) {
+    let traced = !UNTRACED.contains(&route.as_str());
+    let span = if !traced {
         tracing::info_span!(target: telemetry::traces::UNTRACED_TARGET, "request", request_id = %request_id, method = method_label, route = %route)
     } else {
         // `trace_id` and the `otel.*` fields are recorded only while traces are exported.
@@ -166,7 +167,7 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
             otel.kind = tracing::field::Empty,
         )
     };
-    if telemetry::traces::active() && !UNTRACED.contains(&route.as_str()) {
+    if traced && telemetry::traces::active() {
         telemetry::traces::continue_trace(&span, request.headers(), method_label, &route);
     }
     let response = next.run(request).instrument(span.clone()).await;
